@@ -1,0 +1,220 @@
+//! Sets up a ring with the raw syscalls, prints what the kernel offers, and pushes one NOP
+//! through the rings by hand.
+//!
+//! `cargo run -p uring-sys --example probe`
+
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use uring_sys::*;
+
+/// Opcode names, indexed by opcode, as in `linux/io_uring.h` at the pinned version.
+const OP_NAMES: &[&str] = &[
+    "NOP",
+    "READV",
+    "WRITEV",
+    "FSYNC",
+    "READ_FIXED",
+    "WRITE_FIXED",
+    "POLL_ADD",
+    "POLL_REMOVE",
+    "SYNC_FILE_RANGE",
+    "SENDMSG",
+    "RECVMSG",
+    "TIMEOUT",
+    "TIMEOUT_REMOVE",
+    "ACCEPT",
+    "ASYNC_CANCEL",
+    "LINK_TIMEOUT",
+    "CONNECT",
+    "FALLOCATE",
+    "OPENAT",
+    "CLOSE",
+    "FILES_UPDATE",
+    "STATX",
+    "READ",
+    "WRITE",
+    "FADVISE",
+    "MADVISE",
+    "SEND",
+    "RECV",
+    "OPENAT2",
+    "EPOLL_CTL",
+    "SPLICE",
+    "PROVIDE_BUFFERS",
+    "REMOVE_BUFFERS",
+    "TEE",
+    "SHUTDOWN",
+    "RENAMEAT",
+    "UNLINKAT",
+    "MKDIRAT",
+    "SYMLINKAT",
+    "LINKAT",
+    "MSG_RING",
+    "FSETXATTR",
+    "SETXATTR",
+    "FGETXATTR",
+    "GETXATTR",
+    "SOCKET",
+    "URING_CMD",
+    "SEND_ZC",
+    "SENDMSG_ZC",
+    "READ_MULTISHOT",
+    "WAITID",
+    "FUTEX_WAIT",
+    "FUTEX_WAKE",
+    "FUTEX_WAITV",
+    "FIXED_FD_INSTALL",
+    "FTRUNCATE",
+    "BIND",
+    "LISTEN",
+    "RECV_ZC",
+    "EPOLL_WAIT",
+    "READV_FIXED",
+    "WRITEV_FIXED",
+    "PIPE",
+    "NOP128",
+    "URING_CMD128",
+];
+
+const FEATURES: &[(u32, &str)] = &[
+    (IORING_FEAT_SINGLE_MMAP, "SINGLE_MMAP"),
+    (IORING_FEAT_NODROP, "NODROP"),
+    (IORING_FEAT_SUBMIT_STABLE, "SUBMIT_STABLE"),
+    (IORING_FEAT_RW_CUR_POS, "RW_CUR_POS"),
+    (IORING_FEAT_CUR_PERSONALITY, "CUR_PERSONALITY"),
+    (IORING_FEAT_FAST_POLL, "FAST_POLL"),
+    (IORING_FEAT_POLL_32BITS, "POLL_32BITS"),
+    (IORING_FEAT_SQPOLL_NONFIXED, "SQPOLL_NONFIXED"),
+    (IORING_FEAT_EXT_ARG, "EXT_ARG"),
+    (IORING_FEAT_NATIVE_WORKERS, "NATIVE_WORKERS"),
+    (IORING_FEAT_RSRC_TAGS, "RSRC_TAGS"),
+    (IORING_FEAT_CQE_SKIP, "CQE_SKIP"),
+    (IORING_FEAT_LINKED_FILE, "LINKED_FILE"),
+    (IORING_FEAT_REG_REG_RING, "REG_REG_RING"),
+    (IORING_FEAT_RECVSEND_BUNDLE, "RECVSEND_BUNDLE"),
+    (IORING_FEAT_MIN_TIMEOUT, "MIN_TIMEOUT"),
+    (IORING_FEAT_RW_ATTR, "RW_ATTR"),
+    (IORING_FEAT_NO_IOWAIT, "NO_IOWAIT"),
+];
+
+fn main() -> std::io::Result<()> {
+    let mut p = io_uring_params::default();
+    let ring = io_uring_setup(4, &mut p)?;
+    println!(
+        "ring fd {}: {} SQ entries, {} CQ entries",
+        ring.as_raw_fd(),
+        p.sq_entries,
+        p.cq_entries
+    );
+    let feats: Vec<&str> = FEATURES
+        .iter()
+        .filter(|(b, _)| p.features & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    println!("features 0x{:x}: {}", p.features, feats.join(" "));
+
+    // Probe: which opcodes this kernel supports.
+    const N: usize = 256;
+    let mut buf =
+        vec![0u64; (size_of::<io_uring_probe>() + N * size_of::<io_uring_probe_op>()) / 8];
+    // SAFETY: `buf` is 8-aligned and writable for the header plus N entries, as nr_args says.
+    unsafe {
+        io_uring_register(
+            ring.as_fd(),
+            IORING_REGISTER_PROBE,
+            buf.as_mut_ptr().cast(),
+            N as u32,
+        )?
+    };
+    // SAFETY: the kernel filled the header and `ops_len` entries after it, inside `buf`.
+    let ops = unsafe {
+        let hdr = &*(buf.as_ptr() as *const io_uring_probe);
+        std::slice::from_raw_parts(
+            buf.as_ptr().add(2) as *const io_uring_probe_op,
+            hdr.ops_len as usize,
+        )
+    };
+    let (mut yes, mut no) = (Vec::new(), Vec::new());
+    for op in ops {
+        let name = OP_NAMES.get(op.op as usize).copied().unwrap_or("?");
+        if op.flags as u32 & IO_URING_OP_SUPPORTED != 0 {
+            yes.push(name)
+        } else {
+            no.push(name)
+        }
+    }
+    println!("kernel supports {} opcodes: {}", yes.len(), yes.join(" "));
+    if !no.is_empty() {
+        println!("kernel lacks: {}", no.join(" "));
+    }
+
+    // One NOP through the rings by hand (IORING_FEAT_SINGLE_MMAP: SQ and CQ share a mapping).
+    assert!(
+        p.features & IORING_FEAT_SINGLE_MMAP != 0,
+        "this example needs SINGLE_MMAP"
+    );
+    let ring_len = (p.sq_off.array as usize + p.sq_entries as usize * 4)
+        .max(p.cq_off.cqes as usize + p.cq_entries as usize * size_of::<io_uring_cqe>());
+    let sqes_len = p.sq_entries as usize * size_of::<io_uring_sqe>();
+    // SAFETY: mapping the ring fd at the offsets the kernel documents; checked for MAP_FAILED.
+    let (rings, sqes) = unsafe {
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = libc::MAP_SHARED | libc::MAP_POPULATE;
+        let r = libc::mmap(
+            ptr::null_mut(),
+            ring_len,
+            prot,
+            flags,
+            ring.as_raw_fd(),
+            IORING_OFF_SQ_RING as i64,
+        );
+        let s = libc::mmap(
+            ptr::null_mut(),
+            sqes_len,
+            prot,
+            flags,
+            ring.as_raw_fd(),
+            IORING_OFF_SQES as i64,
+        );
+        if r == libc::MAP_FAILED || s == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        (r.cast::<u8>(), s.cast::<io_uring_sqe>())
+    };
+    // SAFETY: every offset comes from the kernel's params and lies inside the mapping; the
+    // head/tail words are 4-aligned u32s shared with the kernel, so they are accessed atomically.
+    unsafe {
+        let at = |off: u32| &*(rings.add(off as usize) as *const AtomicU32);
+        let sq_tail = at(p.sq_off.tail);
+        let mask = *(rings.add(p.sq_off.ring_mask as usize) as *const u32);
+        let tail = sq_tail.load(Ordering::Relaxed); // only we write the SQ tail
+        let idx = tail & mask;
+        let sqe = &mut *sqes.add(idx as usize);
+        *sqe = io_uring_sqe::default();
+        sqe.opcode = IORING_OP_NOP as u8;
+        sqe.user_data = 0x5eed;
+        *(rings.add(p.sq_off.array as usize) as *mut u32).add(idx as usize) = idx;
+        // Release: publishes the SQE and array slot to the kernel's acquire of the SQ tail.
+        sq_tail.store(tail.wrapping_add(1), Ordering::Release);
+        let submitted = io_uring_enter(ring.as_fd(), 1, 1, IORING_ENTER_GETEVENTS)?;
+        // Acquire: pairs with the kernel's release store of the CQ tail after writing the CQE.
+        let cq_tail = at(p.cq_off.tail).load(Ordering::Acquire);
+        let cq_head = at(p.cq_off.head).load(Ordering::Relaxed); // only we write the CQ head
+        let cq_mask = *(rings.add(p.cq_off.ring_mask as usize) as *const u32);
+        let cqe = &*(rings.add(p.cq_off.cqes as usize) as *const io_uring_cqe)
+            .add((cq_head & cq_mask) as usize);
+        println!(
+            "NOP: submitted {submitted}, {} completion(s) ready, user_data 0x{:x}, res {}",
+            cq_tail.wrapping_sub(cq_head),
+            cqe.user_data,
+            cqe.res
+        );
+        // Release: hands the CQE slot back; pairs with the kernel's acquire of the CQ head.
+        at(p.cq_off.head).store(cq_head.wrapping_add(1), Ordering::Release);
+        libc::munmap(sqes.cast(), sqes_len);
+        libc::munmap(rings.cast(), ring_len);
+    }
+    Ok(())
+}
