@@ -1914,4 +1914,3 @@ pub const IOSQE_IO_HARDLINK: u32 = 8;
 pub const IOSQE_IO_LINK: u32 = 4;
 pub const IO_URING_OP_SUPPORTED: u32 = 1;
 pub const SPLICE_F_FD_IN_FIXED: u32 = 2147483648;
-// x
