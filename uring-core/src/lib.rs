@@ -1,1 +1,61 @@
-//! Rings, their memory ordering, entering the kernel and registration (being built; see issue 3).
+//! io_uring rings: setup, the submission and completion queues with their memory ordering,
+//! entering the kernel, and registration.
+//!
+//! This is the layer for people who build their own runtime on raw SQEs. It owns the ring
+//! memory and every atomic access to it; what an SQE points at is the caller's business, which
+//! is why committing SQEs is `unsafe` (the typed, owning layer is `uring-ops`).
+//!
+//! - [`Builder`] sets a ring up (every setup flag, checked before the kernel sees it) and
+//!   [`Ring`] holds it: a [`SubmissionQueue`] and a [`CompletionQueue`], usable together through
+//!   `&mut` at no synchronisation cost, or split to live on two threads.
+//! - SQEs are prepared in place: [`SubmissionQueue::reserve`] gives `n` zeroed [`Sqe`]s (all or
+//!   nothing, for chains), [`Reservation::commit`] queues them, `submit` hands them over.
+//! - Completions come as [`Cqe`]s from a [`Batch`]: the CQ head is published once per batch.
+//! - [`Ring::register`] gives typed registration (probe, restrictions, buffers, files, eventfd,
+//!   personalities, io-wq limits, the ring fd, synchronous cancel).
+//! - The [`sim`] backend runs the same ring code over heap memory serviced in-process, which
+//!   is what Miri and loom check.
+//!
+//! # Memory ordering
+//!
+//! | word | written by | our access |
+//! |---|---|---|
+//! | SQ tail | us | `Release` store after the SQE writes |
+//! | SQ head | kernel | `Acquire` load before reusing a slot |
+//! | CQ tail | kernel | `Acquire` load before reading CQEs |
+//! | CQ head | us | `Release` store after the CQEs are read |
+//! | SQ flags (SQPOLL) | kernel | `SeqCst` fence after the tail store, then a load |
+//!
+//! Head and tail are free-running `u32` counters compared with `wrapping_sub`.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod backend;
+mod cqe;
+mod cqueue;
+mod error;
+mod raw;
+#[cfg(not(loom))]
+mod register;
+mod ring;
+mod setup;
+pub mod sim;
+mod sqe;
+mod squeue;
+mod sync;
+
+#[cfg(not(loom))]
+pub use backend::Kernel;
+pub use backend::{Backend, DefaultBackend};
+pub use cqe::{Cqe, CqeFlags};
+pub use cqueue::{Batch, CompletionQueue};
+pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use register::*;
+pub use ring::Ring;
+pub use setup::{Builder, Features, RingInfo, SetupFlags, MAX_CQ_ENTRIES, MAX_ENTRIES};
+pub use sqe::{opcode_name, Sqe, SqeFlags};
+pub use squeue::{Reservation, SubmissionQueue};
+
+/// The raw kernel ABI this crate is built on, for what the typed API does not cover.
+pub use uring_sys as sys;

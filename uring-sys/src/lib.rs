@@ -27,6 +27,16 @@ pub use bindings::*;
 
 mod layout;
 
+// bindgen does not derive `Clone` for `io_uring_sqe`: its last union ends in a flexible array
+// (`cmd[]`). A bitwise clone is sound: the struct is plain integers.
+impl Clone for io_uring_sqe {
+    /// A bitwise copy of the 64 bytes (not of a 128-byte SQE's second half).
+    fn clone(&self) -> Self {
+        // SAFETY: `self` is a valid, initialised SQE of plain integers; a bitwise copy is valid.
+        unsafe { std::ptr::read(self) }
+    }
+}
+
 /// Maps a raw syscall return to `io::Result`, keeping the count the kernel returned.
 fn check(ret: c_long) -> io::Result<u32> {
     if ret < 0 {

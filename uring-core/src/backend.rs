@@ -1,0 +1,265 @@
+//! Where ring memory comes from and how the "kernel" is entered: the real kernel ([`Kernel`]),
+//! or the in-process simulation ([`crate::sim::Sim`]).
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+mod sealed {
+    pub trait Sealed {}
+}
+pub(crate) use sealed::Sealed;
+
+/// The owner of a ring's memory and the way into the kernel that services it.
+///
+/// Implemented by [`Kernel`] (the running Linux kernel) and [`crate::sim::Sim`]; sealed.
+pub trait Backend: Sealed + Send + Sync + fmt::Debug + 'static {
+    /// `io_uring_enter`: consume up to `to_submit` published SQEs, and with
+    /// `IORING_ENTER_GETEVENTS` wait until `min_complete` CQEs are ready or `timeout` passes
+    /// (`ETIME`). Returns the number of SQEs consumed.
+    ///
+    /// Safe: only SQEs already published through an `unsafe` commit can be consumed.
+    fn enter(
+        &self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        timeout: Option<Duration>,
+    ) -> io::Result<u32>;
+}
+
+#[cfg(not(loom))]
+pub use kernel::Kernel;
+
+/// The backend of a [`crate::Ring`] when none is named: the kernel (the simulation under loom,
+/// where no system call may be made).
+#[cfg(not(loom))]
+pub type DefaultBackend = Kernel;
+/// The backend of a [`crate::Ring`] when none is named.
+#[cfg(loom)]
+pub type DefaultBackend = crate::sim::Sim;
+
+#[cfg(not(loom))]
+mod kernel {
+    use super::*;
+    use crate::error::{Error, Result};
+    use crate::raw::RingMemory;
+    use crate::setup::{Builder, Features};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+    use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+    /// A process-unique id of the calling thread (never reused, unlike TLS addresses or tids).
+    fn thread_id() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        thread_local! {
+            // Relaxed: only uniqueness matters.
+            static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        ID.with(|id| *id)
+    }
+    use uring_sys as sys;
+
+    /// A shared, read-write mapping of ring memory, unmapped on drop.
+    #[derive(Debug)]
+    struct Mmap {
+        ptr: NonNull<u8>,
+        len: usize,
+    }
+
+    impl Mmap {
+        fn new(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<Self> {
+            // SAFETY: a fresh shared mapping of the ring fd at an offset the kernel defines; the
+            // result is checked before use.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_POPULATE,
+                    fd.as_raw_fd(),
+                    offset as libc::off_t,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(Error::os("mmap", io::Error::last_os_error()));
+            }
+            let ptr = NonNull::new(ptr.cast())
+                .ok_or_else(|| Error::os("mmap", io::Error::from_raw_os_error(libc::EFAULT)))?;
+            Ok(Mmap { ptr, len })
+        }
+    }
+
+    impl Drop for Mmap {
+        fn drop(&mut self) {
+            // SAFETY: `ptr`/`len` are exactly a mapping made in `Mmap::new`, unmapped once here,
+            // after every user of the ring memory is gone (the mapping lives in the backend,
+            // which the queues keep alive through an `Arc`).
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+
+    /// The running Linux kernel: a ring fd and its mappings.
+    ///
+    /// Dropping it closes the fd first and then unmaps the rings; it is dropped only when both
+    /// queue halves are gone.
+    pub struct Kernel {
+        fd: OwnedFd,
+        /// Index of the registered ring fd (`IORING_REGISTER_RING_FDS`), or -1.
+        registered: AtomicI32,
+        /// [`thread_id`] of the thread that registered it: the kernel's table is per thread.
+        registered_by: AtomicU64,
+        sq_map: Mmap,
+        cq_map: Option<Mmap>,
+        sqe_map: Mmap,
+    }
+
+    impl fmt::Debug for Kernel {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Kernel")
+                .field("fd", &self.fd.as_raw_fd())
+                .field("registered", &self.registered.load(Ordering::Relaxed))
+                .finish_non_exhaustive()
+        }
+    }
+
+    // SAFETY: the raw mapping pointers are only handed out as `RingMemory` to the queues, which
+    // access the shared words atomically; the fd is thread-safe.
+    unsafe impl Send for Kernel {}
+    // SAFETY: as above; `&Kernel` only allows `io_uring_enter`/`register`, which are thread-safe.
+    unsafe impl Sync for Kernel {}
+
+    impl Sealed for Kernel {}
+
+    impl Kernel {
+        /// `io_uring_setup` with the builder's parameters, then maps the rings.
+        pub(crate) fn setup(b: &Builder) -> Result<(Kernel, sys::io_uring_params)> {
+            let mut p = b.params;
+            let fd = sys::io_uring_setup(b.entries, &mut p)
+                .map_err(|e| Error::os("io_uring_setup", e))?;
+            let features = Features::from_bits_retain(p.features);
+            let cqe_size = std::mem::size_of::<sys::io_uring_cqe>()
+                << u32::from(p.flags & sys::IORING_SETUP_CQE32 != 0);
+            let sqe_size = std::mem::size_of::<sys::io_uring_sqe>()
+                << u32::from(p.flags & sys::IORING_SETUP_SQE128 != 0);
+            let mut sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
+            let mut cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * cqe_size;
+            let single = features.contains(Features::SINGLE_MMAP);
+            if single {
+                sq_len = sq_len.max(cq_len);
+                cq_len = sq_len;
+            }
+            let sq_map = Mmap::new(fd.as_fd(), sys::IORING_OFF_SQ_RING, sq_len)?;
+            let cq_map = if single {
+                None
+            } else {
+                Some(Mmap::new(fd.as_fd(), sys::IORING_OFF_CQ_RING, cq_len)?)
+            };
+            let sqe_map = Mmap::new(
+                fd.as_fd(),
+                sys::IORING_OFF_SQES,
+                p.sq_entries as usize * sqe_size,
+            )?;
+            let kernel = Kernel {
+                fd,
+                registered: AtomicI32::new(-1),
+                registered_by: AtomicU64::new(0),
+                sq_map,
+                cq_map,
+                sqe_map,
+            };
+            Ok((kernel, p))
+        }
+
+        pub(crate) fn memory(&self) -> RingMemory {
+            let sq_ring = self.sq_map.ptr.as_ptr();
+            RingMemory {
+                sq_ring,
+                cq_ring: self.cq_map.as_ref().map_or(sq_ring, |m| m.ptr.as_ptr()),
+                sqes: self.sqe_map.ptr.as_ptr().cast(),
+            }
+        }
+
+        /// The registered ring index in use for entering, if any.
+        pub fn registered_index(&self) -> Option<u32> {
+            let i = self.registered.load(Ordering::Relaxed);
+            (i >= 0).then_some(i as u32)
+        }
+
+        /// Records (or forgets) the registered ring index of the calling thread.
+        #[allow(dead_code)] // used by ring-fd registration
+        pub(crate) fn set_registered_index(&self, index: Option<u32>) {
+            let v = index.map_or(-1, |i| i as i32);
+            // Relaxed: plain values used as syscall arguments; no memory is published by them.
+            self.registered_by.store(thread_id(), Ordering::Relaxed);
+            self.registered.store(v, Ordering::Relaxed);
+        }
+    }
+
+    impl AsFd for Kernel {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.fd.as_fd()
+        }
+    }
+
+    impl Backend for Kernel {
+        fn enter(
+            &self,
+            to_submit: u32,
+            min_complete: u32,
+            flags: u32,
+            timeout: Option<Duration>,
+        ) -> io::Result<u32> {
+            let ts;
+            let arg;
+            let (flags, argp, argsz) = match timeout {
+                Some(t) => {
+                    ts = sys::__kernel_timespec {
+                        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+                        tv_nsec: i64::from(t.subsec_nanos()),
+                    };
+                    arg = sys::io_uring_getevents_arg {
+                        ts: &ts as *const _ as u64,
+                        ..Default::default()
+                    };
+                    (
+                        flags | sys::IORING_ENTER_EXT_ARG,
+                        &arg as *const sys::io_uring_getevents_arg as *const libc::c_void,
+                        std::mem::size_of::<sys::io_uring_getevents_arg>(),
+                    )
+                }
+                None => (flags, std::ptr::null(), 0),
+            };
+            // Relaxed: see `set_registered_index`.
+            let reg = self.registered.load(Ordering::Relaxed);
+            // A registered ring index is only meaningful on the thread that registered it (the
+            // kernel keeps the table per task); elsewhere the real fd is used.
+            if reg >= 0 && self.registered_by.load(Ordering::Relaxed) == thread_id() {
+                // SAFETY: the SQEs between head and tail were vouched for when committed; `argp`
+                // is null or points at `arg`/`ts`, alive for the call.
+                let r = unsafe {
+                    sys::io_uring_enter_raw(
+                        reg,
+                        to_submit,
+                        min_complete,
+                        flags | sys::IORING_ENTER_REGISTERED_RING,
+                        argp,
+                        argsz,
+                    )
+                };
+                return r;
+            }
+            // SAFETY: as above.
+            unsafe {
+                sys::io_uring_enter_raw(
+                    self.fd.as_raw_fd(),
+                    to_submit,
+                    min_complete,
+                    flags,
+                    argp,
+                    argsz,
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The completion side: batches of ready CQEs, waiting, and the flags that force a kernel entry.
+
+use crate::backend::Backend;
+use crate::cqe::Cqe;
+use crate::error::{Error, Result};
+use crate::raw::RawCq;
+use crate::sync::Ordering;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uring_sys as sys;
+
+/// The completion half of a ring. `Send`, so it can live on a different thread from the
+/// [`crate::SubmissionQueue`].
+pub struct CompletionQueue<B: Backend> {
+    raw: RawCq,
+    /// Our head: every CQE before it has been read and handed back to the kernel.
+    head: u32,
+    /// IOPOLL rings only complete when the kernel is entered.
+    iopoll: bool,
+    backend: Arc<B>,
+}
+
+impl<B: Backend> fmt::Debug for CompletionQueue<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionQueue")
+            .field("entries", &self.raw.entries)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SQ flags that mean "completions are waiting in the kernel": enter it even if the CQ looks
+/// like it has enough.
+const NEED_ENTER: u32 = sys::IORING_SQ_CQ_OVERFLOW | sys::IORING_SQ_TASKRUN;
+
+impl<B: Backend> CompletionQueue<B> {
+    pub(crate) fn new(raw: RawCq, iopoll: bool, backend: Arc<B>) -> Self {
+        // Relaxed: only we write the CQ head.
+        let head = raw.head().load(Ordering::Relaxed);
+        CompletionQueue {
+            raw,
+            head,
+            iopoll,
+            backend,
+        }
+    }
+
+    /// The backend this queue waits on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Number of CQ slots.
+    #[inline]
+    pub fn capacity(&self) -> u32 {
+        self.raw.entries
+    }
+
+    /// Completions ready to read now.
+    #[inline]
+    pub fn ready(&self) -> u32 {
+        // Acquire: pairs with the kernel's release store of the CQ tail after it wrote the CQEs,
+        // making every CQE before the tail visible to the reads that follow.
+        self.raw
+            .tail()
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.head)
+    }
+
+    /// Whether the kernel holds completions the CQ does not show yet (overflow backlog or
+    /// pending task work): only entering the kernel brings them in.
+    #[inline]
+    pub fn kernel_has_more(&self) -> bool {
+        // Relaxed: a hint; the CQEs themselves are reached through the tail's Acquire.
+        self.raw.sq_flags().load(Ordering::Relaxed) & NEED_ENTER != 0
+    }
+
+    /// Takes the next completion, if one is ready, and hands its slot back to the kernel.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Cqe> {
+        let mut batch = self.batch();
+        batch.next()
+    }
+
+    /// A view of the completions ready now. Iterate it; the slots read are handed back to the
+    /// kernel once, when the batch is dropped.
+    #[inline]
+    pub fn batch(&mut self) -> Batch<'_, B> {
+        // Acquire: pairs with the kernel's release store of the CQ tail (see `ready`).
+        let tail = self.raw.tail().load(Ordering::Acquire);
+        let head = self.head;
+        Batch {
+            cq: self,
+            head,
+            tail,
+        }
+    }
+
+    /// Waits until at least `want` completions are ready, entering the kernel only when needed
+    /// (too few ready, an overflow backlog, pending task work, or an IOPOLL ring). Returns the
+    /// number ready. Signals (`EINTR`) are retried.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] for `EAGAIN`/`EBUSY`, [`Error::Os`] for other failures.
+    pub fn wait(&mut self, want: u32) -> Result<u32> {
+        self.wait_until(want, None)
+    }
+
+    /// As [`CompletionQueue::wait`], giving up with [`Error::Timeout`] after `timeout`
+    /// (uses `IORING_ENTER_EXT_ARG`; a signal does not restart the clock).
+    pub fn wait_timeout(&mut self, want: u32, timeout: Duration) -> Result<u32> {
+        self.wait_until(want, Some(Instant::now() + timeout))
+    }
+
+    fn wait_until(&mut self, want: u32, deadline: Option<Instant>) -> Result<u32> {
+        let want = want.min(self.raw.entries);
+        loop {
+            let ready = self.ready();
+            let must_enter = self.iopoll || self.kernel_has_more();
+            if ready >= want && !must_enter {
+                return Ok(ready);
+            }
+            let min = if ready >= want { 0 } else { want };
+            let timeout = match deadline {
+                Some(d) if min > 0 => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Timeout);
+                    }
+                    Some(left)
+                }
+                _ => None,
+            };
+            match self
+                .backend
+                .enter(0, min, sys::IORING_ENTER_GETEVENTS, timeout)
+            {
+                Ok(_) if min == 0 => return Ok(self.ready()),
+                Ok(_) => {}
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::ETIME) => {
+                        let ready = self.ready();
+                        return if ready >= want {
+                            Ok(ready)
+                        } else {
+                            Err(Error::Timeout)
+                        };
+                    }
+                    Some(libc::EAGAIN) | Some(libc::EBUSY) => return Err(Error::Busy(e)),
+                    _ => return Err(Error::os("io_uring_enter", e)),
+                },
+            }
+        }
+    }
+
+    /// Completions the kernel had to drop because the CQ was full (`cq_off.overflow`). Stays 0
+    /// on kernels with `IORING_FEAT_NODROP`, which keep a backlog instead.
+    pub fn overflow(&self) -> u32 {
+        // Relaxed: a statistics counter written by the kernel.
+        self.raw.overflow().load(Ordering::Relaxed)
+    }
+
+    /// Turns eventfd notifications for this ring off or on (`IORING_CQ_EVENTFD_DISABLED`).
+    /// Returns `false` when the kernel has no CQ flags word.
+    pub fn set_eventfd_enabled(&mut self, enabled: bool) -> bool {
+        let Some(flags) = self.raw.flags() else {
+            return false;
+        };
+        // Relaxed: only we write this word; the kernel reads it when posting, with no data
+        // published through it.
+        let old = flags.load(Ordering::Relaxed);
+        let new = if enabled {
+            old & !sys::IORING_CQ_EVENTFD_DISABLED
+        } else {
+            old | sys::IORING_CQ_EVENTFD_DISABLED
+        };
+        flags.store(new, Ordering::Relaxed);
+        true
+    }
+}
+
+/// The completions ready when [`CompletionQueue::batch`] was called. An iterator of [`Cqe`];
+/// dropping it hands every slot read back to the kernel with one `Release` store.
+pub struct Batch<'a, B: Backend> {
+    cq: &'a mut CompletionQueue<B>,
+    head: u32,
+    tail: u32,
+}
+
+impl<B: Backend> fmt::Debug for Batch<'_, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("left", &self.tail.wrapping_sub(self.head))
+            .finish()
+    }
+}
+
+impl<B: Backend> Batch<'_, B> {
+    /// Completions left in this batch.
+    #[inline]
+    pub fn remaining(&self) -> u32 {
+        self.tail.wrapping_sub(self.head)
+    }
+}
+
+impl<B: Backend> Iterator for Batch<'_, B> {
+    type Item = Cqe;
+
+    #[inline]
+    fn next(&mut self) -> Option<Cqe> {
+        if self.head == self.tail {
+            return None;
+        }
+        let raw = &self.cq.raw;
+        // SAFETY: `head` is before the tail read with Acquire, so the kernel has written this
+        // slot and will not touch it until our Release store of a head past it.
+        let cqe = unsafe {
+            let extra = raw.cqe_extra(self.head).map_or([0; 2], |p| p.read());
+            Cqe::from_raw(&raw.cqe(self.head).read(), extra)
+        };
+        self.head = self.head.wrapping_add(1);
+        Some(cqe)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.remaining() as usize;
+        (n, Some(n))
+    }
+}
+
+impl<B: Backend> ExactSizeIterator for Batch<'_, B> {}
+
+impl<B: Backend> Drop for Batch<'_, B> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.head != self.cq.head {
+            self.cq.head = self.head;
+            // Release: our reads of the CQEs before `head` happen before the kernel may reuse
+            // their slots; pairs with the kernel's acquire load of the CQ head when it checks
+            // for free space.
+            self.cq.raw.head().store(self.head, Ordering::Release);
+        }
+    }
+}

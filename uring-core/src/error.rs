@@ -1,0 +1,98 @@
+//! The errors of `uring-core`.
+
+use std::io;
+
+/// Everything `uring-core` can report. Each variant says what failed and carries the errno or
+/// the offending value; every one converts to [`io::Error`] keeping the errno.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A ring was asked for zero submission queue entries.
+    #[error("a ring needs at least one SQ entry (got 0)")]
+    ZeroEntries,
+    /// More SQ entries than the kernel allows, without [`crate::Builder::clamp`].
+    #[error("{requested} SQ entries is more than the kernel maximum of {max} (use clamp())")]
+    TooManyEntries {
+        /// What was asked for.
+        requested: u32,
+        /// The kernel's limit.
+        max: u32,
+    },
+    /// More CQ entries than the kernel allows, without [`crate::Builder::clamp`].
+    #[error("{requested} CQ entries is more than the kernel maximum of {max} (use clamp())")]
+    TooManyCqEntries {
+        /// What was asked for.
+        requested: u32,
+        /// The kernel's limit.
+        max: u32,
+    },
+    /// A completion queue smaller than the submission queue.
+    #[error("the CQ ({cq} entries) must be at least as large as the SQ ({sq} entries)")]
+    CqSmallerThanSq {
+        /// Requested CQ entries.
+        cq: u32,
+        /// Requested SQ entries.
+        sq: u32,
+    },
+    /// A flag combination the kernel rejects.
+    #[error("invalid setup: {0}")]
+    InvalidSetup(&'static str),
+    /// The submission queue lacks room for the SQEs asked for; nothing was reserved.
+    #[error("no room in the submission queue: {needed} SQE(s) needed, {free} free of {capacity}")]
+    NoSpace {
+        /// SQEs asked for.
+        needed: u32,
+        /// SQEs free at the time.
+        free: u32,
+        /// Size of the SQ.
+        capacity: u32,
+    },
+    /// A timed wait ended before enough completions arrived.
+    #[error("timed out waiting for completions")]
+    Timeout,
+    /// The kernel is short of resources or the completion queue is backed up: reap completions,
+    /// then submit again. SQEs that were not consumed are still queued.
+    #[error("the kernel cannot take more work now ({0}): reap completions and retry")]
+    Busy(#[source] io::Error),
+    /// A system call failed.
+    #[error("{call} failed: {source}")]
+    Os {
+        /// Which call (`io_uring_setup`, `io_uring_enter`, `mmap`, an `IORING_REGISTER_*` name).
+        call: &'static str,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn os(call: &'static str, source: io::Error) -> Self {
+        Error::Os { call, source }
+    }
+
+    /// The errno behind this error, when there is one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Busy(e) | Error::Os { source: e, .. } => e.raw_os_error(),
+            Error::Timeout => Some(libc::ETIME),
+            Error::NoSpace { .. } => Some(libc::EBUSY),
+            _ => Some(libc::EINVAL),
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            // The kernel's errno is kept as is (`raw_os_error()` still answers).
+            Error::Os { source, .. } | Error::Busy(source) => source,
+            other => {
+                let errno = other.raw_os_error().unwrap_or(libc::EINVAL);
+                io::Error::new(io::Error::from_raw_os_error(errno).kind(), other)
+            }
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

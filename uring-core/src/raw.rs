@@ -1,0 +1,326 @@
+//! The one module that does pointer arithmetic on ring memory.
+//!
+//! [`RawSq`] and [`RawCq`] hold pointers into the shared ring memory, computed once from the
+//! offsets the kernel (or the simulated kernel) reported. Every other module reaches head/tail
+//! words, the SQ index array, SQE slots and CQE slots through the accessors here.
+//!
+//! Ring memory may be the kernel's mapping or a heap block serviced by [`crate::sim`]; the
+//! accessors do not care.
+
+use crate::sync::AtomicU32;
+use uring_sys::{io_uring_cqe, io_uring_params, io_uring_sqe};
+
+/// Pointers into the submission ring.
+///
+/// Invariant (from [`RawSq::new`]'s contract): every pointer is valid for the life of the memory
+/// owner that made it, which outlives this value; `head`, `tail`, `flags`, `dropped` are 4-aligned
+/// `u32` words shared with the kernel; `sqes` holds `entries << sqe_shift` 64-byte slots; `array`
+/// is null (`IORING_SETUP_NO_SQARRAY`) or holds `entries` `u32` slots.
+#[derive(Debug)]
+pub(crate) struct RawSq {
+    head: *const AtomicU32,
+    tail: *const AtomicU32,
+    flags: *const AtomicU32,
+    dropped: *const AtomicU32,
+    array: *mut u32,
+    sqes: *mut io_uring_sqe,
+    /// `entries - 1`; `entries` is a power of two.
+    pub(crate) mask: u32,
+    /// Number of SQ slots.
+    pub(crate) entries: u32,
+    /// 0 for 64-byte SQEs, 1 for `IORING_SETUP_SQE128`.
+    pub(crate) sqe_shift: u32,
+}
+
+/// Pointers into the completion ring. Same invariant as [`RawSq`]; `cqes` holds
+/// `entries << cqe_shift` 16-byte slots; `flags` may be null (kernels before 5.8).
+#[derive(Debug)]
+pub(crate) struct RawCq {
+    /// The SQ ring's flags word, read on the completion side for `CQ_OVERFLOW` / `TASKRUN`.
+    sq_flags: *const AtomicU32,
+    head: *const AtomicU32,
+    tail: *const AtomicU32,
+    flags: *const AtomicU32,
+    overflow: *const AtomicU32,
+    cqes: *mut io_uring_cqe,
+    /// `entries - 1`; `entries` is a power of two.
+    pub(crate) mask: u32,
+    /// Number of CQ slots.
+    pub(crate) entries: u32,
+    /// 0 for 16-byte CQEs, 1 for `IORING_SETUP_CQE32`.
+    pub(crate) cqe_shift: u32,
+}
+
+// SAFETY: the pointers refer to ring memory owned by the backend, which is `Send + Sync`; all
+// shared words are accessed atomically, and SQE/CQE slots are only touched by the one side that
+// owns them at the time (the protocol enforced by head/tail).
+unsafe impl Send for RawSq {}
+// SAFETY: as above.
+unsafe impl Sync for RawSq {}
+// SAFETY: as above.
+unsafe impl Send for RawCq {}
+// SAFETY: as above.
+unsafe impl Sync for RawCq {}
+
+/// Ring memory as laid out by `io_uring_setup`: the SQ ring, the CQ ring (possibly the same
+/// block) and the SQE array, with the offsets in `p`.
+#[cfg(not(loom))]
+pub(crate) struct RingMemory {
+    pub(crate) sq_ring: *mut u8,
+    pub(crate) cq_ring: *mut u8,
+    pub(crate) sqes: *mut io_uring_sqe,
+}
+
+#[cfg(not(loom))]
+impl RawSq {
+    /// Computes the SQ pointers from ring memory and the offsets in `p`.
+    ///
+    /// # Safety
+    ///
+    /// `mem` must describe live ring memory laid out as `p` says (as returned by
+    /// `io_uring_setup` for that ring, or built the same way by the simulated kernel), valid for
+    /// as long as the returned value is used.
+    pub(crate) unsafe fn new(mem: &RingMemory, p: &io_uring_params, no_sqarray: bool) -> Self {
+        let base = mem.sq_ring;
+        let o = &p.sq_off;
+        // SAFETY: the caller guarantees every offset lies inside the SQ ring block.
+        unsafe {
+            let mask = *base.add(o.ring_mask as usize).cast::<u32>();
+            let entries = *base.add(o.ring_entries as usize).cast::<u32>();
+            Self {
+                head: base.add(o.head as usize).cast(),
+                tail: base.add(o.tail as usize).cast(),
+                flags: base.add(o.flags as usize).cast(),
+                dropped: base.add(o.dropped as usize).cast(),
+                array: if no_sqarray {
+                    std::ptr::null_mut()
+                } else {
+                    base.add(o.array as usize).cast()
+                },
+                sqes: mem.sqes,
+                mask,
+                entries,
+                sqe_shift: u32::from(p.flags & uring_sys::IORING_SETUP_SQE128 != 0),
+            }
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl RawCq {
+    /// Computes the CQ pointers from ring memory and the offsets in `p`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`RawSq::new`].
+    pub(crate) unsafe fn new(mem: &RingMemory, p: &io_uring_params) -> Self {
+        let base = mem.cq_ring;
+        let o = &p.cq_off;
+        // SAFETY: the caller guarantees every offset lies inside the CQ ring block, and the SQ
+        // flags offset inside the SQ ring block.
+        unsafe {
+            Self {
+                sq_flags: mem.sq_ring.add(p.sq_off.flags as usize).cast(),
+                head: base.add(o.head as usize).cast(),
+                tail: base.add(o.tail as usize).cast(),
+                flags: if o.flags == 0 {
+                    std::ptr::null()
+                } else {
+                    base.add(o.flags as usize).cast()
+                },
+                overflow: base.add(o.overflow as usize).cast(),
+                cqes: base.add(o.cqes as usize).cast(),
+                mask: *base.add(o.ring_mask as usize).cast::<u32>(),
+                entries: *base.add(o.ring_entries as usize).cast::<u32>(),
+                cqe_shift: u32::from(p.flags & uring_sys::IORING_SETUP_CQE32 != 0),
+            }
+        }
+    }
+}
+
+#[cfg(loom)]
+impl RawSq {
+    /// Builds the SQ view from separately allocated words (loom's atomics cannot live in a
+    /// kernel-layout block).
+    ///
+    /// # Safety
+    ///
+    /// Every pointer must stay valid while the value is used; `sqes` holds `entries` slots and
+    /// `array` is null or holds `entries` slots.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn from_parts(
+        head: *const AtomicU32,
+        tail: *const AtomicU32,
+        flags: *const AtomicU32,
+        dropped: *const AtomicU32,
+        array: *mut u32,
+        sqes: *mut io_uring_sqe,
+        entries: u32,
+    ) -> Self {
+        Self {
+            head,
+            tail,
+            flags,
+            dropped,
+            array,
+            sqes,
+            mask: entries - 1,
+            entries,
+            sqe_shift: 0,
+        }
+    }
+}
+
+#[cfg(loom)]
+impl RawCq {
+    /// Builds the CQ view from separately allocated words.
+    ///
+    /// # Safety
+    ///
+    /// As for [`RawSq::from_parts`]; `cqes` holds `entries` slots.
+    pub(crate) unsafe fn from_parts(
+        sq_flags: *const AtomicU32,
+        head: *const AtomicU32,
+        tail: *const AtomicU32,
+        flags: *const AtomicU32,
+        overflow: *const AtomicU32,
+        cqes: *mut io_uring_cqe,
+        entries: u32,
+    ) -> Self {
+        Self {
+            sq_flags,
+            head,
+            tail,
+            flags,
+            overflow,
+            cqes,
+            mask: entries - 1,
+            entries,
+            cqe_shift: 0,
+        }
+    }
+}
+
+impl RawSq {
+    /// The SQ head: written by the kernel as it consumes SQEs.
+    #[inline]
+    pub(crate) fn head(&self) -> &AtomicU32 {
+        // SAFETY: valid, aligned and live by the type's invariant.
+        unsafe { &*self.head }
+    }
+
+    /// The SQ tail: written by us to publish SQEs.
+    #[inline]
+    pub(crate) fn tail(&self) -> &AtomicU32 {
+        // SAFETY: valid, aligned and live by the type's invariant.
+        unsafe { &*self.tail }
+    }
+
+    /// The SQ flags (`IORING_SQ_*`): written by the kernel.
+    #[inline]
+    pub(crate) fn flags(&self) -> &AtomicU32 {
+        // SAFETY: valid, aligned and live by the type's invariant.
+        unsafe { &*self.flags }
+    }
+
+    /// Count of invalid SQEs the kernel dropped: written by the kernel.
+    #[inline]
+    pub(crate) fn dropped(&self) -> &AtomicU32 {
+        // SAFETY: valid, aligned and live by the type's invariant.
+        unsafe { &*self.dropped }
+    }
+
+    /// The SQE slot for the free-running index `index`.
+    #[inline]
+    pub(crate) fn sqe(&self, index: u32) -> *mut io_uring_sqe {
+        let slot = ((index & self.mask) << self.sqe_shift) as usize;
+        // SAFETY: `slot < entries << sqe_shift`, inside the SQE array by the type's invariant.
+        unsafe { self.sqes.add(slot) }
+    }
+
+    /// Points every SQ index-array slot at the SQE of the same number, once at setup, so that
+    /// SQE `i & mask` is always the one submitted at position `i` (no per-op array write).
+    pub(crate) fn init_identity_array(&self) {
+        if self.array.is_null() {
+            return;
+        }
+        for i in 0..self.entries {
+            // SAFETY: `i < entries`, inside the array. Written before the ring is used, so the
+            // kernel reads it only after our first `Release` store of the tail.
+            unsafe { self.array.add(i as usize).write(i) };
+        }
+    }
+
+    /// The simulated kernel's view: which SQE the array slot for `index` names.
+    #[inline]
+    pub(crate) fn array_entry(&self, index: u32) -> u32 {
+        if self.array.is_null() {
+            index & self.mask
+        } else {
+            // SAFETY: `index & mask < entries`, inside the array.
+            unsafe { self.array.add((index & self.mask) as usize).read() }
+        }
+    }
+
+    /// The SQE at slot number `slot` (not a free-running index), for the simulated kernel.
+    #[inline]
+    pub(crate) fn sqe_at_slot(&self, slot: u32) -> Option<*const io_uring_sqe> {
+        (slot < self.entries)
+            // SAFETY: `slot < entries`, inside the SQE array.
+            .then(|| unsafe { self.sqes.add((slot << self.sqe_shift) as usize) } as *const _)
+    }
+}
+
+impl RawCq {
+    /// The SQ ring's flags (`IORING_SQ_CQ_OVERFLOW`, `IORING_SQ_TASKRUN`): written by the kernel.
+    #[inline]
+    pub(crate) fn sq_flags(&self) -> &AtomicU32 {
+        // SAFETY: valid, aligned and live by the type's invariant.
+        unsafe { &*self.sq_flags }
+    }
+
+    /// The CQ head: written by us after reading CQEs.
+    #[inline]
+    pub(crate) fn head(&self) -> &AtomicU32 {
+        // SAFETY: valid, aligned and live by the type's invariant.
+        unsafe { &*self.head }
+    }
+
+    /// The CQ tail: written by the kernel after posting CQEs.
+    #[inline]
+    pub(crate) fn tail(&self) -> &AtomicU32 {
+        // SAFETY: valid, aligned and live by the type's invariant.
+        unsafe { &*self.tail }
+    }
+
+    /// The CQ flags (`IORING_CQ_EVENTFD_DISABLED`): written by us, read by the kernel.
+    #[inline]
+    pub(crate) fn flags(&self) -> Option<&AtomicU32> {
+        // SAFETY: null or valid, aligned and live by the type's invariant.
+        unsafe { self.flags.as_ref() }
+    }
+
+    /// Count of completions the kernel could not post (no `IORING_FEAT_NODROP` behaviour).
+    #[inline]
+    pub(crate) fn overflow(&self) -> &AtomicU32 {
+        // SAFETY: valid, aligned and live by the type's invariant.
+        unsafe { &*self.overflow }
+    }
+
+    /// The CQE slot for the free-running index `index`.
+    #[inline]
+    pub(crate) fn cqe(&self, index: u32) -> *mut io_uring_cqe {
+        let slot = ((index & self.mask) << self.cqe_shift) as usize;
+        // SAFETY: `slot < entries << cqe_shift`, inside the CQE array by the type's invariant.
+        unsafe { self.cqes.add(slot) }
+    }
+
+    /// The 16 extra bytes of a 32-byte CQE (`IORING_SETUP_CQE32`) at `index`, or `None`.
+    #[inline]
+    pub(crate) fn cqe_extra(&self, index: u32) -> Option<*mut [u64; 2]> {
+        (self.cqe_shift == 1).then(|| {
+            // SAFETY: with CQE32 every slot is two 16-byte units; the second is inside the array.
+            unsafe { self.cqe(index).add(1).cast::<[u64; 2]>() }
+        })
+    }
+}
