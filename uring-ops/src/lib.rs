@@ -1,1 +1,28 @@
-//! Typed io_uring operations that own their buffers (being built; see issue 4).
+//! Typed io_uring operations that own their buffers until the kernel is done with them.
+//!
+//! - [`Uring`] takes ops ([`ops`]: one struct per opcode) and keeps each, at a fixed address,
+//!   from push until its completion is reaped, then gives it back with its result through a
+//!   [`Ticket`]. Safe code cannot make the kernel touch freed memory: a dropped or forgotten
+//!   ticket leaves the op in the ring, and a ring dropped with ops in flight cancels them, waits
+//!   a bounded time, and leaks (never frees) what the kernel may still use.
+//! - Buffers are anything implementing [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, ...
+//! - Errors on push hand the op back ([`PushError`]), so no buffer is lost.
+//!
+//! For raw SQEs with no safety net, use `uring-core` directly.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod buf;
+mod error;
+mod op;
+pub mod ops;
+mod slab;
+mod uring;
+
+pub use buf::{IoBuf, IoBufMut};
+pub use error::{Error, PushError, Result};
+pub use op::{Entry, Op, OpCheck, OpSet, SqeOptions, Submit, Target};
+pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};
+
+/// The ring layer, re-exported.
+pub use uring_core as core;

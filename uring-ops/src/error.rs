@@ -1,0 +1,88 @@
+//! The errors of `uring-ops`.
+
+use std::io;
+
+/// What can go wrong before an op reaches the kernel, or while waiting for it.
+///
+/// Errors on push come back with the op itself ([`PushError`]), so no buffer is ever lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The running kernel does not support this op (from the ring's probe).
+    #[error("the running kernel does not support IORING_OP_{op} ({name})")]
+    Unsupported {
+        /// The opcode's name (`READV`).
+        op: &'static str,
+        /// The op type's name (`Readv`).
+        name: &'static str,
+    },
+    /// The ring's allowlist does not permit this op.
+    #[error("IORING_OP_{op} is not in this ring's allowlist")]
+    NotAllowed {
+        /// The opcode's name.
+        op: &'static str,
+    },
+    /// An argument is out of range (names it and the value).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The ticket does not belong to this ring, or its op was already taken.
+    #[error("unknown ticket: not issued by this ring, or already redeemed")]
+    UnknownTicket,
+    /// The submission queue has no room for the op (or the whole chain); nothing was queued.
+    #[error("submission queue full: {needed} SQE(s) needed, {free} free")]
+    QueueFull {
+        /// SQEs needed.
+        needed: u32,
+        /// SQEs free.
+        free: u32,
+    },
+    /// The ring layer failed.
+    #[error(transparent)]
+    Core(#[from] uring_core::Error),
+}
+
+impl Error {
+    /// The errno behind this error, where one applies.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Unsupported { .. } => Some(libc::EOPNOTSUPP),
+            Error::NotAllowed { .. } => Some(libc::EACCES),
+            Error::InvalidArgument(_) | Error::UnknownTicket => Some(libc::EINVAL),
+            Error::QueueFull { .. } => Some(libc::EBUSY),
+            Error::Core(e) => e.raw_os_error(),
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Core(e) => e.into(),
+            other => {
+                let errno = other.raw_os_error().unwrap_or(libc::EINVAL);
+                io::Error::new(io::Error::from_raw_os_error(errno).kind(), other)
+            }
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A push that failed: the reason, and the op, handed back untouched with everything it owns.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PushError<T> {
+    /// Why the op was not queued.
+    #[source]
+    pub error: Error,
+    /// The op, with its buffers.
+    pub op: T,
+}
+
+impl<T> PushError<T> {
+    /// Drops the op and keeps the error.
+    pub fn into_error(self) -> Error {
+        self.error
+    }
+}

@@ -1,0 +1,329 @@
+//! The op trait, the file an op names, and the SQE options every op takes.
+
+use crate::error::{Error, Result};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use uring_core::{Sqe, SqeFlags};
+
+/// The file an op works on: a descriptor, or an index into the ring's registered file table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A file descriptor, resolved by the kernel when the SQE is submitted.
+    Fd(RawFd),
+    /// A registered (fixed) file index (`IOSQE_FIXED_FILE`).
+    Fixed(u32),
+}
+
+impl Target {
+    /// A descriptor. The kernel looks it up at submission: keep it open until then.
+    pub fn fd(fd: BorrowedFd<'_>) -> Self {
+        Target::Fd(fd.as_raw_fd())
+    }
+
+    /// A registered file index.
+    pub fn fixed(index: u32) -> Self {
+        Target::Fixed(index)
+    }
+
+    /// Writes the fd field (and `IOSQE_FIXED_FILE` for a fixed index).
+    #[inline]
+    pub fn apply(self, sqe: &mut Sqe) {
+        match self {
+            Target::Fd(fd) => {
+                sqe.set_fd(fd);
+            }
+            Target::Fixed(i) => {
+                sqe.set_fd(i as i32).add_flags(SqeFlags::FIXED_FILE);
+            }
+        }
+    }
+}
+
+impl<'a> From<BorrowedFd<'a>> for Target {
+    fn from(fd: BorrowedFd<'a>) -> Self {
+        Target::fd(fd)
+    }
+}
+
+impl<'a, T: std::os::fd::AsFd> From<&'a T> for Target {
+    fn from(f: &'a T) -> Self {
+        Target::fd(f.as_fd())
+    }
+}
+
+/// SQE options common to every op: drain, async, skip-success, personality, buffer select.
+///
+/// Link and hard-link flags are set by [`crate::Chain`], which is the safe way to link ops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SqeOptions {
+    flags: SqeFlags,
+    personality: u16,
+    buf_group: Option<u16>,
+}
+
+impl SqeOptions {
+    /// No options.
+    pub const fn new() -> Self {
+        SqeOptions {
+            flags: SqeFlags::empty(),
+            personality: 0,
+            buf_group: None,
+        }
+    }
+
+    /// `IOSQE_IO_DRAIN`: start only after every earlier op has completed.
+    pub fn drain(mut self) -> Self {
+        self.flags |= SqeFlags::IO_DRAIN;
+        self
+    }
+
+    /// `IOSQE_ASYNC`: always issue from an async worker.
+    pub fn asynchronous(mut self) -> Self {
+        self.flags |= SqeFlags::ASYNC;
+        self
+    }
+
+    /// `IOSQE_CQE_SKIP_SUCCESS`: no completion on success. Only accepted inside a
+    /// [`crate::Chain`] on a link that is not the last one (a lone op would never be seen to
+    /// finish).
+    pub fn skip_success(mut self) -> Self {
+        self.flags |= SqeFlags::CQE_SKIP_SUCCESS;
+        self
+    }
+
+    /// Run with the credentials registered as personality `id`.
+    pub fn personality(mut self, id: u16) -> Self {
+        self.personality = id;
+        self
+    }
+
+    /// `IOSQE_BUFFER_SELECT` from provided-buffer group `group` (ops that read into a
+    /// kernel-chosen buffer).
+    pub fn buffer_select(mut self, group: u16) -> Self {
+        self.flags |= SqeFlags::BUFFER_SELECT;
+        self.buf_group = Some(group);
+        self
+    }
+
+    /// Whether skip-success is set.
+    pub fn skips_success(&self) -> bool {
+        self.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)
+    }
+
+    /// Writes the options into `sqe` (after the op prepared it).
+    #[inline]
+    pub fn apply(&self, sqe: &mut Sqe) {
+        if !self.flags.is_empty() {
+            sqe.add_flags(self.flags);
+        }
+        if self.personality != 0 {
+            sqe.set_personality(self.personality);
+        }
+        if let Some(g) = self.buf_group {
+            sqe.set_buf_group(g);
+        }
+    }
+}
+
+/// One io_uring operation: a struct per opcode, owning everything the kernel touches.
+///
+/// # Safety
+///
+/// Implementors guarantee that the SQE written by [`Op::prepare`] names only memory that
+/// `self` owns and that stays valid, at the same address, for what the opcode does with it, as
+/// long as `self` is neither dropped nor moved: heap memory owned by `self`, or memory inside
+/// `self` (the ring keeps an op at one place from `prepare` until its completion).
+/// [`Op::complete`] is called once, after the kernel is done with the op.
+pub unsafe trait Op: Send + 'static {
+    /// The `IORING_OP_*` opcode.
+    const OPCODE: u8;
+    /// The op's type name, for messages.
+    const NAME: &'static str;
+    /// What the op gives back on completion: its result, and what it owned.
+    type Output;
+
+    /// Writes the SQE (except `user_data`, which the ring owns). Called once, with `self` at
+    /// its final address.
+    fn prepare(&mut self, sqe: &mut Sqe);
+
+    /// The SQE options of this op.
+    fn options(&self) -> SqeOptions {
+        SqeOptions::new()
+    }
+
+    /// Turns the completion (`res`, the CQE flags) and the op's owned data into its output.
+    fn complete(self, res: i32, flags: u32) -> Self::Output;
+}
+
+/// Converts a kernel result into `io::Result`.
+#[inline]
+pub(crate) fn res_to_io(res: i32) -> std::io::Result<u32> {
+    if res < 0 {
+        Err(std::io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as u32)
+    }
+}
+
+/// Something the ring can take: one op ([`Op`]) or a chain. Implemented by the crate.
+///
+/// # Safety
+///
+/// Implemented only in this crate; the contract is [`Entry`]'s.
+pub unsafe trait Submit: Send + 'static {
+    /// What redeeming its ticket gives.
+    type Output;
+    /// The in-ring form.
+    #[doc(hidden)]
+    type Entry: Entry<Output = Self::Output>;
+    #[doc(hidden)]
+    fn into_entry(self) -> Self::Entry;
+    #[doc(hidden)]
+    fn from_entry(e: Self::Entry) -> Self;
+}
+
+/// The in-ring form of a submission: one or more SQEs and what their completions mean.
+///
+/// # Safety
+///
+/// `prepare` must name only memory owned by `self` (valid and unmoved while `self` is neither
+/// dropped nor moved), and `on_cqe` must return `true` exactly when no further completion can
+/// arrive for this entry.
+#[doc(hidden)]
+pub unsafe trait Entry: Send + 'static {
+    /// What [`Entry::finish`] returns.
+    type Output;
+    /// Number of SQEs.
+    fn sqe_count(&self) -> u32;
+    /// Checks every opcode against the kernel's support and the ring's allowlist, naming the
+    /// first refused one.
+    fn check(&self, ops: &OpCheck) -> Result<()>;
+    /// Writes SQE `i` (of `sqe_count`), user data excluded.
+    fn prepare(&mut self, i: u32, sqe: &mut Sqe);
+    /// Records completion of SQE `sub`; `true` when the entry is finished.
+    fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> bool;
+    /// The output, once finished.
+    fn finish(self) -> Self::Output;
+}
+
+/// The entry of a single op.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Single<O> {
+    op: O,
+    res: i32,
+    flags: u32,
+}
+
+// SAFETY: `prepare` forwards to the op's `prepare`, whose contract is the same; one SQE yields
+// exactly one completion (skip-success is refused for lone ops at push).
+unsafe impl<O: Op> Entry for Single<O> {
+    type Output = O::Output;
+
+    #[inline]
+    fn sqe_count(&self) -> u32 {
+        1
+    }
+
+    #[inline]
+    fn check(&self, ops: &OpCheck) -> Result<()> {
+        if self.op.options().skips_success() {
+            return Err(Error::InvalidArgument(format!(
+                "skip_success on a lone {}: its completion would never be seen",
+                O::NAME
+            )));
+        }
+        ops.check::<O>()
+    }
+
+    #[inline]
+    fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
+        self.op.prepare(sqe);
+        self.op.options().apply(sqe);
+    }
+
+    #[inline]
+    fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> bool {
+        self.res = res;
+        self.flags = flags;
+        true
+    }
+
+    #[inline]
+    fn finish(self) -> O::Output {
+        self.op.complete(self.res, self.flags)
+    }
+}
+
+/// A set of opcodes (256 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpSet([u64; 4]);
+
+impl OpSet {
+    /// No opcode.
+    pub const fn empty() -> Self {
+        OpSet([0; 4])
+    }
+
+    /// Every opcode.
+    pub const fn all() -> Self {
+        OpSet([u64::MAX; 4])
+    }
+
+    /// Adds `opcode`.
+    pub fn insert(&mut self, opcode: u8) {
+        self.0[usize::from(opcode / 64)] |= 1 << (opcode % 64);
+    }
+
+    /// Whether `opcode` is in the set.
+    #[inline]
+    pub fn contains(&self, opcode: u8) -> bool {
+        self.0[usize::from(opcode / 64)] & (1 << (opcode % 64)) != 0
+    }
+}
+
+/// What a ring accepts: the opcodes the kernel supports, and the ring's allowlist.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct OpCheck {
+    pub(crate) supported: OpSet,
+    pub(crate) allowed: OpSet,
+}
+
+impl OpCheck {
+    /// Checks one op type, naming it when refused.
+    #[inline]
+    pub fn check<O: Op>(&self) -> Result<()> {
+        if !self.supported.contains(O::OPCODE) {
+            return Err(Error::Unsupported {
+                op: uring_core::opcode_name(O::OPCODE),
+                name: O::NAME,
+            });
+        }
+        if !self.allowed.contains(O::OPCODE) {
+            return Err(Error::NotAllowed {
+                op: uring_core::opcode_name(O::OPCODE),
+            });
+        }
+        Ok(())
+    }
+}
+
+// SAFETY: a single op is one entry; the contract is `Op`'s.
+unsafe impl<O: Op> Submit for O {
+    type Output = O::Output;
+    type Entry = Single<O>;
+
+    #[inline]
+    fn into_entry(self) -> Single<O> {
+        Single {
+            op: self,
+            res: 0,
+            flags: 0,
+        }
+    }
+
+    #[inline]
+    fn from_entry(e: Single<O>) -> O {
+        e.op
+    }
+}

@@ -1,0 +1,57 @@
+//! `IORING_OP_NOP`.
+
+use crate::op::{res_to_io, Op, SqeOptions};
+use std::io;
+use uring_core::{sys, Sqe};
+
+/// Does nothing, and completes (Linux 5.1). Useful to wake a waiter or to test the ring.
+///
+/// Owns nothing. Returns `Ok(())`, or with [`Nop::inject_result`] the injected result.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nop {
+    inject: Option<i32>,
+    opts: SqeOptions,
+}
+
+impl Nop {
+    /// A NOP.
+    pub const fn new() -> Self {
+        Nop {
+            inject: None,
+            opts: SqeOptions::new(),
+        }
+    }
+
+    /// Completes with `res` instead of 0 (`IORING_NOP_INJECT_RESULT`, Linux 6.12): a negative
+    /// value is an errno.
+    pub const fn inject_result(mut self, res: i32) -> Self {
+        self.inject = Some(res);
+        self
+    }
+}
+super::sqe_options!(Nop);
+
+// SAFETY: a NOP names no memory.
+unsafe impl Op for Nop {
+    const OPCODE: u8 = sys::IORING_OP_NOP as u8;
+    const NAME: &'static str = "Nop";
+    type Output = io::Result<u32>;
+
+    #[inline]
+    fn prepare(&mut self, sqe: &mut Sqe) {
+        sqe.set_opcode(Self::OPCODE);
+        if let Some(res) = self.inject {
+            sqe.set_nop_flags(sys::IORING_NOP_INJECT_RESULT)
+                .set_len(res as u32);
+        }
+    }
+
+    fn options(&self) -> SqeOptions {
+        self.opts
+    }
+
+    #[inline]
+    fn complete(self, res: i32, _flags: u32) -> io::Result<u32> {
+        res_to_io(res)
+    }
+}

@@ -1,0 +1,405 @@
+//! [`Uring`]: a ring that takes typed ops, owns them while the kernel works, and gives them
+//! back with their results.
+
+use crate::error::{Error, PushError, Result};
+use crate::op::{Entry, OpCheck, OpSet, Submit};
+use crate::slab::{Completed, Slab, GEN_MASK};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use uring_core::{sys, Builder, Kernel, Ring};
+
+/// How long dropping a ring with ops in flight waits for them after cancelling them. What has
+/// not completed by then is leaked, never freed.
+pub const DROP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// User data with this bit set belongs to the ring itself (wake-ups, cancel-all), not a slot.
+pub(crate) const INTERNAL: u64 = 1 << 63;
+
+#[inline]
+pub(crate) fn user_data(index: u32, gen: u32, sub: u32) -> u64 {
+    (u64::from(gen & GEN_MASK) << 40) | (u64::from(index) << 8) | u64::from(sub & 0xff)
+}
+
+#[inline]
+pub(crate) fn decode(ud: u64) -> (u32, u32, u32) {
+    (
+        ((ud >> 40) as u32) & GEN_MASK,
+        (ud >> 8) as u32,
+        (ud & 0xff) as u32,
+    )
+}
+
+static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
+
+/// The claim to a submission's result: redeem it with [`Uring::wait`] or [`Uring::try_take`].
+///
+/// A ticket is only a key: dropping it (or `mem::forget`) leaves the op, and everything it
+/// owns, in the ring until the ring is dropped; [`Uring::detach`] frees it at completion
+/// instead. The key carries the ring's id, a generation and the op's type, so a ticket can never
+/// redeem another op.
+#[must_use = "an op's result and buffers come back only through its ticket (or detach it)"]
+pub struct Ticket<T> {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+    pub(crate) ring: u32,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Ticket<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("index", &self.index)
+            .field("gen", &self.gen)
+            .field("ring", &self.ring)
+            .finish()
+    }
+}
+
+impl<T> Ticket<T> {
+    pub(crate) fn new(index: u32, gen: u32, ring: u32) -> Self {
+        Ticket {
+            index,
+            gen,
+            ring,
+            _t: PhantomData,
+        }
+    }
+
+    /// The user data of the (first) SQE of this submission, as the kernel sees it.
+    pub fn user_data(&self) -> u64 {
+        user_data(self.index, self.gen, 0)
+    }
+}
+
+/// A ring for typed ops, used from one thread at a time (`Send`, not `Sync`; see
+/// [`crate::Context`] for sharing).
+///
+/// Every op pushed is moved into the ring, which keeps it, at a fixed address, until the kernel
+/// has completed it; the result and the op's buffers come back through its [`Ticket`]. The hot
+/// path takes no lock, does no map look-up and allocates nothing per op.
+///
+/// # Examples
+///
+/// ```
+/// use uring_ops::{ops::Nop, Uring};
+/// let mut ring = Uring::new(8)?;
+/// let t = ring.push(Nop::new()).map_err(|e| e.error)?;
+/// ring.wait(t)??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Uring {
+    ring: Ring<Kernel>,
+    slab: Slab,
+    ops: OpCheck,
+    id: u32,
+}
+
+impl fmt::Debug for Uring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Uring")
+            .field("ring", &self.ring)
+            .field("slab", &self.slab)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Uring {
+    /// A ring with `entries` SQ entries and default settings.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Builder::build`], or the probe failing.
+    pub fn new(entries: u32) -> Result<Self> {
+        Self::with_builder(&Builder::new(entries))
+    }
+
+    /// A ring set up by `builder`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Builder::build`], or the probe failing.
+    pub fn with_builder(builder: &Builder) -> Result<Self> {
+        Self::from_ring(builder.build()?)
+    }
+
+    /// Takes over a ring made with uring-core. It must have nothing in flight.
+    ///
+    /// # Errors
+    ///
+    /// The probe (`IORING_REGISTER_PROBE`) failing.
+    pub fn from_ring(ring: Ring<Kernel>) -> Result<Self> {
+        let probe = ring.register().probe()?;
+        let mut supported = OpSet::empty();
+        for op in 0..=probe.last_op() {
+            if probe.supports(op) {
+                supported.insert(op);
+            }
+        }
+        Ok(Self::from_parts(ring, supported, OpSet::all()))
+    }
+
+    pub(crate) fn from_parts(ring: Ring<Kernel>, supported: OpSet, allowed: OpSet) -> Self {
+        Uring {
+            ring,
+            slab: Slab::new(),
+            ops: OpCheck { supported, allowed },
+            // Relaxed: only uniqueness matters.
+            id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The underlying ring, for its setup information, fd and registration.
+    pub fn ring(&self) -> &Ring<Kernel> {
+        &self.ring
+    }
+
+    /// Whether the running kernel supports `opcode` (`IORING_OP_*`).
+    pub fn supports(&self, opcode: u8) -> bool {
+        self.ops.supported.contains(opcode)
+    }
+
+    /// Ops pushed whose completions have not all arrived.
+    pub fn in_flight(&self) -> usize {
+        self.slab.in_flight()
+    }
+
+    /// Queues an op (or a chain): checks the kernel supports it, reserves its SQEs (all or
+    /// none), moves it into the ring and prepares its SQEs in place. It reaches the kernel at the
+    /// next [`Uring::submit`] (or any wait).
+    ///
+    /// # Errors
+    ///
+    /// The op comes back untouched inside the [`PushError`]: [`Error::Unsupported`] naming the
+    /// op, [`Error::NotAllowed`], [`Error::QueueFull`] when the SQ lacks room (the ring is left
+    /// unchanged), [`Error::InvalidArgument`].
+    #[inline]
+    pub fn push<T: Submit>(&mut self, op: T) -> Result<Ticket<T>, PushError<T>> {
+        let entry = op.into_entry();
+        if let Err(error) = entry.check(&self.ops) {
+            return Err(PushError {
+                error,
+                op: T::from_entry(entry),
+            });
+        }
+        let n = entry.sqe_count();
+        let mut r = match self.ring.sq().reserve(n) {
+            Ok(r) => r,
+            Err(uring_core::Error::NoSpace { needed, free, .. }) => {
+                return Err(PushError {
+                    error: Error::QueueFull { needed, free },
+                    op: T::from_entry(entry),
+                })
+            }
+            Err(e) => {
+                return Err(PushError {
+                    error: e.into(),
+                    op: T::from_entry(entry),
+                })
+            }
+        };
+        let (index, gen) = self.slab.insert(entry);
+        let e = self.slab.entry_mut::<T::Entry>(index);
+        for i in 0..n {
+            let sqe = r.get(i).expect("reserved");
+            e.prepare(i, sqe);
+            sqe.set_user_data(user_data(index, gen, i));
+        }
+        // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract), and the
+        // entry stays in its slab slot, unmoved and undropped, until its last completion is
+        // reaped (slots are freed only by `take`/`detach` after completion, and a slab dropped
+        // with entries in flight leaks them).
+        unsafe { r.commit() };
+        Ok(Ticket::new(index, gen, self.id))
+    }
+
+    /// Hands queued SQEs to the kernel. Returns how many it consumed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Core`] with the kernel's errno.
+    pub fn submit(&mut self) -> Result<u32> {
+        let Uring { ring, slab, .. } = self;
+        Ok(ring.submit_or_reap(|cqe| dispatch(slab, cqe))?)
+    }
+
+    /// Submits, and waits until at least `want` completions are ready (not reaped yet).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Core`] with the kernel's errno.
+    pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
+        let n = self.submit()?;
+        if want > 0 {
+            self.ring.wait(want)?;
+        }
+        Ok(n)
+    }
+
+    /// Moves every ready completion to its op. Returns how many were processed.
+    #[inline]
+    pub fn reap(&mut self) -> usize {
+        let Uring { ring, slab, .. } = self;
+        let mut n = 0;
+        for cqe in ring.cq().batch() {
+            dispatch(slab, cqe);
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether the ticket's submission has finished (after the last [`Uring::reap`]).
+    pub fn is_done<T: Submit>(&self, t: &Ticket<T>) -> bool {
+        t.ring == self.id && self.slab.is_done::<T::Entry>(t.index, t.gen)
+    }
+
+    /// Redeems a finished submission without blocking; gives the ticket back if it has not
+    /// finished yet. Call [`Uring::reap`] (or a wait) to bring completions in.
+    ///
+    /// # Errors
+    ///
+    /// `Err(Ok(ticket))` if still in flight; `Err(Err(Error::UnknownTicket))` if the ticket is
+    /// not this ring's.
+    #[allow(clippy::type_complexity)]
+    pub fn try_take<T: Submit>(
+        &mut self,
+        t: Ticket<T>,
+    ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
+        if t.ring != self.id || !self.slab.is_live::<T::Entry>(t.index, t.gen) {
+            return Err(Err(Error::UnknownTicket));
+        }
+        match self.slab.take::<T::Entry>(t.index, t.gen) {
+            Some(e) => Ok(e.finish()),
+            None => Err(Ok(t)),
+        }
+    }
+
+    /// Waits until the ticket's submission has finished (submitting what is queued) and
+    /// redeems it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`], or the ring failing ([`Error::Core`]).
+    pub fn wait<T: Submit>(&mut self, t: Ticket<T>) -> Result<T::Output> {
+        if t.ring != self.id || !self.slab.is_live::<T::Entry>(t.index, t.gen) {
+            return Err(Error::UnknownTicket);
+        }
+        loop {
+            if let Some(e) = self.slab.take::<T::Entry>(t.index, t.gen) {
+                return Ok(e.finish());
+            }
+            if self.reap() > 0 {
+                continue;
+            }
+            self.submit()?;
+            if self.reap() == 0 {
+                self.ring.wait(1)?;
+            }
+        }
+    }
+
+    /// As [`Uring::wait`], giving up after `timeout` and handing the ticket back.
+    ///
+    /// # Errors
+    ///
+    /// `Err(Ok(ticket))` on timeout; `Err(Err(e))` on other failures.
+    #[allow(clippy::type_complexity)]
+    pub fn wait_timeout<T: Submit>(
+        &mut self,
+        t: Ticket<T>,
+        timeout: Duration,
+    ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
+        let deadline = Instant::now() + timeout;
+        if t.ring != self.id || !self.slab.is_live::<T::Entry>(t.index, t.gen) {
+            return Err(Err(Error::UnknownTicket));
+        }
+        loop {
+            if let Some(e) = self.slab.take::<T::Entry>(t.index, t.gen) {
+                return Ok(e.finish());
+            }
+            if self.reap() > 0 {
+                continue;
+            }
+            self.submit().map_err(Err)?;
+            if self.reap() > 0 {
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Ok(t));
+            }
+            match self.ring.wait_timeout(1, left) {
+                Ok(_) => {}
+                Err(uring_core::Error::Timeout) => return Err(Ok(t)),
+                Err(e) => return Err(Err(e.into())),
+            }
+        }
+    }
+
+    /// Gives up the ticket: the op and what it owns are dropped once it completes (now, if it
+    /// already has). Returns whether the ticket was live.
+    pub fn detach<T: Submit>(&mut self, t: Ticket<T>) -> bool {
+        t.ring == self.id && self.slab.detach::<T::Entry>(t.index, t.gen)
+    }
+
+    /// Cancels everything in flight and waits, at most `timeout`, for it to complete.
+    /// Returns how many entries are still in flight.
+    pub fn cancel_all(&mut self, timeout: Duration) -> usize {
+        if self.slab.in_flight() == 0 {
+            return 0;
+        }
+        let deadline = Instant::now() + timeout;
+        // Make room for the cancel SQE if needed.
+        let _ = self.submit();
+        if let Ok(mut r) = self.ring.sq().reserve(1) {
+            r.first()
+                .set_opcode(sys::IORING_OP_ASYNC_CANCEL as u8)
+                .set_fd(-1)
+                .set_cancel_flags(sys::IORING_ASYNC_CANCEL_ANY)
+                .set_user_data(INTERNAL);
+            // SAFETY: a cancel-any SQE names no memory.
+            unsafe { r.commit() };
+        }
+        let _ = self.submit();
+        while self.slab.in_flight() > 0 {
+            self.reap();
+            if self.slab.in_flight() == 0 {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.ring.wait_timeout(1, left) {
+                Ok(_) | Err(uring_core::Error::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        self.slab.in_flight()
+    }
+}
+
+/// Routes one completion to its slot. Completions of the ring's own SQEs are dropped.
+#[inline]
+pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) {
+    let ud = cqe.user_data();
+    if ud & INTERNAL != 0 {
+        return;
+    }
+    let (gen, index, sub) = decode(ud);
+    let done = slab.complete(index, gen, sub, cqe.raw_result(), cqe.raw_flags());
+    debug_assert_ne!(
+        done,
+        Completed::Stale,
+        "a completion for no live op: {cqe:?}"
+    );
+}
+
+impl Drop for Uring {
+    /// Cancels what is in flight and waits up to [`DROP_DRAIN_TIMEOUT`] for it; whatever the
+    /// kernel may still touch after that is leaked, never freed.
+    fn drop(&mut self) {
+        self.cancel_all(DROP_DRAIN_TIMEOUT);
+    }
+}
