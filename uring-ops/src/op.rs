@@ -203,6 +203,20 @@ pub unsafe trait Entry: Send + 'static {
     fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> bool;
     /// The output, once finished.
     fn finish(self) -> Self::Output;
+
+    /// `true` for entries of one SQE that finish at their one completion: the slab then keeps
+    /// the result itself (no call into the entry at reap time) and redeems with
+    /// [`Entry::finish_with`].
+    const SINGLE: bool = false;
+
+    /// The output of a [`Entry::SINGLE`] entry, from the result the slab kept.
+    fn finish_with(self, res: i32, flags: u32) -> Self::Output
+    where
+        Self: Sized,
+    {
+        let _ = (res, flags);
+        self.finish()
+    }
 }
 
 /// The entry of a single op.
@@ -210,8 +224,6 @@ pub unsafe trait Entry: Send + 'static {
 #[derive(Debug)]
 pub struct Single<O> {
     op: O,
-    res: i32,
-    flags: u32,
 }
 
 // SAFETY: `prepare` forwards to the op's `prepare`, whose contract is the same; one SQE yields
@@ -241,16 +253,23 @@ unsafe impl<O: Op> Entry for Single<O> {
         self.op.options().apply(sqe);
     }
 
+    /// Not called: a single op is [`Entry::SINGLE`], its result is kept by the slab.
     #[inline]
-    fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> bool {
-        self.res = res;
-        self.flags = flags;
+    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
         true
     }
 
+    /// Not called for the same reason; completes with a zero result.
     #[inline]
     fn finish(self) -> O::Output {
-        self.op.complete(self.res, self.flags)
+        self.op.complete(0, 0)
+    }
+
+    const SINGLE: bool = true;
+
+    #[inline]
+    fn finish_with(self, res: i32, flags: u32) -> O::Output {
+        self.op.complete(res, flags)
     }
 }
 
@@ -315,11 +334,7 @@ unsafe impl<O: Op> Submit for O {
 
     #[inline]
     fn into_entry(self) -> Single<O> {
-        Single {
-            op: self,
-            res: 0,
-            flags: 0,
-        }
+        Single { op: self }
     }
 
     #[inline]

@@ -6,7 +6,9 @@
 //! completion: ops may hand the kernel pointers into themselves (a timespec, an iovec array).
 //!
 //! The key of a slot is its index plus a generation that changes on every reuse, so a stale or
-//! duplicated key can never reach a live entry; the type is checked on redemption.
+//! duplicated key can never reach a live entry. A slot is freed only through its key (taking or
+//! detaching), so while a key exists its slot holds the entry it was issued for; the entry's
+//! type is therefore checked only in debug builds.
 
 use crate::op::Entry;
 use std::any::TypeId;
@@ -19,9 +21,25 @@ const NONE: u32 = u32::MAX;
 /// Generations are 23 bits wide (they share the user data with the index and sub-entry).
 pub(crate) const GEN_MASK: u32 = (1 << 23) - 1;
 
+/// Slot states, in the low two bits of a slot's tag (the generation is above them).
+const FREE: u32 = 0;
+/// The kernel may still use the entry; it is kept for redemption.
+const IN_FLIGHT: u32 = 1;
+/// Finished; the entry waits to be redeemed.
+const DONE: u32 = 2;
+/// The kernel may still use the entry; it is dropped when it finishes (its key is gone).
+const DETACHED: u32 = 3;
+const STATE_MASK: u32 = 3;
+
+#[inline]
+fn tag(gen: u32, state: u32) -> u32 {
+    (gen << 2) | state
+}
+
 struct VTable {
     drop: unsafe fn(*mut Storage),
-    on_cqe: unsafe fn(*mut Storage, u32, i32, u32) -> bool,
+    /// `None` for [`Entry::SINGLE`] entries: the slot keeps the result itself.
+    on_cqe: Option<unsafe fn(*mut Storage, u32, i32, u32) -> bool>,
     type_id: fn() -> TypeId,
 }
 
@@ -34,6 +52,7 @@ const fn fits<E>() -> bool {
 /// # Safety
 ///
 /// `s` holds a live `E` (inline or boxed, as `fits::<E>()` says).
+#[inline]
 unsafe fn entry_ptr<E>(s: *mut Storage) -> *mut E {
     if fits::<E>() {
         s.cast::<E>()
@@ -63,33 +82,29 @@ struct Table<E>(std::marker::PhantomData<E>);
 impl<E: Entry> Table<E> {
     const VTABLE: VTable = VTable {
         drop: drop_entry::<E>,
-        on_cqe: on_cqe_entry::<E>,
+        on_cqe: if E::SINGLE {
+            None
+        } else {
+            Some(on_cqe_entry::<E>)
+        },
         type_id: TypeId::of::<E>,
     };
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum State {
-    Free,
-    /// The kernel may still use the entry.
-    InFlight,
-    /// Finished; the entry waits to be redeemed.
-    Done,
-}
-
 struct Slot {
-    gen: u32,
-    state: State,
-    /// Free the entry when it finishes instead of keeping it for redemption.
-    detached: bool,
+    /// Generation and state (see [`tag`]).
+    tag: u32,
     next_free: u32,
+    /// The result of a [`Entry::SINGLE`] entry.
+    res: i32,
+    flags: u32,
     vtable: Option<&'static VTable>,
     storage: Storage,
 }
 
 /// A slab of in-flight entries.
 pub(crate) struct Slab {
-    chunks: Vec<Box<[Slot]>>,
+    chunks: Vec<Box<[Slot; CHUNK]>>,
     free: u32,
     in_flight: usize,
 }
@@ -116,6 +131,12 @@ pub(crate) enum Completed {
     Stale,
 }
 
+#[inline]
+fn slot_in(chunks: &mut [Box<[Slot; CHUNK]>], index: u32) -> Option<&mut Slot> {
+    let i = index as usize;
+    chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK])
+}
+
 impl Slab {
     pub(crate) fn new() -> Self {
         Slab {
@@ -136,73 +157,70 @@ impl Slab {
         self.chunks.get(i / CHUNK).map(|c| &c[i % CHUNK])
     }
 
-    #[inline]
-    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
-        let i = index as usize;
-        self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK])
-    }
-
+    #[cold]
     fn grow(&mut self) {
         let base = (self.chunks.len() * CHUNK) as u32;
-        let chunk: Box<[Slot]> = (0..CHUNK as u32)
+        let next = self.free;
+        let chunk: Box<[Slot; CHUNK]> = (0..CHUNK as u32)
             .map(|i| Slot {
-                gen: 0,
-                state: State::Free,
-                detached: false,
+                tag: tag(0, FREE),
                 next_free: if i + 1 < CHUNK as u32 {
                     base + i + 1
                 } else {
-                    self.free
+                    next
                 },
+                res: 0,
+                flags: 0,
                 vtable: None,
                 storage: MaybeUninit::uninit(),
             })
-            .collect();
+            .collect::<Box<[Slot]>>()
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("CHUNK slots were collected"));
         self.chunks.push(chunk);
         self.free = base;
     }
 
-    /// Stores `e` in a free slot, marked in flight. Returns the slot's key `(index, gen)`.
+    /// Stores `e` in a free slot, marked in flight. Returns the slot's key `(index, gen)` and
+    /// the entry, in place, to prepare its SQEs.
     #[inline]
-    pub(crate) fn insert<E: Entry>(&mut self, e: E) -> (u32, u32) {
+    pub(crate) fn insert<E: Entry>(&mut self, e: E) -> (u32, u32, &mut E) {
         if self.free == NONE {
             self.grow();
         }
         let index = self.free;
-        let i = index as usize;
-        let slot = &mut self.chunks[i / CHUNK][i % CHUNK];
+        let slot = slot_in(&mut self.chunks, index).expect("free list points at a slot");
         self.free = slot.next_free;
-        debug_assert_eq!(slot.state, State::Free);
-        slot.state = State::InFlight;
-        slot.detached = false;
+        debug_assert_eq!(slot.tag & STATE_MASK, FREE);
+        let gen = slot.tag >> 2;
+        slot.tag = tag(gen, IN_FLIGHT);
         slot.vtable = Some(&Table::<E>::VTABLE);
-        let s = slot.storage.as_mut_ptr().cast::<[u64; INLINE / 8]>();
-        let s = s.cast::<Storage>();
         if fits::<E>() {
             // SAFETY: the storage is free, large and aligned enough for `E` (`fits`).
-            unsafe { s.cast::<E>().write(e) };
+            unsafe { slot.storage.as_mut_ptr().cast::<E>().write(e) };
         } else {
             // SAFETY: the storage is free and holds a pointer.
-            unsafe { s.cast::<*mut E>().write(Box::into_raw(Box::new(e))) };
+            unsafe {
+                slot.storage
+                    .as_mut_ptr()
+                    .cast::<*mut E>()
+                    .write(Box::into_raw(Box::new(e)))
+            };
         }
-        let gen = slot.gen;
         self.in_flight += 1;
-        (index, gen)
+        // SAFETY: the slot now holds a live `E`, borrowed mutably with `self`.
+        let e = unsafe { &mut *entry_ptr::<E>(&mut slot.storage) };
+        (index, gen, e)
     }
 
-    /// The entry just inserted at `index`, to prepare its SQEs.
+    /// Moves the entry out of the live slot `index` (of type `E`) and frees the slot.
     #[inline]
-    pub(crate) fn entry_mut<E: Entry>(&mut self, index: u32) -> &mut E {
-        let slot = self.slot_mut(index).expect("a live slot");
-        debug_assert_eq!(slot.vtable.map(|v| (v.type_id)()), Some(TypeId::of::<E>()));
-        // SAFETY: the slot holds a live `E` (just inserted by the caller with this type).
-        unsafe { &mut *entry_ptr::<E>(&mut slot.storage) }
-    }
-
-    fn read_out<E: Entry>(&mut self, index: u32) -> E {
+    fn read_out<E: Entry>(&mut self, index: u32) -> (E, i32, u32) {
         let free = self.free;
-        let slot = self.slot_mut(index).expect("a live slot");
-        debug_assert_eq!(slot.vtable.map(|v| (v.type_id)()), Some(TypeId::of::<E>()));
+        let slot = slot_in(&mut self.chunks, index).expect("a live slot");
+        debug_assert!(slot
+            .vtable
+            .is_some_and(|v| (v.type_id)() == TypeId::of::<E>()));
         // SAFETY: the slot holds a live `E`; it is moved out once and the slot marked free.
         let e = unsafe {
             let p = entry_ptr::<E>(&mut slot.storage);
@@ -212,12 +230,11 @@ impl Slab {
                 *Box::from_raw(p)
             }
         };
-        slot.state = State::Free;
+        slot.tag = tag(((slot.tag >> 2) + 1) & GEN_MASK, FREE);
         slot.vtable = None;
-        slot.gen = slot.gen.wrapping_add(1) & GEN_MASK;
         slot.next_free = free;
         self.free = index;
-        e
+        (e, slot.res, slot.flags)
     }
 
     /// Records a completion for the entry keyed `(index, gen)`.
@@ -230,75 +247,93 @@ impl Slab {
         res: i32,
         flags: u32,
     ) -> Completed {
-        let i = index as usize;
-        let Some(slot) = self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK]) else {
+        let Some(slot) = slot_in(&mut self.chunks, index) else {
             return Completed::Stale;
         };
-        if slot.gen != gen || slot.state != State::InFlight {
+        let state = slot.tag & STATE_MASK;
+        if slot.tag >> 2 != gen || !(state == IN_FLIGHT || state == DETACHED) {
             return Completed::Stale;
         }
-        let vt = slot.vtable.expect("a live slot has a vtable");
-        // SAFETY: the slot is in flight, so it holds a live entry of the vtable's type.
-        let finished = unsafe { (vt.on_cqe)(&mut slot.storage, sub, res, flags) };
-        if !finished {
-            return Completed::Pending;
+        let Some(vt) = slot.vtable else {
+            return Completed::Stale;
+        };
+        match vt.on_cqe {
+            None => {
+                slot.res = res;
+                slot.flags = flags;
+            }
+            Some(on_cqe) => {
+                // SAFETY: the slot is in flight, so it holds a live entry of the vtable's type.
+                if !unsafe { on_cqe(&mut slot.storage, sub, res, flags) } {
+                    return Completed::Pending;
+                }
+            }
         }
         self.in_flight -= 1;
-        if slot.detached {
-            // SAFETY: the entry finished: the kernel no longer uses it; dropped once.
-            unsafe { (vt.drop)(&mut slot.storage) };
-            let free = self.free;
-            slot.state = State::Free;
-            slot.vtable = None;
-            slot.gen = slot.gen.wrapping_add(1) & GEN_MASK;
-            slot.next_free = free;
-            self.free = index;
-            Completed::Freed
-        } else {
-            slot.state = State::Done;
-            Completed::Done
+        if state == IN_FLIGHT {
+            slot.tag = tag(gen, DONE);
+            return Completed::Done;
+        }
+        // Detached: the entry finished, the kernel no longer uses it; drop it once.
+        // SAFETY: the slot holds a live entry of the vtable's type.
+        unsafe { (vt.drop)(&mut slot.storage) };
+        slot.tag = tag((gen + 1) & GEN_MASK, FREE);
+        slot.vtable = None;
+        slot.next_free = self.free;
+        self.free = index;
+        Completed::Freed
+    }
+
+    /// The state of the live slot keyed `(index, gen)`, or `None`.
+    #[inline]
+    fn live_state(&self, index: u32, gen: u32) -> Option<u32> {
+        let s = self.slot(index)?;
+        let state = s.tag & STATE_MASK;
+        (s.tag >> 2 == gen && state != FREE).then_some(state)
+    }
+
+    /// Whether `(index, gen)` names a finished entry.
+    #[inline]
+    pub(crate) fn is_done(&self, index: u32, gen: u32) -> bool {
+        self.slot(index).is_some_and(|s| s.tag == tag(gen, DONE))
+    }
+
+    /// Whether `(index, gen)` names a live entry (in flight or finished, not detached).
+    #[inline]
+    pub(crate) fn is_live(&self, index: u32, gen: u32) -> bool {
+        matches!(self.live_state(index, gen), Some(IN_FLIGHT | DONE))
+    }
+
+    /// Takes the finished entry keyed `(index, gen)`, which must have been inserted as an `E`:
+    /// `Ok(output)`, `Err(true)` while it is in flight, `Err(false)` if the key names no live
+    /// entry.
+    #[inline]
+    pub(crate) fn take<E: Entry>(&mut self, index: u32, gen: u32) -> Result<E::Output, bool> {
+        match self.live_state(index, gen) {
+            Some(DONE) => {
+                let (e, res, flags) = self.read_out::<E>(index);
+                Ok(if E::SINGLE {
+                    e.finish_with(res, flags)
+                } else {
+                    e.finish()
+                })
+            }
+            Some(IN_FLIGHT) => Err(true),
+            _ => Err(false),
         }
     }
 
-    /// Whether `(index, gen)` names a finished entry of type `E`.
-    #[inline]
-    pub(crate) fn is_done<E: Entry>(&self, index: u32, gen: u32) -> bool {
-        self.slot(index).is_some_and(|s| {
-            s.gen == gen
-                && s.state == State::Done
-                && s.vtable.is_some_and(|v| (v.type_id)() == TypeId::of::<E>())
-        })
-    }
-
-    /// Whether `(index, gen)` names a live entry (in flight or finished) of type `E`.
-    #[inline]
-    pub(crate) fn is_live<E: Entry>(&self, index: u32, gen: u32) -> bool {
-        self.slot(index).is_some_and(|s| {
-            s.gen == gen
-                && s.state != State::Free
-                && s.vtable.is_some_and(|v| (v.type_id)() == TypeId::of::<E>())
-        })
-    }
-
-    /// Takes a finished entry of type `E`, or `None` if `(index, gen)` names none.
-    #[inline]
-    pub(crate) fn take<E: Entry>(&mut self, index: u32, gen: u32) -> Option<E> {
-        if !self.is_done::<E>(index, gen) {
-            return None;
-        }
-        Some(self.read_out::<E>(index))
-    }
-
-    /// Gives up on redeeming `(index, gen)`: a finished entry is dropped now, an in-flight one
-    /// when it finishes. Returns whether the key was live.
+    /// Gives up on redeeming `(index, gen)` (an `E`): a finished entry is dropped now, an
+    /// in-flight one when it finishes. Returns whether the key was live.
     pub(crate) fn detach<E: Entry>(&mut self, index: u32, gen: u32) -> bool {
-        if !self.is_live::<E>(index, gen) {
-            return false;
-        }
-        if self.is_done::<E>(index, gen) {
-            drop(self.read_out::<E>(index));
-        } else if let Some(slot) = self.slot_mut(index) {
-            slot.detached = true;
+        match self.live_state(index, gen) {
+            Some(DONE) => drop(self.read_out::<E>(index)),
+            Some(IN_FLIGHT) => {
+                if let Some(slot) = slot_in(&mut self.chunks, index) {
+                    slot.tag = tag(gen, DETACHED);
+                }
+            }
+            _ => return false,
         }
         true
     }
@@ -311,13 +346,13 @@ impl Drop for Slab {
         for mut chunk in std::mem::take(&mut self.chunks) {
             let mut leak = false;
             for slot in chunk.iter_mut() {
-                match (slot.state, slot.vtable) {
-                    (State::Done, Some(vt)) => {
+                match (slot.tag & STATE_MASK, slot.vtable) {
+                    (DONE, Some(vt)) => {
                         // SAFETY: a finished entry of the vtable's type, dropped once.
                         unsafe { (vt.drop)(&mut slot.storage) };
-                        slot.state = State::Free;
+                        slot.tag = FREE;
                     }
-                    (State::InFlight, _) => leak = true,
+                    (IN_FLIGHT | DETACHED, _) => leak = true,
                     _ => {}
                 }
             }

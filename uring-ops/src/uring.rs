@@ -6,7 +6,7 @@ use crate::op::{Entry, OpCheck, OpSet, Submit};
 use crate::slab::{Completed, Slab, GEN_MASK};
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use uring_core::{sys, Builder, Kernel, Ring};
 
@@ -31,19 +31,22 @@ pub(crate) fn decode(ud: u64) -> (u32, u32, u32) {
     )
 }
 
-static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
+static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The claim to a submission's result: redeem it with [`Uring::wait`] or [`Uring::try_take`].
 ///
 /// A ticket is only a key: dropping it (or `mem::forget`) leaves the op, and everything it
 /// owns, in the ring until the ring is dropped; [`Uring::detach`] frees it at completion
-/// instead. The key carries the ring's id, a generation and the op's type, so a ticket can never
+/// instead. The key carries the ring's id (64-bit, never reused) and the slot's index and
+/// generation. Tickets are neither `Clone` nor constructible outside this crate, and redeeming
+/// or detaching one consumes it; since a slot is only freed through its ticket, the slot a
+/// ticket names holds that ticket's op for as long as the ticket exists, so a ticket can never
 /// redeem another op.
 #[must_use = "an op's result and buffers come back only through its ticket (or detach it)"]
 pub struct Ticket<T> {
     pub(crate) index: u32,
     pub(crate) gen: u32,
-    pub(crate) ring: u32,
+    pub(crate) ring: u64,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -58,7 +61,7 @@ impl<T> fmt::Debug for Ticket<T> {
 }
 
 impl<T> Ticket<T> {
-    pub(crate) fn new(index: u32, gen: u32, ring: u32) -> Self {
+    pub(crate) fn new(index: u32, gen: u32, ring: u64) -> Self {
         Ticket {
             index,
             gen,
@@ -93,7 +96,7 @@ pub struct Uring {
     ring: Ring<Kernel>,
     slab: Slab,
     ops: OpCheck,
-    id: u32,
+    id: u64,
 }
 
 impl fmt::Debug for Uring {
@@ -199,8 +202,7 @@ impl Uring {
                 })
             }
         };
-        let (index, gen) = self.slab.insert(entry);
-        let e = self.slab.entry_mut::<T::Entry>(index);
+        let (index, gen, e) = self.slab.insert(entry);
         for i in 0..n {
             let sqe = r.get(i).expect("reserved");
             e.prepare(i, sqe);
@@ -251,7 +253,7 @@ impl Uring {
 
     /// Whether the ticket's submission has finished (after the last [`Uring::reap`]).
     pub fn is_done<T: Submit>(&self, t: &Ticket<T>) -> bool {
-        t.ring == self.id && self.slab.is_done::<T::Entry>(t.index, t.gen)
+        t.ring == self.id && self.slab.is_done(t.index, t.gen)
     }
 
     /// Redeems a finished submission without blocking; gives the ticket back if it has not
@@ -266,12 +268,13 @@ impl Uring {
         &mut self,
         t: Ticket<T>,
     ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
-        if t.ring != self.id || !self.slab.is_live::<T::Entry>(t.index, t.gen) {
+        if t.ring != self.id {
             return Err(Err(Error::UnknownTicket));
         }
         match self.slab.take::<T::Entry>(t.index, t.gen) {
-            Some(e) => Ok(e.finish()),
-            None => Err(Ok(t)),
+            Ok(out) => Ok(out),
+            Err(true) => Err(Ok(t)),
+            Err(false) => Err(Err(Error::UnknownTicket)),
         }
     }
 
@@ -282,12 +285,12 @@ impl Uring {
     ///
     /// [`Error::UnknownTicket`], or the ring failing ([`Error::Core`]).
     pub fn wait<T: Submit>(&mut self, t: Ticket<T>) -> Result<T::Output> {
-        if t.ring != self.id || !self.slab.is_live::<T::Entry>(t.index, t.gen) {
+        if t.ring != self.id || !self.slab.is_live(t.index, t.gen) {
             return Err(Error::UnknownTicket);
         }
         loop {
-            if let Some(e) = self.slab.take::<T::Entry>(t.index, t.gen) {
-                return Ok(e.finish());
+            if let Ok(out) = self.slab.take::<T::Entry>(t.index, t.gen) {
+                return Ok(out);
             }
             if self.reap() > 0 {
                 continue;
@@ -311,12 +314,12 @@ impl Uring {
         timeout: Duration,
     ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
         let deadline = Instant::now() + timeout;
-        if t.ring != self.id || !self.slab.is_live::<T::Entry>(t.index, t.gen) {
+        if t.ring != self.id || !self.slab.is_live(t.index, t.gen) {
             return Err(Err(Error::UnknownTicket));
         }
         loop {
-            if let Some(e) = self.slab.take::<T::Entry>(t.index, t.gen) {
-                return Ok(e.finish());
+            if let Ok(out) = self.slab.take::<T::Entry>(t.index, t.gen) {
+                return Ok(out);
             }
             if self.reap() > 0 {
                 continue;

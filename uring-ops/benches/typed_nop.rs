@@ -1,0 +1,112 @@
+//! Typed NOPs through `Uring` against raw NOPs through uring-core, batch 32.
+//!
+//! `cargo bench -p uring-ops --bench typed_nop -- MODE BATCHES` with MODE `typed` or `raw` runs
+//! one loop (for `valgrind --tool=callgrind`); with no arguments it times both side by side.
+//! See BENCHMARKS.md for the figures and the exact commands.
+
+use std::hint::black_box;
+use std::time::Instant;
+use uring_core::{sys, Builder, Ring};
+use uring_ops::{ops::Nop, Uring};
+
+const BATCH: u32 = 32;
+
+fn raw(ring: &mut Ring, batches: u64) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..batches {
+        let mut r = ring.sq().reserve(BATCH).expect("room for a batch");
+        for i in 0..BATCH {
+            r.get(i)
+                .expect("reserved")
+                .set_opcode(sys::IORING_OP_NOP as u8)
+                .set_user_data(u64::from(i));
+        }
+        // SAFETY: NOPs name no memory.
+        unsafe { r.commit() };
+        ring.submit_and_wait(BATCH).expect("submit");
+        for cqe in ring.cq().batch() {
+            sum += cqe.user_data() + cqe.raw_result() as u64;
+        }
+    }
+    sum
+}
+
+/// Raw NOPs pushed one at a time (a 64-byte SQE copied into the ring per op, as
+/// `io_uring_get_sqe` + prep does), submitted in batches.
+fn raw_each(ring: &mut Ring, batches: u64) -> u64 {
+    let mut sum = 0u64;
+    let mut sqe = uring_core::Sqe::zeroed();
+    sqe.set_opcode(sys::IORING_OP_NOP as u8);
+    for _ in 0..batches {
+        for i in 0..BATCH {
+            sqe.set_user_data(u64::from(i));
+            // SAFETY: NOPs name no memory.
+            unsafe { ring.push(&sqe) }.expect("room for a batch");
+        }
+        ring.submit_and_wait(BATCH).expect("submit");
+        for cqe in ring.cq().batch() {
+            sum += cqe.user_data() + cqe.raw_result() as u64;
+        }
+    }
+    sum
+}
+
+fn typed(ring: &mut Uring, batches: u64) -> u64 {
+    let mut sum = 0u64;
+    let mut tickets = Vec::with_capacity(BATCH as usize);
+    for _ in 0..batches {
+        for _ in 0..BATCH {
+            tickets.push(ring.push(Nop::new()).expect("room for a batch"));
+        }
+        ring.submit_and_wait(BATCH).expect("submit");
+        ring.reap();
+        for t in tickets.drain(..) {
+            match ring.try_take(t) {
+                Ok(r) => sum += u64::from(r.expect("a NOP succeeds")),
+                Err(_) => panic!("a reaped NOP is done"),
+            }
+        }
+    }
+    sum
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let entries = 2 * BATCH;
+    match args.first().map(String::as_str) {
+        Some(mode @ ("raw" | "raw-each" | "typed")) => {
+            let batches: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
+            let s = match mode {
+                "raw" => raw(&mut Builder::new(entries).build().expect("ring"), batches),
+                "raw-each" => raw_each(&mut Builder::new(entries).build().expect("ring"), batches),
+                _ => typed(&mut Uring::new(entries).expect("ring"), batches),
+            };
+            black_box(s);
+        }
+        _ => {
+            let batches = 20_000;
+            let mut rr = Builder::new(entries).build().expect("ring");
+            let mut tr = Uring::new(entries).expect("ring");
+            let (mut tr_ns, mut rr_ns) = (Vec::new(), Vec::new());
+            for _ in 0..7 {
+                let t0 = Instant::now();
+                black_box(raw(&mut rr, batches));
+                rr_ns.push(t0.elapsed().as_nanos() as f64 / (batches * u64::from(BATCH)) as f64);
+                let t0 = Instant::now();
+                black_box(typed(&mut tr, batches));
+                tr_ns.push(t0.elapsed().as_nanos() as f64 / (batches * u64::from(BATCH)) as f64);
+            }
+            let med = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (r, t) = (med(&mut rr_ns), med(&mut tr_ns));
+            println!("raw uring-core NOP:  {r:.1} ns/op (median of 7 runs, batch {BATCH})");
+            println!("typed uring-ops Nop: {t:.1} ns/op");
+            println!("typed / raw: {:.2}", t / r);
+        }
+    }
+}
