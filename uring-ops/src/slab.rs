@@ -36,10 +36,13 @@ fn tag(gen: u32, state: u32) -> u32 {
     (gen << 2) | state
 }
 
+/// Records completion `(sub, res, flags)` in the entry at the storage; `true` when finished.
+type OnCqe = unsafe fn(*mut Storage, u32, i32, u32) -> bool;
+
 struct VTable {
     drop: unsafe fn(*mut Storage),
     /// `None` for [`Entry::SINGLE`] entries: the slot keeps the result itself.
-    on_cqe: Option<unsafe fn(*mut Storage, u32, i32, u32) -> bool>,
+    on_cqe: Option<OnCqe>,
     type_id: fn() -> TypeId,
 }
 
