@@ -48,6 +48,7 @@ mod kernel {
     use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
     use std::ptr::NonNull;
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, MutexGuard};
 
     /// A process-unique id of the calling thread (never reused, unlike TLS addresses or tids).
     fn thread_id() -> u64 {
@@ -101,8 +102,8 @@ mod kernel {
 
     /// The running Linux kernel: a ring fd and its mappings.
     ///
-    /// Dropping it closes the fd first and then unmaps the rings; it is dropped only when both
-    /// queue halves are gone.
+    /// Dropping it unregisters the ring fd if the dropping thread registered it, then closes
+    /// the fd and then unmaps the rings; it is dropped only when both queue halves are gone.
     pub struct Kernel {
         fd: OwnedFd,
         /// The registered ring fd (`IORING_REGISTER_RING_FDS`) and the thread that registered
@@ -110,6 +111,9 @@ mod kernel {
         /// 0 when none, else `thread << 32 | index` with `thread` the registering thread's
         /// [`thread_id`] (never 0). The kernel's table of registered rings is per thread.
         registered: AtomicU64,
+        /// Held while registering or unregistering the ring fd, so that two threads cannot both
+        /// register it (the loser's table entry would pin the ring until that thread exits).
+        ring_fd_lock: Mutex<()>,
         sq_map: Mmap,
         cq_map: Option<Mmap>,
         sqe_map: Mmap,
@@ -164,6 +168,7 @@ mod kernel {
             let kernel = Kernel {
                 fd,
                 registered: AtomicU64::new(0),
+                ring_fd_lock: Mutex::new(()),
                 sq_map,
                 cq_map,
                 sqe_map,
@@ -190,13 +195,27 @@ mod kernel {
             (word != 0).then_some(word as u32)
         }
 
+        /// Whether the ring fd is registered by the calling thread.
+        pub(crate) fn registered_here(&self) -> bool {
+            // Relaxed: see `registered_index`.
+            let word = self.registered.load(Ordering::Relaxed);
+            word != 0 && word >> 32 == thread_id()
+        }
+
+        /// Serialises registering and unregistering the ring fd.
+        pub(crate) fn lock_ring_fd(&self) -> MutexGuard<'_, ()> {
+            // The guarded data is `()`: a panic while holding it leaves nothing inconsistent.
+            self.ring_fd_lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
         /// Records the registered ring index of the calling thread (`Some`), or forgets it
-        /// (`None`), right after the kernel agreed.
+        /// (`None`). Call with [`Kernel::lock_ring_fd`] held, right after the kernel agreed.
         ///
         /// Returns `false`, recording nothing, if the calling thread's id does not fit the
         /// 32 bits it is stored in (after four billion threads): the ring is then entered
         /// through its plain fd, which is always correct.
-        #[allow(dead_code)] // used by ring-fd registration
         pub(crate) fn set_registered_index(&self, index: Option<u32>) -> bool {
             let word = match index {
                 None => 0,
@@ -205,9 +224,34 @@ mod kernel {
                     Err(_) => return false,
                 },
             };
-            // Relaxed: see `registered_index`.
+            // Relaxed: see `registered_index`; the lock orders writers.
             self.registered.store(word, Ordering::Relaxed);
             true
+        }
+    }
+
+    impl Drop for Kernel {
+        fn drop(&mut self) {
+            // A registered ring fd holds a reference to the ring file in the registering thread's
+            // table: drop it here when that is this thread, or the ring would outlive `Kernel`
+            // until the thread exits. (From another thread it cannot be reached; see
+            // `Registrar::register_ring_fd`.)
+            if self.registered_here() {
+                let mut up = sys::io_uring_rsrc_update {
+                    offset: self.registered.load(Ordering::Relaxed) as u32,
+                    ..Default::default()
+                };
+                // SAFETY: `up` is a live `io_uring_rsrc_update`, one entry as `nr_args` says; the
+                // kernel only reads it. The result is ignored: there is no one left to tell.
+                let _ = unsafe {
+                    sys::io_uring_register(
+                        self.fd.as_fd(),
+                        sys::IORING_UNREGISTER_RING_FDS,
+                        (&mut up as *mut sys::io_uring_rsrc_update).cast(),
+                        1,
+                    )
+                };
+            }
         }
     }
 

@@ -649,6 +649,106 @@ fn iowq_affinity_needs_an_iowq() {
     .unwrap();
 }
 
+// --- registered ring fd -------------------------------------------------------------------
+
+#[test]
+fn registered_ring_fd_is_used_on_its_thread() {
+    std::thread::spawn(|| {
+        let mut ring = Ring::new(8).unwrap();
+        let first = ring.register().register_ring_fd();
+        if lacks_register_op(&first, "IORING_REGISTER_RING_FDS") {
+            return;
+        }
+        let index = first.unwrap();
+        assert_eq!(ring.backend().registered_index(), Some(index));
+        assert_eq!(nop(&mut ring, 1, SqeFlags::empty(), 0), 0);
+        assert!(matches!(
+            ring.register().register_ring_fd(),
+            Err(Error::RingFd(_))
+        ));
+
+        // Another thread enters through the plain fd and cannot unregister it.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(nop(&mut ring, 2, SqeFlags::empty(), 0), 0);
+                assert!(matches!(
+                    ring.register().unregister_ring_fd(),
+                    Err(Error::RingFd(_))
+                ));
+                assert!(matches!(
+                    ring.register().register_ring_fd(),
+                    Err(Error::RingFd(_))
+                ));
+            });
+        });
+
+        ring.register().unregister_ring_fd().unwrap();
+        assert_eq!(ring.backend().registered_index(), None);
+        assert!(matches!(
+            ring.register().unregister_ring_fd(),
+            Err(Error::RingFd(_))
+        ));
+        assert_eq!(nop(&mut ring, 3, SqeFlags::empty(), 0), 0);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn entering_really_uses_the_registered_index() {
+    std::thread::spawn(|| {
+        let mut ring = Ring::new(8).unwrap();
+        let first = ring.register().register_ring_fd();
+        if lacks_register_op(&first, "IORING_REGISTER_RING_FDS") {
+            return;
+        }
+        let index = first.unwrap();
+        // Remove the kernel's entry behind the ring's back: if entering uses the index, the
+        // kernel now finds nothing there (EBADF); through the plain fd it would still work.
+        let mut up = sys::io_uring_rsrc_update {
+            offset: index,
+            ..Default::default()
+        };
+        // SAFETY: `up` is a live io_uring_rsrc_update, one entry; the kernel only reads it.
+        unsafe {
+            ring.register().raw(
+                "IORING_UNREGISTER_RING_FDS",
+                sys::IORING_UNREGISTER_RING_FDS,
+                (&mut up as *mut sys::io_uring_rsrc_update).cast(),
+                1,
+            )
+        }
+        .unwrap();
+        let mut r = ring.sq().reserve(1).unwrap();
+        r.first().set_opcode(sys::IORING_OP_NOP as u8);
+        // SAFETY: a NOP names no memory.
+        unsafe { r.commit() };
+        let res = ring.submit();
+        assert_eq!(call(&res), "io_uring_enter");
+        assert_eq!(errno(res), libc::EBADF);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn dropping_the_ring_frees_its_registered_slot() {
+    std::thread::spawn(|| {
+        let ring = Ring::new(4).unwrap();
+        let first = ring.register().register_ring_fd();
+        if lacks_register_op(&first, "IORING_REGISTER_RING_FDS") {
+            return;
+        }
+        let index = first.unwrap();
+        drop(ring);
+        // The kernel hands out the lowest free index: the same one if the drop freed it.
+        let ring = Ring::new(4).unwrap();
+        assert_eq!(ring.register().register_ring_fd().unwrap(), index);
+    })
+    .join()
+    .unwrap();
+}
+
 // --- synchronous cancel -------------------------------------------------------------------
 
 /// Queues an hour-long `TIMEOUT` with `user_data`.
