@@ -47,7 +47,8 @@ mod kernel {
     use crate::setup::{Builder, Features};
     use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
     use std::ptr::NonNull;
-    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, MutexGuard};
 
     /// A process-unique id of the calling thread (never reused, unlike TLS addresses or tids).
     fn thread_id() -> u64 {
@@ -101,14 +102,18 @@ mod kernel {
 
     /// The running Linux kernel: a ring fd and its mappings.
     ///
-    /// Dropping it closes the fd first and then unmaps the rings; it is dropped only when both
-    /// queue halves are gone.
+    /// Dropping it unregisters the ring fd if the dropping thread registered it, then closes
+    /// the fd and then unmaps the rings; it is dropped only when both queue halves are gone.
     pub struct Kernel {
         fd: OwnedFd,
-        /// Index of the registered ring fd (`IORING_REGISTER_RING_FDS`), or -1.
-        registered: AtomicI32,
-        /// [`thread_id`] of the thread that registered it: the kernel's table is per thread.
-        registered_by: AtomicU64,
+        /// The registered ring fd (`IORING_REGISTER_RING_FDS`) and the thread that registered
+        /// it, in one word so that `enter` can never pair an index with the wrong thread:
+        /// 0 when none, else `thread << 32 | index` with `thread` the registering thread's
+        /// [`thread_id`] (never 0). The kernel's table of registered rings is per thread.
+        registered: AtomicU64,
+        /// Held while registering or unregistering the ring fd, so that two threads cannot both
+        /// register it (the loser's table entry would pin the ring until that thread exits).
+        ring_fd_lock: Mutex<()>,
         sq_map: Mmap,
         cq_map: Option<Mmap>,
         sqe_map: Mmap,
@@ -118,7 +123,7 @@ mod kernel {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("Kernel")
                 .field("fd", &self.fd.as_raw_fd())
-                .field("registered", &self.registered.load(Ordering::Relaxed))
+                .field("registered", &self.registered_index())
                 .finish_non_exhaustive()
         }
     }
@@ -162,8 +167,8 @@ mod kernel {
             )?;
             let kernel = Kernel {
                 fd,
-                registered: AtomicI32::new(-1),
-                registered_by: AtomicU64::new(0),
+                registered: AtomicU64::new(0),
+                ring_fd_lock: Mutex::new(()),
                 sq_map,
                 cq_map,
                 sqe_map,
@@ -180,19 +185,73 @@ mod kernel {
             }
         }
 
-        /// The registered ring index in use for entering, if any.
+        /// The index of the registered ring fd (`IORING_REGISTER_RING_FDS`), if one is
+        /// registered. It is an index into the registering thread's table: only that thread
+        /// enters the kernel with it (with `IORING_ENTER_REGISTERED_RING`); other threads use the
+        /// plain fd.
         pub fn registered_index(&self) -> Option<u32> {
-            let i = self.registered.load(Ordering::Relaxed);
-            (i >= 0).then_some(i as u32)
+            // Relaxed: a plain value used as a syscall argument; it publishes no memory.
+            let word = self.registered.load(Ordering::Relaxed);
+            (word != 0).then_some(word as u32)
         }
 
-        /// Records (or forgets) the registered ring index of the calling thread.
-        #[allow(dead_code)] // used by ring-fd registration
-        pub(crate) fn set_registered_index(&self, index: Option<u32>) {
-            let v = index.map_or(-1, |i| i as i32);
-            // Relaxed: plain values used as syscall arguments; no memory is published by them.
-            self.registered_by.store(thread_id(), Ordering::Relaxed);
-            self.registered.store(v, Ordering::Relaxed);
+        /// Whether the ring fd is registered by the calling thread.
+        pub(crate) fn registered_here(&self) -> bool {
+            // Relaxed: see `registered_index`.
+            let word = self.registered.load(Ordering::Relaxed);
+            word != 0 && word >> 32 == thread_id()
+        }
+
+        /// Serialises registering and unregistering the ring fd.
+        pub(crate) fn lock_ring_fd(&self) -> MutexGuard<'_, ()> {
+            // The guarded data is `()`: a panic while holding it leaves nothing inconsistent.
+            self.ring_fd_lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        /// Records the registered ring index of the calling thread (`Some`), or forgets it
+        /// (`None`). Call with [`Kernel::lock_ring_fd`] held, right after the kernel agreed.
+        ///
+        /// Returns `false`, recording nothing, if the calling thread's id does not fit the
+        /// 32 bits it is stored in (after four billion threads): the ring is then entered
+        /// through its plain fd, which is always correct.
+        pub(crate) fn set_registered_index(&self, index: Option<u32>) -> bool {
+            let word = match index {
+                None => 0,
+                Some(i) => match u32::try_from(thread_id()) {
+                    Ok(t) => u64::from(t) << 32 | u64::from(i),
+                    Err(_) => return false,
+                },
+            };
+            // Relaxed: see `registered_index`; the lock orders writers.
+            self.registered.store(word, Ordering::Relaxed);
+            true
+        }
+    }
+
+    impl Drop for Kernel {
+        fn drop(&mut self) {
+            // A registered ring fd holds a reference to the ring file in the registering thread's
+            // table: drop it here when that is this thread, or the ring would outlive `Kernel`
+            // until the thread exits. (From another thread it cannot be reached; see
+            // `Registrar::register_ring_fd`.)
+            if self.registered_here() {
+                let mut up = sys::io_uring_rsrc_update {
+                    offset: self.registered.load(Ordering::Relaxed) as u32,
+                    ..Default::default()
+                };
+                // SAFETY: `up` is a live `io_uring_rsrc_update`, one entry as `nr_args` says; the
+                // kernel only reads it. The result is ignored: there is no one left to tell.
+                let _ = unsafe {
+                    sys::io_uring_register(
+                        self.fd.as_fd(),
+                        sys::IORING_UNREGISTER_RING_FDS,
+                        (&mut up as *mut sys::io_uring_rsrc_update).cast(),
+                        1,
+                    )
+                };
+            }
         }
     }
 
@@ -230,16 +289,17 @@ mod kernel {
                 }
                 None => (flags, std::ptr::null(), 0),
             };
-            // Relaxed: see `set_registered_index`.
+            // Relaxed: see `registered_index`. Index and thread come from one load, so they
+            // always belong to the same registration.
             let reg = self.registered.load(Ordering::Relaxed);
             // A registered ring index is only meaningful on the thread that registered it (the
             // kernel keeps the table per task); elsewhere the real fd is used.
-            if reg >= 0 && self.registered_by.load(Ordering::Relaxed) == thread_id() {
+            if reg != 0 && reg >> 32 == thread_id() {
                 // SAFETY: the SQEs between head and tail were vouched for when committed; `argp`
                 // is null or points at `arg`/`ts`, alive for the call.
                 let r = unsafe {
                     sys::io_uring_enter_raw(
-                        reg,
+                        reg as u32 as i32,
                         to_submit,
                         min_complete,
                         flags | sys::IORING_ENTER_REGISTERED_RING,

@@ -54,6 +54,11 @@ pub enum Error {
     /// then submit again. SQEs that were not consumed are still queued.
     #[error("the kernel cannot take more work now ({0}): reap completions and retry")]
     Busy(#[source] io::Error),
+    /// The registered ring fd cannot be registered or unregistered this way (already
+    /// registered, not registered, or registered by another thread: the kernel keeps
+    /// registered ring fds per thread). See [`crate::Registrar::register_ring_fd`].
+    #[error("registered ring fd: {0}")]
+    RingFd(&'static str),
     /// A system call failed.
     #[error("{call} failed: {source}")]
     Os {
