@@ -119,7 +119,8 @@ impl<B: Backend> SubmissionQueue<B> {
                     .write(Sqe::zeroed().0)
             };
         }
-        Ok(Reservation { sq: self, n })
+        let first = self.raw.sqe(self.tail);
+        Ok(Reservation { sq: self, n, first })
     }
 
     /// Publishes committed SQEs to the kernel's tail and returns how many are not yet consumed.
@@ -223,6 +224,8 @@ impl<B: Backend> SubmissionQueue<B> {
 pub struct Reservation<'a, B: Backend> {
     sq: &'a mut SubmissionQueue<B>,
     n: u32,
+    /// The first reserved slot (saves recomputing it for the common one-SQE case).
+    first: *mut uring_sys::io_uring_sqe,
 }
 
 impl<B: Backend> fmt::Debug for Reservation<'_, B> {
@@ -250,7 +253,11 @@ impl<'a, B: Backend> Reservation<'a, B> {
         if i >= self.n {
             return None;
         }
-        let p = self.sq.raw.sqe(self.sq.tail.wrapping_add(i));
+        let p = if i == 0 {
+            self.first
+        } else {
+            self.sq.raw.sqe(self.sq.tail.wrapping_add(i))
+        };
         // SAFETY: the slot is reserved for us (free in the kernel's view, not yet published) and
         // `Sqe` is a transparent wrapper of `io_uring_sqe`; the borrow is tied to `&mut self`.
         Some(unsafe { &mut *p.cast::<Sqe>() })

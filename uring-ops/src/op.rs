@@ -53,73 +53,82 @@ impl<'a, T: std::os::fd::AsFd> From<&'a T> for Target {
 /// SQE options common to every op: drain, async, skip-success, personality, buffer select.
 ///
 /// Link and hard-link flags are set by [`crate::Chain`], which is the safe way to link ops.
+/// Packed in one word so that "no options" costs one comparison on the hot path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SqeOptions {
-    flags: SqeFlags,
-    personality: u16,
-    buf_group: Option<u16>,
+    /// `IOSQE_*` flags in bits 0..8, personality in 8..24, buffer group in 24..40.
+    bits: u64,
 }
 
 impl SqeOptions {
+    const PERSONALITY: u32 = 8;
+    const BUF_GROUP: u32 = 24;
+
     /// No options.
     pub const fn new() -> Self {
-        SqeOptions {
-            flags: SqeFlags::empty(),
-            personality: 0,
-            buf_group: None,
-        }
+        SqeOptions { bits: 0 }
+    }
+
+    fn with_flag(mut self, f: SqeFlags) -> Self {
+        self.bits |= u64::from(f.bits());
+        self
     }
 
     /// `IOSQE_IO_DRAIN`: start only after every earlier op has completed.
-    pub fn drain(mut self) -> Self {
-        self.flags |= SqeFlags::IO_DRAIN;
-        self
+    pub fn drain(self) -> Self {
+        self.with_flag(SqeFlags::IO_DRAIN)
     }
 
     /// `IOSQE_ASYNC`: always issue from an async worker.
-    pub fn asynchronous(mut self) -> Self {
-        self.flags |= SqeFlags::ASYNC;
-        self
+    pub fn asynchronous(self) -> Self {
+        self.with_flag(SqeFlags::ASYNC)
     }
 
     /// `IOSQE_CQE_SKIP_SUCCESS`: no completion on success. Only accepted inside a
     /// [`crate::Chain`] on a link that is not the last one (a lone op would never be seen to
     /// finish).
-    pub fn skip_success(mut self) -> Self {
-        self.flags |= SqeFlags::CQE_SKIP_SUCCESS;
-        self
+    pub fn skip_success(self) -> Self {
+        self.with_flag(SqeFlags::CQE_SKIP_SUCCESS)
     }
 
     /// Run with the credentials registered as personality `id`.
     pub fn personality(mut self, id: u16) -> Self {
-        self.personality = id;
+        self.bits =
+            (self.bits & !(0xffff << Self::PERSONALITY)) | (u64::from(id) << Self::PERSONALITY);
         self
     }
 
     /// `IOSQE_BUFFER_SELECT` from provided-buffer group `group` (ops that read into a
     /// kernel-chosen buffer).
     pub fn buffer_select(mut self, group: u16) -> Self {
-        self.flags |= SqeFlags::BUFFER_SELECT;
-        self.buf_group = Some(group);
-        self
+        self.bits =
+            (self.bits & !(0xffff << Self::BUF_GROUP)) | (u64::from(group) << Self::BUF_GROUP);
+        self.with_flag(SqeFlags::BUFFER_SELECT)
+    }
+
+    /// The `IOSQE_*` flags set.
+    pub fn flags(&self) -> SqeFlags {
+        SqeFlags::from_bits_retain(self.bits as u8)
     }
 
     /// Whether skip-success is set.
     pub fn skips_success(&self) -> bool {
-        self.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)
+        self.flags().contains(SqeFlags::CQE_SKIP_SUCCESS)
     }
 
     /// Writes the options into `sqe` (after the op prepared it).
     #[inline]
     pub fn apply(&self, sqe: &mut Sqe) {
-        if !self.flags.is_empty() {
-            sqe.add_flags(self.flags);
+        if self.bits == 0 {
+            return;
         }
-        if self.personality != 0 {
-            sqe.set_personality(self.personality);
+        sqe.add_flags(self.flags());
+        let personality = (self.bits >> Self::PERSONALITY) as u16;
+        if personality != 0 {
+            sqe.set_personality(personality);
         }
-        if let Some(g) = self.buf_group {
-            sqe.set_buf_group(g);
+        if self.flags().contains(SqeFlags::BUFFER_SELECT) {
+            sqe.set_buf_group((self.bits >> Self::BUF_GROUP) as u16);
         }
     }
 }

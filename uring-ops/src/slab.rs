@@ -21,7 +21,8 @@ const NONE: u32 = u32::MAX;
 /// Generations are 23 bits wide (they share the user data with the index and sub-entry).
 pub(crate) const GEN_MASK: u32 = (1 << 23) - 1;
 
-/// Slot states, in the low two bits of a slot's tag (the generation is above them).
+/// Slot states, in the low two bits of a slot's tag; bit 2 marks an [`Entry::SINGLE`] entry;
+/// the generation is above them.
 const FREE: u32 = 0;
 /// The kernel may still use the entry; it is kept for redemption.
 const IN_FLIGHT: u32 = 1;
@@ -30,10 +31,18 @@ const DONE: u32 = 2;
 /// The kernel may still use the entry; it is dropped when it finishes (its key is gone).
 const DETACHED: u32 = 3;
 const STATE_MASK: u32 = 3;
+/// The entry is [`Entry::SINGLE`]: its result is kept in the slot.
+const SINGLE: u32 = 4;
+const GEN_SHIFT: u32 = 3;
 
 #[inline]
 fn tag(gen: u32, state: u32) -> u32 {
-    (gen << 2) | state
+    (gen << GEN_SHIFT) | state
+}
+
+#[inline]
+fn gen_of(tag: u32) -> u32 {
+    tag >> GEN_SHIFT
 }
 
 /// Records completion `(sub, res, flags)` in the entry at the storage; `true` when finished.
@@ -134,6 +143,27 @@ pub(crate) enum Completed {
     Stale,
 }
 
+/// Moves the `E` out of a live slot and marks it free, linked to `free`.
+#[inline]
+fn read_out_slot<E: Entry>(slot: &mut Slot, free: u32) -> (E, i32, u32) {
+    debug_assert!(slot
+        .vtable
+        .is_some_and(|v| (v.type_id)() == TypeId::of::<E>()));
+    // SAFETY: the slot holds a live `E`; it is moved out once and the slot marked free.
+    let e = unsafe {
+        let p = entry_ptr::<E>(&mut slot.storage);
+        if fits::<E>() {
+            p.read()
+        } else {
+            *Box::from_raw(p)
+        }
+    };
+    slot.tag = tag((gen_of(slot.tag) + 1) & GEN_MASK, FREE);
+    slot.vtable = None;
+    slot.next_free = free;
+    (e, slot.res, slot.flags)
+}
+
 #[inline]
 fn slot_in(chunks: &mut [Box<[Slot; CHUNK]>], index: u32) -> Option<&mut Slot> {
     let i = index as usize;
@@ -195,8 +225,8 @@ impl Slab {
         let slot = slot_in(&mut self.chunks, index).expect("free list points at a slot");
         self.free = slot.next_free;
         debug_assert_eq!(slot.tag & STATE_MASK, FREE);
-        let gen = slot.tag >> 2;
-        slot.tag = tag(gen, IN_FLIGHT);
+        let gen = gen_of(slot.tag);
+        slot.tag = tag(gen, IN_FLIGHT | if E::SINGLE { SINGLE } else { 0 });
         slot.vtable = Some(&Table::<E>::VTABLE);
         if fits::<E>() {
             // SAFETY: the storage is free, large and aligned enough for `E` (`fits`).
@@ -221,23 +251,9 @@ impl Slab {
     fn read_out<E: Entry>(&mut self, index: u32) -> (E, i32, u32) {
         let free = self.free;
         let slot = slot_in(&mut self.chunks, index).expect("a live slot");
-        debug_assert!(slot
-            .vtable
-            .is_some_and(|v| (v.type_id)() == TypeId::of::<E>()));
-        // SAFETY: the slot holds a live `E`; it is moved out once and the slot marked free.
-        let e = unsafe {
-            let p = entry_ptr::<E>(&mut slot.storage);
-            if fits::<E>() {
-                p.read()
-            } else {
-                *Box::from_raw(p)
-            }
-        };
-        slot.tag = tag(((slot.tag >> 2) + 1) & GEN_MASK, FREE);
-        slot.vtable = None;
-        slot.next_free = free;
+        let out = read_out_slot::<E>(slot, free);
         self.free = index;
-        (e, slot.res, slot.flags)
+        out
     }
 
     /// Records a completion for the entry keyed `(index, gen)`.
@@ -253,8 +269,24 @@ impl Slab {
         let Some(slot) = slot_in(&mut self.chunks, index) else {
             return Completed::Stale;
         };
+        // Fast path: a single-CQE entry kept for redemption.
+        if slot.tag == tag(gen, SINGLE | IN_FLIGHT) {
+            slot.res = res;
+            slot.flags = flags;
+            slot.tag = tag(gen, SINGLE | DONE);
+            self.in_flight -= 1;
+            return Completed::Done;
+        }
+        self.complete_slow(index, gen, sub, res, flags)
+    }
+
+    #[inline(never)]
+    fn complete_slow(&mut self, index: u32, gen: u32, sub: u32, res: i32, flags: u32) -> Completed {
+        let Some(slot) = slot_in(&mut self.chunks, index) else {
+            return Completed::Stale;
+        };
         let state = slot.tag & STATE_MASK;
-        if slot.tag >> 2 != gen || !(state == IN_FLIGHT || state == DETACHED) {
+        if gen_of(slot.tag) != gen || !(state == IN_FLIGHT || state == DETACHED) {
             return Completed::Stale;
         }
         let Some(vt) = slot.vtable else {
@@ -274,7 +306,7 @@ impl Slab {
         }
         self.in_flight -= 1;
         if state == IN_FLIGHT {
-            slot.tag = tag(gen, DONE);
+            slot.tag = tag(gen, (slot.tag & SINGLE) | DONE);
             return Completed::Done;
         }
         // Detached: the entry finished, the kernel no longer uses it; drop it once.
@@ -292,13 +324,13 @@ impl Slab {
     fn live_state(&self, index: u32, gen: u32) -> Option<u32> {
         let s = self.slot(index)?;
         let state = s.tag & STATE_MASK;
-        (s.tag >> 2 == gen && state != FREE).then_some(state)
+        (gen_of(s.tag) == gen && state != FREE).then_some(state)
     }
 
     /// Whether `(index, gen)` names a finished entry.
     #[inline]
     pub(crate) fn is_done(&self, index: u32, gen: u32) -> bool {
-        self.slot(index).is_some_and(|s| s.tag == tag(gen, DONE))
+        self.live_state(index, gen) == Some(DONE)
     }
 
     /// Whether `(index, gen)` names a live entry (in flight or finished, not detached).
@@ -312,18 +344,21 @@ impl Slab {
     /// entry.
     #[inline]
     pub(crate) fn take<E: Entry>(&mut self, index: u32, gen: u32) -> Result<E::Output, bool> {
-        match self.live_state(index, gen) {
-            Some(DONE) => {
-                let (e, res, flags) = self.read_out::<E>(index);
-                Ok(if E::SINGLE {
-                    e.finish_with(res, flags)
-                } else {
-                    e.finish()
-                })
-            }
-            Some(IN_FLIGHT) => Err(true),
-            _ => Err(false),
+        let free = self.free;
+        let Some(slot) = slot_in(&mut self.chunks, index) else {
+            return Err(false);
+        };
+        if slot.tag != tag(gen, if E::SINGLE { SINGLE | DONE } else { DONE }) {
+            let state = slot.tag & STATE_MASK;
+            return Err(gen_of(slot.tag) == gen && state == IN_FLIGHT);
         }
+        let (e, res, flags) = read_out_slot::<E>(slot, free);
+        self.free = index;
+        Ok(if E::SINGLE {
+            e.finish_with(res, flags)
+        } else {
+            e.finish()
+        })
     }
 
     /// Gives up on redeeming `(index, gen)` (an `E`): a finished entry is dropped now, an
@@ -333,7 +368,7 @@ impl Slab {
             Some(DONE) => drop(self.read_out::<E>(index)),
             Some(IN_FLIGHT) => {
                 if let Some(slot) = slot_in(&mut self.chunks, index) {
-                    slot.tag = tag(gen, DETACHED);
+                    slot.tag = tag(gen, (slot.tag & SINGLE) | DETACHED);
                 }
             }
             _ => return false,
