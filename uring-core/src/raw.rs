@@ -238,6 +238,26 @@ impl RawSq {
         unsafe { self.sqes.add(slot) }
     }
 
+    /// Zeroes the whole SQE slot for the free-running index `index`: 64 bytes, or 128 with
+    /// `IORING_SETUP_SQE128` (whose second half holds the command area).
+    ///
+    /// # Safety
+    ///
+    /// The slot must be free: not published to the kernel, or already consumed by it (its head
+    /// read with `Acquire` is past `index`), and not borrowed elsewhere.
+    #[inline]
+    pub(crate) unsafe fn clear_sqe(&self, index: u32) {
+        let p = self.sqe(index);
+        // SAFETY: the slot is `1 << sqe_shift` SQE units inside the array (see `sqe`), and the
+        // caller guarantees nobody else reads or writes it now.
+        unsafe {
+            p.write(std::mem::zeroed());
+            if self.sqe_shift != 0 {
+                p.add(1).write(std::mem::zeroed());
+            }
+        }
+    }
+
     /// Points every SQ index-array slot at the SQE of the same number, once at setup, so that
     /// SQE `i & mask` is always the one submitted at position `i` (no per-op array write).
     pub(crate) fn init_identity_array(&self) {

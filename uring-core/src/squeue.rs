@@ -113,11 +113,7 @@ impl<B: Backend> SubmissionQueue<B> {
         for i in 0..n {
             // SAFETY: slot `tail + i` is free (the kernel's head is past its previous use, by the
             // Acquire above or an earlier one), so nobody else reads or writes it now.
-            unsafe {
-                self.raw
-                    .sqe(self.tail.wrapping_add(i))
-                    .write(Sqe::zeroed().0)
-            };
+            unsafe { self.raw.clear_sqe(self.tail.wrapping_add(i)) };
         }
         Ok(Reservation { sq: self, n })
     }

@@ -271,6 +271,28 @@ fn sqe128() {
         // Dropped without commit: the slots are given back.
     }
     nops_complete(&mut ring, 5, 3);
+
+    // A slot comes back zeroed in all 128 bytes after a previous use filled its command area:
+    // stale command bytes would reach a driver's URING_CMD.
+    for round in 0..3u64 {
+        for slot in 0..4u32 {
+            let mut r = ring.sq().reserve(1).unwrap();
+            let cmd = r.big_cmd(0).unwrap();
+            assert_eq!(
+                cmd,
+                &[0u8; 80],
+                "round {round}, slot {slot}: reserved SQE not zeroed"
+            );
+            cmd.fill(0x5a);
+            r.first()
+                .set_opcode(sys::IORING_OP_NOP as u8)
+                .set_user_data(round * 4 + u64::from(slot));
+            // SAFETY: a NOP names no memory (the command bytes are ignored).
+            unsafe { r.commit() };
+            ring.submit_and_wait(1).unwrap();
+            assert_eq!(ring.cq().pop().unwrap().raw_result(), 0);
+        }
+    }
     // A 64-byte-SQE ring has no command area.
     let mut plain = Ring::new(4).unwrap();
     assert!(plain.sq().reserve(1).unwrap().big_cmd(0).is_none());
