@@ -80,7 +80,10 @@ fn ten_times_the_cq(test: &str, b: Builder) {
     }
     tally.assert_exactly(u64::from(total));
     assert_eq!(ring.cq().ready(), 0);
-    assert!(!ring.cq().kernel_has_more(), "backlog left after all came in");
+    assert!(
+        !ring.cq().kernel_has_more(),
+        "backlog left after all came in"
+    );
     if info.features.contains(Features::NODROP) {
         assert_eq!(ring.cq().overflow(), 0);
     }

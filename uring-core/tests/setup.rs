@@ -16,7 +16,9 @@ fn refused(b: Builder) -> Error {
         !matches!(e, Error::Os { .. }),
         "refused by the kernel, not before the syscall: {e}"
     );
-    let sim = b.build_sim().expect_err("the simulated setup should refuse it too");
+    let sim = b
+        .build_sim()
+        .expect_err("the simulated setup should refuse it too");
     assert_eq!(sim.to_string(), e.to_string());
     e
 }
@@ -161,7 +163,10 @@ fn coop_taskrun_with_taskrun_flag() {
 
 #[test]
 fn single_issuer_with_defer_taskrun() {
-    let b = Builder::new(8).single_issuer().defer_taskrun().taskrun_flag();
+    let b = Builder::new(8)
+        .single_issuer()
+        .defer_taskrun()
+        .taskrun_flag();
     let Some(mut ring) = build_or_skip("single_issuer_with_defer_taskrun", &b) else {
         return;
     };
@@ -215,7 +220,11 @@ fn batch_with_bad_sqe(ring: &mut Ring) -> u32 {
     for i in 0..8 {
         let sqe = r.get(i).unwrap();
         sqe.set_user_data(u64::from(i));
-        sqe.set_opcode(if i == 4 { 0xfe } else { sys::IORING_OP_NOP as u8 });
+        sqe.set_opcode(if i == 4 {
+            0xfe
+        } else {
+            sys::IORING_OP_NOP as u8
+        });
     }
     // SAFETY: NOPs and an unknown opcode name no memory.
     unsafe { r.commit() };
@@ -264,7 +273,9 @@ fn sqe128() {
     };
     {
         let mut r = ring.sq().reserve(2).unwrap();
-        let cmd = r.big_cmd(1).expect("the 80-byte command area on an SQE128 ring");
+        let cmd = r
+            .big_cmd(1)
+            .expect("the 80-byte command area on an SQE128 ring");
         assert_eq!(cmd, &[0u8; 80], "reserved SQEs are zeroed, all 128 bytes");
         cmd.fill(0xaa);
         assert!(r.big_cmd(2).is_none(), "past the reservation");
@@ -279,8 +290,7 @@ fn sqe128() {
             let mut r = ring.sq().reserve(1).unwrap();
             let cmd = r.big_cmd(0).unwrap();
             assert_eq!(
-                cmd,
-                &[0u8; 80],
+                cmd, &[0u8; 80],
                 "round {round}, slot {slot}: reserved SQE not zeroed"
             );
             cmd.fill(0x5a);

@@ -41,10 +41,7 @@ fn install_handler() {
             sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as libc::sighandler_t;
             sa.sa_flags = 0;
             libc::sigemptyset(&mut sa.sa_mask);
-            assert_eq!(
-                libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()),
-                0
-            );
+            assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
         }
     });
 }
@@ -136,7 +133,10 @@ fn wait_under_a_stream_of_signals_loses_nothing() {
     let handled = hits() - hits0;
     let enters = ring.backend().enter_count() - enters0;
     assert!(sent > 0 && handled > 0, "sent {sent}, handled {handled}");
-    assert!(enters >= 2, "no EINTR seen ({enters} enters, {handled} signals)");
+    assert!(
+        enters >= 2,
+        "no EINTR seen ({enters} enters, {handled} signals)"
+    );
 
     let mut tally = Tally::new();
     for cqe in ring.cq().batch() {
@@ -221,7 +221,10 @@ fn timed_wait_with_nothing_in_flight_times_out() {
     let took = started.elapsed();
     assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
     assert!(took >= asked, "returned early: {took:?}");
-    assert!(took < asked + Duration::from_secs(2), "far too late: {took:?}");
+    assert!(
+        took < asked + Duration::from_secs(2),
+        "far too late: {took:?}"
+    );
     // The error names its errno, and survives conversion to `io::Error` (as the inner error:
     // `io::Error::raw_os_error` is `None` for it, since the message is kept instead).
     let e = r.unwrap_err();
@@ -270,5 +273,8 @@ fn signals_do_not_restart_the_timed_wait_clock() {
     let handled = hits() - hits0;
     let enters = ring.backend().enter_count() - enters0;
     assert!(handled > 0, "no signal arrived during the wait");
-    assert!(enters >= 2, "the wait was not interrupted ({enters} enters)");
+    assert!(
+        enters >= 2,
+        "the wait was not interrupted ({enters} enters)"
+    );
 }

@@ -44,7 +44,10 @@ fn submit_all<B: Backend>(sq: &mut SubmissionQueue<B>, n: u64, deadline: Instant
     }
     // Hand over whatever is still queued.
     while sq.pending() > 0 {
-        assert!(Instant::now() < deadline, "submitter could not drain the SQ");
+        assert!(
+            Instant::now() < deadline,
+            "submitter could not drain the SQ"
+        );
         match sq.submit() {
             Ok(_) | Err(Error::Busy(_)) => {}
             Err(e) => panic!("submit: {e}"),

@@ -69,7 +69,11 @@ impl Tally {
 
     /// Records one completion whose result must be `res`; panics on a duplicate.
     pub fn add_expecting(&mut self, cqe: Cqe, res: i32) {
-        assert_eq!(cqe.raw_result(), res, "completion {cqe:?}: unexpected result");
+        assert_eq!(
+            cqe.raw_result(),
+            res,
+            "completion {cqe:?}: unexpected result"
+        );
         assert!(
             self.seen.insert(cqe.user_data()),
             "user data {} completed twice",

@@ -1,0 +1,147 @@
+//! NOPs in batches of 32 through `uring-core` and through the `io-uring` crate, the same loop on
+//! each: prepare 32 NOP SQEs in the SQ, submit and wait for 32 completions in one
+//! `io_uring_enter`, reap the 32 CQEs.
+//!
+//! ```text
+//! nop core <batches>          uring-core only (for callgrind)
+//! nop io-uring <batches>      io-uring crate only (for callgrind)
+//! nop compare <batches> <rounds>
+//!                             both, alternating in one process: median ns/NOP and the ratio
+//! ```
+//!
+//! See BENCHMARKS.md at the repository root for the commands and the figures.
+
+use std::hint::black_box;
+use std::time::Instant;
+use uring_core::{sys, Builder, Ring};
+
+const BATCH: u32 = 32;
+
+/// One batch loop on `uring-core`: reserve 32 SQEs in place, fill them, commit, submit and wait,
+/// reap the batch. Returns a checksum of the user data so nothing is optimised away.
+#[inline(never)]
+fn run_core(ring: &mut Ring, batches: u64) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..batches {
+        let mut r = ring.sq().reserve(BATCH).expect("an empty SQ has room");
+        for i in 0..BATCH {
+            r.get(i)
+                .expect("reserved")
+                .set_opcode(sys::IORING_OP_NOP as u8)
+                .set_user_data(u64::from(i));
+        }
+        // SAFETY: NOPs name no memory.
+        unsafe { r.commit() };
+        ring.submit_and_wait(BATCH).expect("submit_and_wait");
+        let mut n = 0;
+        for cqe in ring.cq().batch() {
+            assert!(cqe.raw_result() >= 0);
+            sum = sum.wrapping_add(cqe.user_data());
+            n += 1;
+        }
+        assert_eq!(n, BATCH);
+    }
+    sum
+}
+
+/// The same loop on the `io-uring` crate: build each NOP entry and push it, submit and wait,
+/// iterate the completion queue.
+#[inline(never)]
+fn run_io_uring(ring: &mut io_uring::IoUring, batches: u64) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..batches {
+        {
+            let mut sq = ring.submission();
+            for i in 0..BATCH {
+                let nop = io_uring::opcode::Nop::new().build().user_data(u64::from(i));
+                // SAFETY: NOPs name no memory.
+                unsafe { sq.push(&nop) }.expect("an empty SQ has room");
+            }
+        }
+        ring.submit_and_wait(BATCH as usize)
+            .expect("submit_and_wait");
+        let mut n = 0;
+        for cqe in ring.completion() {
+            assert!(cqe.result() >= 0);
+            sum = sum.wrapping_add(cqe.user_data());
+            n += 1;
+        }
+        assert_eq!(n, BATCH);
+    }
+    sum
+}
+
+fn new_core() -> Ring {
+    Builder::new(BATCH).build().expect("uring-core ring")
+}
+
+fn new_io_uring() -> io_uring::IoUring {
+    io_uring::IoUring::new(BATCH).expect("io-uring ring")
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` adds `--bench`; ignore flags.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let mode = args.first().map_or("compare", String::as_str);
+    let batches: u64 = args.get(1).map_or(20_000, |s| s.parse().expect("batches"));
+    let want = batches * u64::from(BATCH * (BATCH - 1) / 2);
+    match mode {
+        "core" => {
+            let mut ring = new_core();
+            assert_eq!(black_box(run_core(&mut ring, batches)), want);
+        }
+        "io-uring" => {
+            let mut ring = new_io_uring();
+            assert_eq!(black_box(run_io_uring(&mut ring, batches)), want);
+        }
+        "compare" => {
+            let rounds: usize = args.get(2).map_or(11, |s| s.parse().expect("rounds"));
+            let mut core = new_core();
+            let mut iou = new_io_uring();
+            // Warm both up (page faults, caches, the kernel's request caches).
+            run_core(&mut core, 1000);
+            run_io_uring(&mut iou, 1000);
+            let nops = (batches * u64::from(BATCH)) as f64;
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for round in 0..rounds {
+                // Alternate which goes first, so neither always runs right after the other.
+                let mut time_core = || {
+                    let t = Instant::now();
+                    assert_eq!(black_box(run_core(&mut core, batches)), want);
+                    t.elapsed().as_nanos() as f64 / nops
+                };
+                let mut time_iou = || {
+                    let t = Instant::now();
+                    assert_eq!(black_box(run_io_uring(&mut iou, batches)), want);
+                    t.elapsed().as_nanos() as f64 / nops
+                };
+                if round % 2 == 0 {
+                    a.push(time_core());
+                    b.push(time_iou());
+                } else {
+                    b.push(time_iou());
+                    a.push(time_core());
+                }
+            }
+            let (ma, mb) = (median(&mut a), median(&mut b));
+            println!(
+                "{rounds} rounds of {batches} batches of {BATCH} NOPs, alternating in one process"
+            );
+            println!("uring-core: median {ma:.1} ns/NOP  (all: {a:.1?})");
+            println!("io-uring:   median {mb:.1} ns/NOP  (all: {b:.1?})");
+            println!("ratio uring-core / io-uring: {:.3}", ma / mb);
+        }
+        other => {
+            eprintln!("unknown mode {other:?}: use core, io-uring or compare");
+            std::process::exit(2);
+        }
+    }
+}
