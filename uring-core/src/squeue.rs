@@ -2,7 +2,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::raw::RawSq;
+use crate::raw::{RawSq, SqeSlots};
 use crate::sqe::Sqe;
 use crate::sync::{fence, Ordering};
 use std::fmt;
@@ -110,12 +110,19 @@ impl<B: Backend> SubmissionQueue<B> {
                 });
             }
         }
+        let slots = self.raw.slots();
+        let first = self.tail;
         for i in 0..n {
-            // SAFETY: slot `tail + i` is free (the kernel's head is past its previous use, by the
-            // Acquire above or an earlier one), so nobody else reads or writes it now.
-            unsafe { self.raw.clear_sqe(self.tail.wrapping_add(i)) };
+            // SAFETY: slot `first + i` is free (the kernel's head is past its previous use, by
+            // the Acquire above or an earlier one), so nobody else reads or writes it now.
+            unsafe { slots.clear(first.wrapping_add(i)) };
         }
-        Ok(Reservation { sq: self, n })
+        Ok(Reservation {
+            sq: self,
+            slots,
+            first,
+            n,
+        })
     }
 
     /// Publishes committed SQEs to the kernel's tail and returns how many are not yet consumed.
@@ -218,6 +225,10 @@ impl<B: Backend> SubmissionQueue<B> {
 /// setters, then [`Reservation::commit`]; dropping a reservation gives the slots back.
 pub struct Reservation<'a, B: Backend> {
     sq: &'a mut SubmissionQueue<B>,
+    /// The slot geometry, copied so that it stays in registers while SQEs are filled.
+    slots: SqeSlots,
+    /// The queue's tail when reserved: the reserved SQEs are `first .. first + n`.
+    first: u32,
     n: u32,
 }
 
@@ -246,7 +257,7 @@ impl<'a, B: Backend> Reservation<'a, B> {
         if i >= self.n {
             return None;
         }
-        let p = self.sq.raw.sqe(self.sq.tail.wrapping_add(i));
+        let p = self.slots.sqe(self.first.wrapping_add(i));
         // SAFETY: the slot is reserved for us (free in the kernel's view, not yet published) and
         // `Sqe` is a transparent wrapper of `io_uring_sqe`; the borrow is tied to `&mut self`.
         Some(unsafe { &mut *p.cast::<Sqe>() })
@@ -261,12 +272,13 @@ impl<'a, B: Backend> Reservation<'a, B> {
     /// The 128-byte command area of SQE `i` on an `IORING_SETUP_SQE128` ring (the 80 bytes
     /// starting at `cmd`), or `None` on a 64-byte-SQE ring.
     pub fn big_cmd(&mut self, i: u32) -> Option<&mut [u8; 80]> {
-        if i >= self.n || self.sq.raw.sqe_shift == 0 {
+        if i >= self.n {
             return None;
         }
-        let p = self.sq.raw.sqe(self.sq.tail.wrapping_add(i));
-        // SAFETY: with SQE128 each slot is 128 bytes; bytes 48..128 are the command area.
-        Some(unsafe { &mut *p.cast::<u8>().add(48).cast::<[u8; 80]>() })
+        let p = self.slots.big_cmd(self.first.wrapping_add(i))?;
+        // SAFETY: the slot is reserved for us (see `get`) and the command area lies inside it;
+        // the borrow is tied to `&mut self`.
+        Some(unsafe { &mut *p })
     }
 
     /// Commits the reserved SQEs (in order) to the queue; [`SubmissionQueue::submit`] or
@@ -279,6 +291,6 @@ impl<'a, B: Backend> Reservation<'a, B> {
     /// they point to, paths, timespecs, sockaddrs, registered buffer and file indices.
     #[inline]
     pub unsafe fn commit(self) {
-        self.sq.tail = self.sq.tail.wrapping_add(self.n);
+        self.sq.tail = self.first.wrapping_add(self.n);
     }
 }
