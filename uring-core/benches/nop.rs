@@ -3,11 +3,13 @@
 //! `io_uring_enter`, reap the 32 CQEs.
 //!
 //! ```text
-//! nop core <batches>          uring-core only (for callgrind)
-//! nop io-uring <batches>      io-uring crate only (for callgrind)
-//! nop compare <batches> <rounds>
-//!                             both, alternating in one process: median ns/NOP and the ratio
+//! nop core <batches> [1|32]       uring-core only (for callgrind)
+//! nop io-uring <batches> [1|32]   io-uring crate only (for callgrind)
+//! nop compare <batches> <rounds>  both, alternating in one process: median ns/NOP and the ratio
 //! ```
+//!
+//! The batch size is 32 unless `1` is given (a compile-time constant either way, as a real
+//! caller's fixed batch size would be), to show the per-`io_uring_enter` overhead alone.
 //!
 //! See BENCHMARKS.md at the repository root for the commands and the figures.
 
@@ -20,7 +22,7 @@ const BATCH: u32 = 32;
 /// One batch loop on `uring-core`: reserve 32 SQEs in place, fill them, commit, submit and wait,
 /// reap the batch. Returns a checksum of the user data so nothing is optimised away.
 #[inline(never)]
-fn run_core(ring: &mut Ring, batches: u64) -> u64 {
+fn run_core<const BATCH: u32>(ring: &mut Ring, batches: u64) -> u64 {
     let mut sum = 0u64;
     for _ in 0..batches {
         let mut r = ring.sq().reserve(BATCH).expect("an empty SQ has room");
@@ -47,7 +49,7 @@ fn run_core(ring: &mut Ring, batches: u64) -> u64 {
 /// The same loop on the `io-uring` crate: build each NOP entry and push it, submit and wait,
 /// iterate the completion queue.
 #[inline(never)]
-fn run_io_uring(ring: &mut io_uring::IoUring, batches: u64) -> u64 {
+fn run_io_uring<const BATCH: u32>(ring: &mut io_uring::IoUring, batches: u64) -> u64 {
     let mut sum = 0u64;
     for _ in 0..batches {
         {
@@ -92,35 +94,48 @@ fn main() {
         .collect();
     let mode = args.first().map_or("compare", String::as_str);
     let batches: u64 = args.get(1).map_or(20_000, |s| s.parse().expect("batches"));
-    let want = batches * u64::from(BATCH * (BATCH - 1) / 2);
-    match mode {
-        "core" => {
+    let size: u32 = match args.get(2) {
+        Some(s) if mode != "compare" => s.parse().expect("batch size"),
+        _ => BATCH,
+    };
+    let want = |size: u32| batches * u64::from(size * (size - 1) / 2);
+    match (mode, size) {
+        ("core", 32) => {
             let mut ring = new_core();
-            assert_eq!(black_box(run_core(&mut ring, batches)), want);
+            assert_eq!(black_box(run_core::<32>(&mut ring, batches)), want(32));
         }
-        "io-uring" => {
+        ("core", 1) => {
+            let mut ring = new_core();
+            assert_eq!(black_box(run_core::<1>(&mut ring, batches)), want(1));
+        }
+        ("io-uring", 32) => {
             let mut ring = new_io_uring();
-            assert_eq!(black_box(run_io_uring(&mut ring, batches)), want);
+            assert_eq!(black_box(run_io_uring::<32>(&mut ring, batches)), want(32));
         }
-        "compare" => {
+        ("io-uring", 1) => {
+            let mut ring = new_io_uring();
+            assert_eq!(black_box(run_io_uring::<1>(&mut ring, batches)), want(1));
+        }
+        ("compare", _) => {
+            let want = want(BATCH);
             let rounds: usize = args.get(2).map_or(11, |s| s.parse().expect("rounds"));
             let mut core = new_core();
             let mut iou = new_io_uring();
             // Warm both up (page faults, caches, the kernel's request caches).
-            run_core(&mut core, 1000);
-            run_io_uring(&mut iou, 1000);
+            run_core::<BATCH>(&mut core, 1000);
+            run_io_uring::<BATCH>(&mut iou, 1000);
             let nops = (batches * u64::from(BATCH)) as f64;
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for round in 0..rounds {
                 // Alternate which goes first, so neither always runs right after the other.
                 let mut time_core = || {
                     let t = Instant::now();
-                    assert_eq!(black_box(run_core(&mut core, batches)), want);
+                    assert_eq!(black_box(run_core::<BATCH>(&mut core, batches)), want);
                     t.elapsed().as_nanos() as f64 / nops
                 };
                 let mut time_iou = || {
                     let t = Instant::now();
-                    assert_eq!(black_box(run_io_uring(&mut iou, batches)), want);
+                    assert_eq!(black_box(run_io_uring::<BATCH>(&mut iou, batches)), want);
                     t.elapsed().as_nanos() as f64 / nops
                 };
                 if round % 2 == 0 {
@@ -139,8 +154,11 @@ fn main() {
             println!("io-uring:   median {mb:.1} ns/NOP  (all: {b:.1?})");
             println!("ratio uring-core / io-uring: {:.3}", ma / mb);
         }
-        other => {
-            eprintln!("unknown mode {other:?}: use core, io-uring or compare");
+        (mode, size) => {
+            eprintln!(
+                "unknown mode {mode:?} or batch size {size}: use core, io-uring or compare, \
+                 with a batch size of 32 or 1"
+            );
             std::process::exit(2);
         }
     }
