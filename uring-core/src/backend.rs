@@ -217,6 +217,7 @@ mod kernel {
     }
 
     impl Backend for Kernel {
+        #[inline]
         fn enter(
             &self,
             to_submit: u32,

@@ -138,6 +138,7 @@ impl<B: Backend> Ring<B> {
 
     /// Submits committed SQEs and waits until `want` completions are ready, whatever signals
     /// arrive in between. Returns the number of SQEs consumed.
+    #[inline]
     pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
         let n = self.sq.submit_and_wait(want)?;
         if want > 0 {

@@ -6,6 +6,7 @@ use crate::raw::{RawSq, SqeSlots};
 use crate::sqe::Sqe;
 use crate::sync::{fence, Ordering};
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 use uring_sys as sys;
 
@@ -165,8 +166,9 @@ impl<B: Backend> SubmissionQueue<B> {
     ///
     /// The wait ends early when a signal interrupts it after SQEs were consumed; use
     /// [`crate::CompletionQueue::wait`] to be sure.
+    #[inline]
     pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
-        let mut to_submit = self.flush();
+        let to_submit = self.flush();
         let mut flags = if want > 0 {
             sys::IORING_ENTER_GETEVENTS
         } else {
@@ -181,28 +183,45 @@ impl<B: Backend> SubmissionQueue<B> {
         } else if to_submit == 0 && want == 0 {
             return Ok(0);
         }
-        let total = to_submit;
+        match self.backend.enter(to_submit, want, flags, None) {
+            Ok(n) => Ok(self.consumed(to_submit, to_submit, n)),
+            Err(e) => self.enter_failed(e, to_submit, want, flags),
+        }
+    }
+
+    /// How many of the `total` SQEs of this submit are consumed, after an entry that asked the
+    /// kernel for `to_submit` of them and got `n`.
+    #[inline]
+    fn consumed(&mut self, total: u32, to_submit: u32, n: u32) -> u32 {
+        if self.sqpoll {
+            // The poller consumes them on its own; the entry only woke it or waited.
+            return total;
+        }
+        self.sync_head();
+        total - (to_submit - n)
+    }
+
+    /// The rare paths of [`SubmissionQueue::submit_and_wait`], out of line: `EINTR` (retried
+    /// with what the kernel has not consumed yet), `EAGAIN`/`EBUSY`, other errors.
+    #[cold]
+    #[inline(never)]
+    fn enter_failed(&mut self, mut e: io::Error, total: u32, want: u32, flags: u32) -> Result<u32> {
         loop {
-            match self.backend.enter(to_submit, want, flags, None) {
-                Ok(n) => {
-                    if self.sqpoll {
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {
+                    // The kernel's head says what was consumed; submit the rest.
+                    self.sync_head();
+                    let to_submit = self.tail.wrapping_sub(self.head);
+                    if to_submit == 0 && want == 0 {
                         return Ok(total);
                     }
-                    self.sync_head();
-                    return Ok(total - (to_submit - n));
-                }
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR) => {
-                        // The kernel's head says what was consumed; submit the rest.
-                        self.sync_head();
-                        to_submit = self.tail.wrapping_sub(self.head);
-                        if to_submit == 0 && want == 0 {
-                            return Ok(total);
-                        }
+                    match self.backend.enter(to_submit, want, flags, None) {
+                        Ok(n) => return Ok(self.consumed(total, to_submit, n)),
+                        Err(next) => e = next,
                     }
-                    Some(libc::EAGAIN) | Some(libc::EBUSY) => return Err(Error::Busy(e)),
-                    _ => return Err(Error::os("io_uring_enter", e)),
-                },
+                }
+                Some(libc::EAGAIN) | Some(libc::EBUSY) => return Err(Error::Busy(e)),
+                _ => return Err(Error::os("io_uring_enter", e)),
             }
         }
     }
