@@ -146,13 +146,18 @@ fn main() {
                     a.push(time_core());
                 }
             }
+            // Each round times both back to back, so the ratio within a round cancels slow
+            // drifts of a shared, noisy machine; its median is the figure to trust.
+            let mut ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+            let paired = median(&mut ratios);
             let (ma, mb) = (median(&mut a), median(&mut b));
             println!(
                 "{rounds} rounds of {batches} batches of {BATCH} NOPs, alternating in one process"
             );
             println!("uring-core: median {ma:.1} ns/NOP  (all: {a:.1?})");
             println!("io-uring:   median {mb:.1} ns/NOP  (all: {b:.1?})");
-            println!("ratio uring-core / io-uring: {:.3}", ma / mb);
+            println!("ratio of the medians uring-core / io-uring: {:.3}", ma / mb);
+            println!("median of the per-round ratios:           {paired:.3}");
         }
         (mode, size) => {
             eprintln!(
