@@ -228,9 +228,9 @@ mod kernel {
             // Relaxed: a statistics counter; nothing is published through it.
             // Cost: one `lock xadd` per system call (a few ns uncontended, one instruction in a
             // user-space count), next to a syscall of hundreds of ns. When the two queue halves
-            // enter from two threads at once, the counter's cache line (which also holds the fd
-            // and registered-ring words read below) moves between cores: at worst one cache
-            // miss per syscall, still small next to the syscall itself.
+            // enter from two threads at once, the counter's cache line (which may also hold the
+            // fd and the registered-ring words read below) moves between cores: at worst one
+            // cache miss per syscall, still small next to the syscall itself.
             self.enters.fetch_add(1, Ordering::Relaxed);
             let ts;
             let arg;

@@ -327,7 +327,8 @@ impl SqeSlots {
     pub(crate) unsafe fn clear(&self, index: u32) {
         let p = self.sqe(index);
         // SAFETY: the slot is one or (with SQE128) two SQE units inside the array (see `sqe`),
-        // and the caller guarantees nobody else reads or writes it now.
+        // and the caller guarantees nobody else reads or writes it now; all-zero is a valid
+        // `io_uring_sqe` (plain integers and unions of them).
         unsafe {
             p.write(std::mem::zeroed());
             if self.is_sqe128() {
