@@ -230,12 +230,14 @@ impl RawSq {
         unsafe { &*self.dropped }
     }
 
-    /// The SQE slot for the free-running index `index`.
+    /// A copy of where the SQE slots are, to keep in registers while SQEs are written.
     #[inline]
-    pub(crate) fn sqe(&self, index: u32) -> *mut io_uring_sqe {
-        let slot = ((index & self.mask) << self.sqe_shift) as usize;
-        // SAFETY: `slot < entries << sqe_shift`, inside the SQE array by the type's invariant.
-        unsafe { self.sqes.add(slot) }
+    pub(crate) fn slots(&self) -> SqeSlots {
+        SqeSlots {
+            sqes: self.sqes,
+            mask: self.mask,
+            slot_shift: 6 + self.sqe_shift,
+        }
     }
 
     /// Points every SQ index-array slot at the SQE of the same number, once at setup, so that
@@ -268,6 +270,71 @@ impl RawSq {
         (slot < self.entries)
             // SAFETY: `slot < entries`, inside the SQE array.
             .then(|| unsafe { self.sqes.add((slot << self.sqe_shift) as usize) } as *const _)
+    }
+}
+
+/// Where the SQE slots of a ring are: the SQE array, the index mask and the slot size.
+///
+/// A `Copy` of [`RawSq`]'s slot geometry. A [`crate::Reservation`] holds one as a local value,
+/// so that writing SQE fields through the slot pointers cannot make the compiler reload the
+/// geometry from the queue for every SQE (which it must do when the geometry is reached through
+/// `&mut SubmissionQueue`, since a raw SQE pointer might alias it).
+///
+/// Invariant: `sqes` holds `(mask + 1) << (slot_shift - 6)` 64-byte SQE units, live for as long
+/// as the [`RawSq`] it was copied from; `slot_shift` is 6 (64-byte SQEs) or 7 (`SQE128`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SqeSlots {
+    sqes: *mut io_uring_sqe,
+    mask: u32,
+    /// log2 of the slot size in bytes.
+    slot_shift: u32,
+}
+
+impl SqeSlots {
+    /// The SQE slot for the free-running index `index`.
+    #[inline]
+    pub(crate) fn sqe(&self, index: u32) -> *mut io_uring_sqe {
+        let offset = ((index & self.mask) as usize) << self.slot_shift;
+        // SAFETY: `index & mask` is a slot number below `entries`, and each slot is
+        // `1 << slot_shift` bytes, so the offset is inside the SQE array (type invariant).
+        unsafe { self.sqes.byte_add(offset) }
+    }
+
+    /// Whether slots are 128 bytes (`IORING_SETUP_SQE128`).
+    #[inline]
+    pub(crate) fn is_sqe128(&self) -> bool {
+        self.slot_shift == 7
+    }
+
+    /// The 80-byte command area of a 128-byte SQE (its bytes 48..128), or `None` for 64-byte
+    /// SQEs.
+    #[inline]
+    pub(crate) fn big_cmd(&self, index: u32) -> Option<*mut [u8; 80]> {
+        self.is_sqe128().then(|| {
+            // SAFETY: with SQE128 the slot is 128 bytes; bytes 48..128 are inside it.
+            unsafe { self.sqe(index).byte_add(48).cast::<[u8; 80]>() }
+        })
+    }
+
+    /// Zeroes the whole SQE slot for the free-running index `index`: 64 bytes, or 128 with
+    /// `IORING_SETUP_SQE128` (whose second half holds the command area).
+    ///
+    /// # Safety
+    ///
+    /// The slot must be free: not published to the kernel, or already consumed by it (its head
+    /// read with `Acquire` is past `index`), and not borrowed elsewhere.
+    #[inline]
+    pub(crate) unsafe fn clear(&self, index: u32) {
+        let p = self.sqe(index);
+        // SAFETY: the slot is one or (with SQE128) two SQE units inside the array (see `sqe`),
+        // and the caller guarantees nobody else reads or writes it now; all-zero is a valid
+        // `io_uring_sqe` (plain integers and unions of them).
+        unsafe {
+            p.write(std::mem::zeroed());
+            if self.is_sqe128() {
+                p.add(1).write(std::mem::zeroed());
+            }
+        }
     }
 }
 
@@ -310,9 +377,11 @@ impl RawCq {
     /// The CQE slot for the free-running index `index`.
     #[inline]
     pub(crate) fn cqe(&self, index: u32) -> *mut io_uring_cqe {
-        let slot = ((index & self.mask) << self.cqe_shift) as usize;
-        // SAFETY: `slot < entries << cqe_shift`, inside the CQE array by the type's invariant.
-        unsafe { self.cqes.add(slot) }
+        // Slots are 16 bytes, or 32 with CQE32: one shift by the byte size, not two.
+        let offset = ((index & self.mask) as usize) << (4 + self.cqe_shift);
+        // SAFETY: `index & mask < entries` and each slot is `16 << cqe_shift` bytes, so the
+        // offset is inside the CQE array by the type's invariant.
+        unsafe { self.cqes.byte_add(offset) }
     }
 
     /// The 16 extra bytes of a 32-byte CQE (`IORING_SETUP_CQE32`) at `index`, or `None`.

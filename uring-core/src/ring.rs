@@ -44,6 +44,17 @@ pub struct Ring<B: Backend = DefaultBackend> {
     backend: Arc<B>,
 }
 
+// Static assertions: a ring and each of its halves can move to another thread, on either
+// backend (the halves are documented as `Send`, and `Ring::into_split` exists for that).
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Ring<DefaultBackend>>();
+    assert_send::<SubmissionQueue<DefaultBackend>>();
+    assert_send::<CompletionQueue<DefaultBackend>>();
+    assert_send::<SubmissionQueue<crate::sim::Sim>>();
+    assert_send::<CompletionQueue<crate::sim::Sim>>();
+};
+
 impl<B: Backend> Ring<B> {
     /// Builds the two halves over `backend`'s memory.
     ///
@@ -127,6 +138,7 @@ impl<B: Backend> Ring<B> {
 
     /// Submits committed SQEs and waits until `want` completions are ready, whatever signals
     /// arrive in between. Returns the number of SQEs consumed.
+    #[inline]
     pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
         let n = self.sq.submit_and_wait(want)?;
         if want > 0 {

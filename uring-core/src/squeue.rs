@@ -2,10 +2,11 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::raw::RawSq;
+use crate::raw::{RawSq, SqeSlots};
 use crate::sqe::Sqe;
 use crate::sync::{fence, Ordering};
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 use uring_sys as sys;
 
@@ -110,17 +111,19 @@ impl<B: Backend> SubmissionQueue<B> {
                 });
             }
         }
+        let slots = self.raw.slots();
+        let first = self.tail;
         for i in 0..n {
-            // SAFETY: slot `tail + i` is free (the kernel's head is past its previous use, by the
-            // Acquire above or an earlier one), so nobody else reads or writes it now.
-            unsafe {
-                self.raw
-                    .sqe(self.tail.wrapping_add(i))
-                    .write(Sqe::zeroed().0)
-            };
+            // SAFETY: slot `first + i` is free (the kernel's head is past its previous use, by
+            // the Acquire above or an earlier one), so nobody else reads or writes it now.
+            unsafe { slots.clear(first.wrapping_add(i)) };
         }
-        let first = self.raw.sqe(self.tail);
-        Ok(Reservation { sq: self, n, first })
+        Ok(Reservation {
+            sq: self,
+            slots,
+            first,
+            n,
+        })
     }
 
     /// Publishes committed SQEs to the kernel's tail and returns how many are not yet consumed.
@@ -163,8 +166,9 @@ impl<B: Backend> SubmissionQueue<B> {
     ///
     /// The wait ends early when a signal interrupts it after SQEs were consumed; use
     /// [`crate::CompletionQueue::wait`] to be sure.
+    #[inline]
     pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
-        let mut to_submit = self.flush();
+        let to_submit = self.flush();
         let mut flags = if want > 0 {
             sys::IORING_ENTER_GETEVENTS
         } else {
@@ -179,28 +183,45 @@ impl<B: Backend> SubmissionQueue<B> {
         } else if to_submit == 0 && want == 0 {
             return Ok(0);
         }
-        let total = to_submit;
+        match self.backend.enter(to_submit, want, flags, None) {
+            Ok(n) => Ok(self.consumed(to_submit, to_submit, n)),
+            Err(e) => self.enter_failed(e, to_submit, want, flags),
+        }
+    }
+
+    /// How many of the `total` SQEs of this submit are consumed, after an entry that asked the
+    /// kernel for `to_submit` of them and got `n`.
+    #[inline]
+    fn consumed(&mut self, total: u32, to_submit: u32, n: u32) -> u32 {
+        if self.sqpoll {
+            // The poller consumes them on its own; the entry only woke it or waited.
+            return total;
+        }
+        self.sync_head();
+        total - (to_submit - n)
+    }
+
+    /// The rare paths of [`SubmissionQueue::submit_and_wait`], out of line: `EINTR` (retried
+    /// with what the kernel has not consumed yet), `EAGAIN`/`EBUSY`, other errors.
+    #[cold]
+    #[inline(never)]
+    fn enter_failed(&mut self, mut e: io::Error, total: u32, want: u32, flags: u32) -> Result<u32> {
         loop {
-            match self.backend.enter(to_submit, want, flags, None) {
-                Ok(n) => {
-                    if self.sqpoll {
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {
+                    // The kernel's head says what was consumed; submit the rest.
+                    self.sync_head();
+                    let to_submit = self.tail.wrapping_sub(self.head);
+                    if to_submit == 0 && want == 0 {
                         return Ok(total);
                     }
-                    self.sync_head();
-                    return Ok(total - (to_submit - n));
-                }
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR) => {
-                        // The kernel's head says what was consumed; submit the rest.
-                        self.sync_head();
-                        to_submit = self.tail.wrapping_sub(self.head);
-                        if to_submit == 0 && want == 0 {
-                            return Ok(total);
-                        }
+                    match self.backend.enter(to_submit, want, flags, None) {
+                        Ok(n) => return Ok(self.consumed(total, to_submit, n)),
+                        Err(next) => e = next,
                     }
-                    Some(libc::EAGAIN) | Some(libc::EBUSY) => return Err(Error::Busy(e)),
-                    _ => return Err(Error::os("io_uring_enter", e)),
-                },
+                }
+                Some(libc::EAGAIN) | Some(libc::EBUSY) => return Err(Error::Busy(e)),
+                _ => return Err(Error::os("io_uring_enter", e)),
             }
         }
     }
@@ -223,9 +244,11 @@ impl<B: Backend> SubmissionQueue<B> {
 /// setters, then [`Reservation::commit`]; dropping a reservation gives the slots back.
 pub struct Reservation<'a, B: Backend> {
     sq: &'a mut SubmissionQueue<B>,
+    /// The slot geometry, copied so that it stays in registers while SQEs are filled.
+    slots: SqeSlots,
+    /// The queue's tail when reserved: the reserved SQEs are `first .. first + n`.
+    first: u32,
     n: u32,
-    /// The first reserved slot (saves recomputing it for the common one-SQE case).
-    first: *mut uring_sys::io_uring_sqe,
 }
 
 impl<B: Backend> fmt::Debug for Reservation<'_, B> {
@@ -253,11 +276,7 @@ impl<'a, B: Backend> Reservation<'a, B> {
         if i >= self.n {
             return None;
         }
-        let p = if i == 0 {
-            self.first
-        } else {
-            self.sq.raw.sqe(self.sq.tail.wrapping_add(i))
-        };
+        let p = self.slots.sqe(self.first.wrapping_add(i));
         // SAFETY: the slot is reserved for us (free in the kernel's view, not yet published) and
         // `Sqe` is a transparent wrapper of `io_uring_sqe`; the borrow is tied to `&mut self`.
         Some(unsafe { &mut *p.cast::<Sqe>() })
@@ -272,12 +291,13 @@ impl<'a, B: Backend> Reservation<'a, B> {
     /// The 128-byte command area of SQE `i` on an `IORING_SETUP_SQE128` ring (the 80 bytes
     /// starting at `cmd`), or `None` on a 64-byte-SQE ring.
     pub fn big_cmd(&mut self, i: u32) -> Option<&mut [u8; 80]> {
-        if i >= self.n || self.sq.raw.sqe_shift == 0 {
+        if i >= self.n {
             return None;
         }
-        let p = self.sq.raw.sqe(self.sq.tail.wrapping_add(i));
-        // SAFETY: with SQE128 each slot is 128 bytes; bytes 48..128 are the command area.
-        Some(unsafe { &mut *p.cast::<u8>().add(48).cast::<[u8; 80]>() })
+        let p = self.slots.big_cmd(self.first.wrapping_add(i))?;
+        // SAFETY: the slot is reserved for us (see `get`) and the command area lies inside it;
+        // the borrow is tied to `&mut self`.
+        Some(unsafe { &mut *p })
     }
 
     /// Commits the reserved SQEs (in order) to the queue; [`SubmissionQueue::submit`] or
@@ -290,6 +310,6 @@ impl<'a, B: Backend> Reservation<'a, B> {
     /// they point to, paths, timespecs, sockaddrs, registered buffer and file indices.
     #[inline]
     pub unsafe fn commit(self) {
-        self.sq.tail = self.sq.tail.wrapping_add(self.n);
+        self.sq.tail = self.first.wrapping_add(self.n);
     }
 }

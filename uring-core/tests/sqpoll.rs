@@ -1,0 +1,117 @@
+//! SQPOLL rings: while the kernel's poller thread is awake, submitting makes no system call
+//! (counted with `Kernel::enter_count`); once it has gone idle, a submit wakes it
+//! (`IORING_SQ_NEED_WAKEUP` → `IORING_ENTER_SQ_WAKEUP`) and the work completes.
+
+mod common;
+
+use common::{build_or_skip, push_nops, Tally};
+use std::time::{Duration, Instant};
+use uring_core::{sys, Builder, Error, Ring, SetupFlags};
+
+/// Polls the CQ in user space (no system call) until `n` completions have been tallied.
+fn poll_cq(ring: &mut Ring, tally: &mut Tally, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while tally.count() < n {
+        match ring.cq().pop() {
+            Some(cqe) => tally.add(cqe),
+            None => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} of {n} completions after {within:?}",
+                    tally.count()
+                );
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+fn needs_wakeup(ring: &mut Ring) -> bool {
+    ring.sq().raw_flags() & sys::IORING_SQ_NEED_WAKEUP != 0
+}
+
+#[test]
+fn sqpoll_submits_without_entering_while_the_poller_is_awake() {
+    const TEST: &str = "sqpoll_submits_without_entering_while_the_poller_is_awake";
+    // A long idle time, so that the poller stays awake for the whole test even on a busy machine.
+    let b = Builder::new(32).sqpoll(Duration::from_secs(2));
+    let Some(mut ring) = build_or_skip(TEST, &b) else {
+        return;
+    };
+    assert!(ring.info().flags.contains(SetupFlags::SQPOLL));
+    let mut tally = Tally::new();
+
+    // Get the poller running (the first submit may have to wake it).
+    push_nops(&mut ring, 1, 0);
+    ring.submit().unwrap();
+    poll_cq(&mut ring, &mut tally, 1, Duration::from_secs(5));
+
+    const N: u64 = 1000;
+    let enters = ring.backend().enter_count();
+    let mut next = 1u64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while next <= N || tally.count() < (N + 1) as usize {
+        assert!(
+            Instant::now() < deadline,
+            "stuck: {next} pushed, {} completed",
+            tally.count()
+        );
+        // Push in small groups as room allows; the poller frees slots as it consumes.
+        if next <= N && ring.sq().free() >= 4 {
+            let n = 4.min(N + 1 - next) as u32;
+            push_nops(&mut ring, n, next);
+            ring.submit().unwrap();
+            next += u64::from(n);
+        }
+        while let Some(cqe) = ring.cq().pop() {
+            tally.add(cqe);
+        }
+        std::hint::spin_loop();
+    }
+    tally.assert_exactly(N + 1);
+    let made = ring.backend().enter_count() - enters;
+    assert!(!needs_wakeup(&mut ring), "the poller fell asleep mid-test");
+    assert_eq!(
+        made, 0,
+        "{made} io_uring_enter calls for {N} NOPs while the poller was awake"
+    );
+}
+
+#[test]
+fn sqpoll_submit_wakes_an_idle_poller() {
+    const TEST: &str = "sqpoll_submit_wakes_an_idle_poller";
+    let idle = Duration::from_millis(10);
+    let b = Builder::new(8).sqpoll(idle);
+    let Some(mut ring) = build_or_skip(TEST, &b) else {
+        return;
+    };
+    let mut tally = Tally::new();
+    for round in 0..3u64 {
+        // Let the poller go idle: it sets IORING_SQ_NEED_WAKEUP before sleeping.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        std::thread::sleep(idle * 5);
+        while !needs_wakeup(&mut ring) {
+            assert!(Instant::now() < deadline, "the poller never went idle");
+            std::thread::sleep(idle);
+        }
+        // A submit must notice it and enter once, with IORING_ENTER_SQ_WAKEUP.
+        let enters = ring.backend().enter_count();
+        push_nops(&mut ring, 3, round * 3);
+        ring.submit().unwrap();
+        assert_eq!(ring.backend().enter_count(), enters + 1, "round {round}");
+        // The woken poller consumes and completes the work; the CQ is polled, not waited on.
+        poll_cq(
+            &mut ring,
+            &mut tally,
+            (round as usize + 1) * 3,
+            Duration::from_secs(5),
+        );
+    }
+    tally.assert_exactly(9);
+
+    // Waiting on an SQPOLL ring enters the kernel as usual; a timed wait still times out.
+    assert!(matches!(
+        ring.wait_timeout(1, Duration::from_millis(20)),
+        Err(Error::Timeout)
+    ));
+}
