@@ -6,6 +6,8 @@
 //!   ticket leaves the op in the ring, and a ring dropped with ops in flight cancels them, waits
 //!   a bounded time, and leaks (never frees) what the kernel may still use.
 //! - Buffers are anything implementing [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, ...
+//! - Multishot ops ([`Multishot`]) stay in flight across many completions; [`Uring::drain`]
+//!   takes what has arrived without ending them.
 //! - Errors on push hand the op back ([`PushError`]), so no buffer is lost.
 //!
 //! For raw SQEs with no safety net, use `uring-core` directly.
@@ -14,6 +16,7 @@
 
 mod buf;
 mod error;
+mod multishot;
 mod op;
 pub mod ops;
 mod slab;
@@ -21,6 +24,7 @@ mod uring;
 
 pub use buf::{IoBuf, IoBufMut};
 pub use error::{Error, PushError, Result};
+pub use multishot::{Multishot, MultishotOp, MultishotOutput};
 pub use op::{Entry, Op, OpCheck, OpSet, SqeOptions, Submit, Target};
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};
 

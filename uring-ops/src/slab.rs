@@ -280,6 +280,20 @@ impl Slab {
         })
     }
 
+    /// The live entry (in flight or finished) keyed `(index, gen)`, if it is an `E`.
+    ///
+    /// An in-flight entry's owned memory may still be in use by the kernel: callers touch only
+    /// the parts of `E` that no SQE names (as `Entry::on_cqe` does).
+    #[inline]
+    pub(crate) fn get_mut<E: Entry>(&mut self, index: u32, gen: u32) -> Option<&mut E> {
+        if !self.is_live::<E>(index, gen) {
+            return None;
+        }
+        let slot = self.slot_mut(index)?;
+        // SAFETY: the slot is live and holds an `E` (checked just above), not otherwise borrowed.
+        Some(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
+    }
+
     /// Takes a finished entry of type `E`, or `None` if `(index, gen)` names none.
     #[inline]
     pub(crate) fn take<E: Entry>(&mut self, index: u32, gen: u32) -> Option<E> {
