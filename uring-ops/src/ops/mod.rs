@@ -4,9 +4,11 @@
 //! has a `const` opcode ([`crate::Op::OPCODE`]), owns what the kernel touches until its
 //! completion is reaped, and gives it back with the result.
 
+mod fs;
 mod nop;
 mod rw;
 
+pub use fs::{Fallocate, FallocateMode, Fsync};
 pub use nop::Nop;
 pub use rw::{Read, Readv, Write, Writev};
 
