@@ -6,10 +6,12 @@
 
 mod fs;
 mod nop;
+mod poll;
 mod rw;
 
 pub use fs::{Fallocate, FallocateMode, Fsync};
 pub use nop::Nop;
+pub use poll::{PollAdd, PollEvents, PollRemove};
 pub use rw::{Read, Readv, Write, Writev};
 
 /// Implements the common SQE option setters for an op struct with an `opts: SqeOptions` field.
