@@ -4,11 +4,13 @@
 //! has a `const` opcode ([`crate::Op::OPCODE`]), owns what the kernel touches until its
 //! completion is reaped, and gives it back with the result.
 
+mod cancel;
 mod fs;
 mod nop;
 mod poll;
 mod rw;
 
+pub use cancel::AsyncCancel;
 pub use fs::{Fallocate, FallocateMode, Fsync};
 pub use nop::Nop;
 pub use poll::{PollAdd, PollEvents, PollRemove};
