@@ -9,12 +9,14 @@ mod fs;
 mod nop;
 mod poll;
 mod rw;
+mod timeout;
 
 pub use cancel::AsyncCancel;
 pub use fs::{Fallocate, FallocateMode, Fsync};
 pub use nop::Nop;
 pub use poll::{PollAdd, PollEvents, PollRemove};
 pub use rw::{Read, Readv, Write, Writev};
+pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove};
 
 /// Implements the common SQE option setters for an op struct with an `opts: SqeOptions` field.
 macro_rules! sqe_options {
