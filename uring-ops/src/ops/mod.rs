@@ -5,6 +5,7 @@
 //! completion is reaped, and gives it back with the result.
 
 mod cancel;
+mod fixed;
 mod fs;
 mod nop;
 mod poll;
@@ -12,6 +13,7 @@ mod rw;
 mod timeout;
 
 pub use cancel::AsyncCancel;
+pub use fixed::{ReadFixed, WriteFixed};
 pub use fs::{Fallocate, FallocateMode, Fsync};
 pub use nop::Nop;
 pub use poll::{PollAdd, PollEvents, PollRemove};
