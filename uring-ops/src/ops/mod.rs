@@ -12,6 +12,9 @@ mod poll;
 mod rw;
 mod timeout;
 
+#[cfg(test)]
+mod tests;
+
 pub use cancel::AsyncCancel;
 pub use fixed::{ReadFixed, WriteFixed};
 pub use fs::{Fallocate, FallocateMode, Fsync};
