@@ -5,7 +5,10 @@
 //!   [`Ticket`]. Safe code cannot make the kernel touch freed memory: a dropped or forgotten
 //!   ticket leaves the op in the ring, and a ring dropped with ops in flight cancels them, waits
 //!   a bounded time, and leaks (never frees) what the kernel may still use.
-//! - Buffers are anything implementing [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, ...
+//! - Buffers are anything implementing [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, ...,
+//!   and registered buffers ([`FixedBuf`], from a [`FixedBufs`] pool) for the fixed ops.
+//! - Multishot ops ([`Multishot`]) stay in flight across many completions; [`Uring::drain`]
+//!   takes what has arrived without ending them.
 //! - Errors on push hand the op back ([`PushError`]), so no buffer is lost.
 //!
 //! For raw SQEs with no safety net, use `uring-core` directly.
@@ -14,6 +17,8 @@
 
 mod buf;
 mod error;
+mod fixed_buf;
+mod multishot;
 mod op;
 pub mod ops;
 mod slab;
@@ -21,6 +26,8 @@ mod uring;
 
 pub use buf::{IoBuf, IoBufMut};
 pub use error::{Error, PushError, Result};
+pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
+pub use multishot::{Multishot, MultishotOp, MultishotOutput};
 pub use op::{Entry, Op, OpCheck, OpSet, SqeOptions, Submit, Target};
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};
 

@@ -361,6 +361,23 @@ impl Slab {
         })
     }
 
+    /// The live entry (in flight or finished, not detached) keyed `(index, gen)`, which must
+    /// have been inserted as an `E` (the key's invariant; checked in debug builds).
+    ///
+    /// An in-flight entry's owned memory may still be in use by the kernel: callers touch only
+    /// the parts of `E` that no SQE names (as `Entry::on_cqe` does).
+    #[inline]
+    pub(crate) fn get_mut<E: Entry>(&mut self, index: u32, gen: u32) -> Option<&mut E> {
+        if !self.is_live(index, gen) {
+            return None;
+        }
+        let slot = slot_in(&mut self.chunks, index)?;
+        debug_assert!(slot.vtable.is_some_and(|v| (v.type_id)() == TypeId::of::<E>()));
+        // SAFETY: the slot is live and holds an `E` (the key's invariant), not otherwise
+        // borrowed.
+        Some(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
+    }
+
     /// Gives up on redeeming `(index, gen)` (an `E`): a finished entry is dropped now, an
     /// in-flight one when it finishes. Returns whether the key was live.
     pub(crate) fn detach<E: Entry>(&mut self, index: u32, gen: u32) -> bool {

@@ -2,6 +2,7 @@
 //! back with their results.
 
 use crate::error::{Error, PushError, Result};
+use crate::multishot::{MultiEntry, Multishot, MultishotOp};
 use crate::op::{Entry, OpCheck, OpSet, Submit};
 use crate::slab::{Completed, Slab, GEN_MASK};
 use std::fmt;
@@ -380,6 +381,70 @@ impl Uring {
             }
         }
         self.slab.in_flight()
+    }
+}
+
+/// Multishot ops: reading their items while they stay in flight.
+impl Uring {
+    /// Takes the items a multishot op has produced so far (after reaping what is ready),
+    /// without ending it and without blocking. An op that has finished gives its last items
+    /// here too; its ticket then still redeems the final output.
+    ///
+    /// Items accumulate in the ring until drained (or until the ticket is redeemed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`] if the ticket is not this ring's, or already redeemed.
+    pub fn drain<O: MultishotOp>(&mut self, t: &Ticket<Multishot<O>>) -> Result<Vec<O::Item>> {
+        self.reap();
+        self.multishot_entry(t).map(MultiEntry::take_items)
+    }
+
+    /// Waits, at most `timeout`, until a multishot op has produced at least one item or has
+    /// finished (submitting what is queued), and takes its items. An empty result means the
+    /// time ran out, or the op finished with no item left (see [`Uring::is_done`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`], or the ring failing ([`Error::Core`]).
+    pub fn wait_items<O: MultishotOp>(
+        &mut self,
+        t: &Ticket<Multishot<O>>,
+        timeout: Duration,
+    ) -> Result<Vec<O::Item>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.reap();
+            let done = self.is_done(t);
+            let e = self.multishot_entry(t)?;
+            if done || e.pending() > 0 {
+                return Ok(e.take_items());
+            }
+            self.submit()?;
+            if self.reap() > 0 {
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            match self.ring.wait_timeout(1, left) {
+                Ok(_) | Err(uring_core::Error::Timeout) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn multishot_entry<O: MultishotOp>(
+        &mut self,
+        t: &Ticket<Multishot<O>>,
+    ) -> Result<&mut MultiEntry<O>> {
+        if t.ring != self.id {
+            return Err(Error::UnknownTicket);
+        }
+        self.slab
+            .get_mut::<MultiEntry<O>>(t.index, t.gen)
+            .ok_or(Error::UnknownTicket)
     }
 }
 

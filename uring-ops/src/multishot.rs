@@ -1,0 +1,171 @@
+//! Ops that complete more than once (multishot).
+//!
+//! A multishot op posts one completion per event, each flagged `IORING_CQE_F_MORE`, and a
+//! last one without that flag when it ends (removed, cancelled, failed, or stopped by the
+//! kernel). The ring keeps every completion flagged `MORE` as an item of the op, which the user
+//! takes while the op runs with [`crate::Uring::drain`] or [`crate::Uring::wait_items`]; the
+//! last completion finishes the op, and its ticket then gives back the items not yet drained
+//! and the op's own output for that last completion ([`MultishotOutput`]).
+//!
+//! Single-shot ops are untouched by this: they go through their own, leaner entry.
+
+use crate::error::{Error, Result};
+use crate::op::{Entry, Op, OpCheck, Submit};
+use std::fmt;
+use uring_core::{sys, Sqe};
+
+/// An op that has a multishot form.
+///
+/// # Safety
+///
+/// As for [`Op`]: after [`MultishotOp::prepare_multishot`], the SQE names only memory that
+/// `self` owns and that stays valid and unmoved while `self` is neither dropped nor moved. The
+/// ring keeps the op, unmoved, until the completion without `IORING_CQE_F_MORE`.
+pub unsafe trait MultishotOp: Op {
+    /// What one completion flagged `IORING_CQE_F_MORE` means.
+    type Item: Send + 'static;
+
+    /// Turns the SQE written by [`Op::prepare`] into the multishot form (sets the op's
+    /// multishot flag).
+    fn prepare_multishot(&mut self, sqe: &mut Sqe);
+
+    /// The item for a completion flagged `IORING_CQE_F_MORE` (`res`, CQE flags).
+    fn item(res: i32, flags: u32) -> Self::Item;
+}
+
+/// The multishot form of an op: pushed like any op, it stays in flight across many completions.
+///
+/// Obtained from the op's own `multishot()` setter (e.g.
+/// [`crate::ops::PollAdd::multishot`]) or [`Multishot::new`].
+#[derive(Debug)]
+pub struct Multishot<O> {
+    op: O,
+}
+
+impl<O: MultishotOp> Multishot<O> {
+    /// The multishot form of `op`.
+    pub fn new(op: O) -> Self {
+        Multishot { op }
+    }
+
+    /// The op, back (for instance from a [`crate::PushError`]).
+    pub fn into_inner(self) -> O {
+        self.op
+    }
+}
+
+/// What a finished multishot op gives back.
+pub struct MultishotOutput<O: MultishotOp> {
+    /// Items that arrived and were not drained before the op ended, oldest first.
+    pub items: Vec<O::Item>,
+    /// The last completion (the one without `IORING_CQE_F_MORE`), as the op's own output: for
+    /// a removed or cancelled op, `ECANCELED`.
+    pub last: O::Output,
+}
+
+impl<O: MultishotOp> fmt::Debug for MultishotOutput<O>
+where
+    O::Item: fmt::Debug,
+    O::Output: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultishotOutput")
+            .field("items", &self.items)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
+/// The in-ring form of a multishot op: the op, and the items received and not yet drained.
+#[doc(hidden)]
+pub struct MultiEntry<O: MultishotOp> {
+    op: O,
+    items: Vec<O::Item>,
+    res: i32,
+    flags: u32,
+}
+
+impl<O: MultishotOp> fmt::Debug for MultiEntry<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultiEntry")
+            .field("op", &O::NAME)
+            .field("pending", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O: MultishotOp> MultiEntry<O> {
+    /// Takes the items received so far.
+    pub(crate) fn take_items(&mut self) -> Vec<O::Item> {
+        std::mem::take(&mut self.items)
+    }
+
+    /// Items received and not yet taken.
+    pub(crate) fn pending(&self) -> usize {
+        self.items.len()
+    }
+}
+
+// SAFETY: `prepare` writes the op's SQE (`Op::prepare` then `prepare_multishot`), whose
+// contract is the same as `Entry`'s; the entry finishes exactly at the completion without
+// `IORING_CQE_F_MORE`, after which the kernel posts nothing more for this request.
+// Skip-success is refused, as for single ops.
+unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
+    type Output = MultishotOutput<O>;
+
+    fn sqe_count(&self) -> u32 {
+        1
+    }
+
+    fn check(&self, ops: &OpCheck) -> Result<()> {
+        if self.op.options().skips_success() {
+            return Err(Error::InvalidArgument(format!(
+                "skip_success on a multishot {}: its last completion would never be seen",
+                O::NAME
+            )));
+        }
+        ops.check::<O>()
+    }
+
+    fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
+        self.op.prepare(sqe);
+        self.op.prepare_multishot(sqe);
+        self.op.options().apply(sqe);
+    }
+
+    fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> bool {
+        if flags & sys::IORING_CQE_F_MORE != 0 {
+            self.items.push(O::item(res, flags));
+            return false;
+        }
+        self.res = res;
+        self.flags = flags;
+        true
+    }
+
+    fn finish(self) -> MultishotOutput<O> {
+        MultishotOutput {
+            items: self.items,
+            last: self.op.complete(self.res, self.flags),
+        }
+    }
+}
+
+// SAFETY: one multishot op is one entry; the contract is `MultishotOp`'s.
+unsafe impl<O: MultishotOp> Submit for Multishot<O> {
+    type Output = MultishotOutput<O>;
+    type Entry = MultiEntry<O>;
+
+    fn into_entry(self) -> MultiEntry<O> {
+        MultiEntry {
+            op: self.op,
+            items: Vec::new(),
+            res: 0,
+            flags: 0,
+        }
+    }
+
+    fn from_entry(e: MultiEntry<O>) -> Self {
+        Multishot { op: e.op }
+    }
+}

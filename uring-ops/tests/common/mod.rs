@@ -1,0 +1,82 @@
+//! Helpers shared by the real-kernel tests.
+#![allow(dead_code)] // each test binary uses some of them
+
+use std::io::Write as _;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// A temp file that is removed when dropped.
+pub struct TempFile {
+    pub file: std::fs::File,
+    pub path: PathBuf,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A new temp file holding `contents`, unique to this process and `name`.
+pub fn temp_file(name: &str, contents: &[u8]) -> TempFile {
+    let path = std::env::temp_dir().join(format!("uring-ops-{}-{name}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(contents).unwrap();
+    TempFile { file, path }
+}
+
+/// A pipe: (read end, write end).
+pub fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// Whether the running kernel is at least `major.minor` (from `uname -r`), for op flags the
+/// opcode probe cannot report.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+/// Returns from the test, saying why, when the ring's probe lacks the op.
+#[macro_export]
+macro_rules! require_op {
+    ($ring:expr, $op:ty) => {
+        if !$ring.supports(<$op as uring_ops::Op>::OPCODE) {
+            eprintln!(
+                "skipped: the running kernel lacks IORING_OP_{} ({})",
+                uring_ops::core::opcode_name(<$op as uring_ops::Op>::OPCODE),
+                <$op as uring_ops::Op>::NAME
+            );
+            return;
+        }
+    };
+}
+
+/// Returns from the test, saying why, when the kernel is older than `major.minor`.
+#[macro_export]
+macro_rules! require_kernel {
+    ($major:expr, $minor:expr, $what:expr) => {
+        if !$crate::common::kernel_at_least($major, $minor) {
+            eprintln!(
+                "skipped: {} needs Linux {}.{} or later",
+                $what, $major, $minor
+            );
+            return;
+        }
+    };
+}

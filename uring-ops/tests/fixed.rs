@@ -1,0 +1,179 @@
+//! Real-kernel tests of registered buffers: the pool, fixed reads and writes, drop orders.
+
+mod common;
+
+use common::{pipe, temp_file};
+use std::io::Write as _;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use uring_ops::ops::{ReadFixed, WriteFixed};
+use uring_ops::{Error, FixedBufs, IoBuf, Uring};
+
+const DATA: &[u8] = b"registered buffers, pinned by the kernel";
+
+#[test]
+fn write_fixed_then_read_fixed_round_trip() {
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, ReadFixed);
+    require_op!(ring, WriteFixed);
+    let f = temp_file("fixed-rt", b"");
+    let pool = FixedBufs::register(&ring, 4, 4096).unwrap();
+    assert_eq!(
+        (pool.count(), pool.buf_size(), pool.available()),
+        (4, 4096, 4)
+    );
+
+    let mut w = pool.get().unwrap();
+    assert_eq!((w.index(), w.len(), w.capacity()), (0, 0, 4096));
+    w.extend_from_slice(DATA);
+    let t = ring.push(WriteFixed::new(&f.file, w, 3)).unwrap();
+    let (n, w) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap(), DATA.len());
+    assert_eq!(&w[..], DATA, "the buffer comes back with its data");
+
+    let mut on_disk = vec![0xffu8; 3 + DATA.len()];
+    f.file.read_exact_at(&mut on_disk, 0).unwrap();
+    assert_eq!(&on_disk[..3], &[0, 0, 0]);
+    assert_eq!(&on_disk[3..], DATA);
+
+    let r = pool.get().unwrap();
+    assert_eq!(r.index(), 1);
+    let t = ring.push(ReadFixed::new(&f.file, r, 3)).unwrap();
+    let (n, r) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap(), DATA.len());
+    assert_eq!(&r[..], DATA);
+    assert_eq!(r.fixed_index(), Some(1));
+
+    // A shorter read with `len`, at another offset.
+    let t = ring
+        .push(ReadFixed::new(&f.file, r, 3 + 11).len(7))
+        .unwrap();
+    let (n, mut r) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap(), 7);
+    r.clear();
+    drop((w, r));
+    assert_eq!(pool.available(), 4);
+}
+
+#[test]
+fn the_pool_hands_each_buffer_out_once() {
+    let ring = Uring::new(4).unwrap();
+    let pool = FixedBufs::register(&ring, 2, 64).unwrap();
+    let a = pool.get().unwrap();
+    let b = pool.get().unwrap();
+    assert_ne!(a.index(), b.index());
+    assert!(pool.get().is_none(), "both are out");
+    assert_eq!(pool.available(), 0);
+    let index = a.index();
+    drop(a);
+    assert_eq!(pool.available(), 1);
+    let c = pool.get().unwrap();
+    assert_eq!(c.index(), index, "a dropped buffer returns to the pool");
+    assert_ne!(c.stable_ptr(), b.stable_ptr());
+}
+
+#[test]
+fn invalid_pool_sizes_are_refused() {
+    let ring = Uring::new(4).unwrap();
+    for (count, size) in [(0, 64), (1, 0), (uring_ops::MAX_FIXED_BUFS + 1, 64)] {
+        let err = FixedBufs::register(&ring, count, size).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument(_)),
+            "{count}x{size}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_ring_takes_one_pool_at_a_time_and_dropping_it_unregisters() {
+    let ring = Uring::new(4).unwrap();
+    let pool = FixedBufs::register(&ring, 2, 64).unwrap();
+    let err = FixedBufs::register(&ring, 2, 64).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBUSY), "{err}");
+    // Pool dropped before the ring: unregistered, so a new one can be registered.
+    drop(pool);
+    let pool = FixedBufs::register(&ring, 2, 64).unwrap();
+    // A buffer outliving its pool handle keeps the registration (and memory) alive.
+    let mut buf = pool.get().unwrap();
+    drop(pool);
+    let err = FixedBufs::register(&ring, 2, 64).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBUSY), "{err}");
+    buf.extend_from_slice(b"still mine");
+    assert_eq!(&buf[..], b"still mine");
+    drop(buf);
+    FixedBufs::register(&ring, 2, 64).unwrap();
+}
+
+#[test]
+fn ring_dropped_before_the_pool() {
+    let mut ring = Uring::new(4).unwrap();
+    require_op!(ring, WriteFixed);
+    let f = temp_file("fixed-ring-first", b"");
+    let pool = FixedBufs::register(&ring, 2, 128).unwrap();
+    let mut buf = pool.get().unwrap();
+    buf.extend_from_slice(DATA);
+    let t = ring.push(WriteFixed::new(&f.file, buf, 0)).unwrap();
+    let (n, mut buf) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap(), DATA.len());
+    drop(ring);
+    // The memory is still ours, and still registered with the (now closed) ring's kernel
+    // object, which the pool keeps alive until it unregisters.
+    buf.as_full_slice_mut()[..4].copy_from_slice(b"ABCD");
+    assert_eq!(&buf[..6], b"ABCDst");
+    drop(pool);
+    drop(buf);
+}
+
+#[test]
+fn a_fixed_buffer_in_flight_keeps_the_pool_alive() {
+    let mut ring = Uring::new(4).unwrap();
+    require_op!(ring, ReadFixed);
+    let (rx, tx) = pipe();
+    let pool = FixedBufs::register(&ring, 1, 64).unwrap();
+    let t = ring
+        .push(ReadFixed::new(rx.as_fd(), pool.get().unwrap(), u64::MAX))
+        .unwrap();
+    ring.submit().unwrap();
+    // The only references left to the pool are inside the op the kernel is working on.
+    drop(pool);
+    std::fs::File::from(tx).write_all(DATA).unwrap();
+    let (n, buf) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap(), DATA.len());
+    assert_eq!(&buf[..], DATA);
+}
+
+#[test]
+fn dropping_the_ring_with_a_fixed_read_in_flight_returns_the_buffer() {
+    let mut ring = Uring::new(4).unwrap();
+    require_op!(ring, ReadFixed);
+    let (rx, _tx) = pipe();
+    let pool = FixedBufs::register(&ring, 2, 64).unwrap();
+    let t = ring
+        .push(ReadFixed::new(rx.as_fd(), pool.get().unwrap(), u64::MAX))
+        .unwrap();
+    drop(t);
+    ring.submit().unwrap();
+    assert_eq!(pool.available(), 1);
+    // The ring cancels the read, waits for it, and only then drops the op and its buffer.
+    drop(ring);
+    assert_eq!(pool.available(), 2);
+}
+
+#[test]
+fn a_buffer_of_another_rings_pool_is_refused_by_the_kernel() {
+    let mut ring = Uring::new(4).unwrap();
+    require_op!(ring, ReadFixed);
+    let other = Uring::new(4).unwrap();
+    let _mine = FixedBufs::register(&ring, 1, 64).unwrap();
+    let theirs = FixedBufs::register(&other, 1, 64).unwrap();
+    let f = temp_file("fixed-other", DATA);
+    let t = ring
+        .push(ReadFixed::new(&f.file, theirs.get().unwrap(), 0))
+        .unwrap();
+    let (n, mut buf) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap_err().raw_os_error(), Some(libc::EFAULT));
+    assert!(
+        buf.as_full_slice_mut().iter().all(|&b| b == 0),
+        "nothing was written"
+    );
+}
