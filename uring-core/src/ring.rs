@@ -26,6 +26,7 @@ use crate::backend::Kernel;
 ///
 /// ```
 /// use uring_core::{Builder, Ring};
+/// # if cfg!(miri) { return Ok(()); } // Miri cannot make io_uring system calls.
 /// let mut ring = Builder::new(8).build()?;
 /// let mut r = ring.sq().reserve(1)?;
 /// r.first().set_opcode(uring_core::sys::IORING_OP_NOP as u8).set_user_data(7);
