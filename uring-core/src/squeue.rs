@@ -115,7 +115,7 @@ impl<B: Backend> SubmissionQueue<B> {
             // Acquire above or an earlier one), so nobody else reads or writes it now.
             unsafe {
                 self.raw
-                    .sqe(self.tail.wrapping_add(i))
+                    .sqe_for_write(self.tail.wrapping_add(i))
                     .write(Sqe::zeroed().0)
             };
         }
@@ -250,7 +250,7 @@ impl<'a, B: Backend> Reservation<'a, B> {
         if i >= self.n {
             return None;
         }
-        let p = self.sq.raw.sqe(self.sq.tail.wrapping_add(i));
+        let p = self.sq.raw.sqe_for_write(self.sq.tail.wrapping_add(i));
         // SAFETY: the slot is reserved for us (free in the kernel's view, not yet published) and
         // `Sqe` is a transparent wrapper of `io_uring_sqe`; the borrow is tied to `&mut self`.
         Some(unsafe { &mut *p.cast::<Sqe>() })
@@ -268,7 +268,7 @@ impl<'a, B: Backend> Reservation<'a, B> {
         if i >= self.n || self.sq.raw.sqe_shift == 0 {
             return None;
         }
-        let p = self.sq.raw.sqe(self.sq.tail.wrapping_add(i));
+        let p = self.sq.raw.sqe_for_write(self.sq.tail.wrapping_add(i));
         // SAFETY: with SQE128 each slot is 128 bytes; bytes 48..128 are the command area.
         Some(unsafe { &mut *p.cast::<u8>().add(48).cast::<[u8; 80]>() })
     }
