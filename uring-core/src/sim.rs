@@ -498,11 +498,13 @@ impl Sim {
             };
             self.execute(st, &sqe);
         }
-        // Release: the SQE reads above happen before the ring may reuse their slots; pairs with
-        // the ring's Acquire load of the SQ head.
-        self.sq
-            .head()
-            .store(head.wrapping_add(n), Ordering::Release);
+        if n > 0 {
+            // Release: the SQE reads above happen before the ring may reuse their slots; pairs
+            // with the ring's Acquire load of the SQ head.
+            self.sq
+                .head()
+                .store(head.wrapping_add(n), Ordering::Release);
+        }
         n
     }
 
@@ -585,6 +587,11 @@ impl Sim {
     }
 
     fn flush_backlog(&self, st: &mut State) {
+        // The overflow flag is only ever set with a non-empty backlog, so there is nothing to do
+        // (and, under loom, no access to add to the interleavings to explore).
+        if st.backlog.is_empty() {
+            return;
+        }
         while let Some(&(u, r, f)) = st.backlog.front() {
             if !self.try_post(u, r, f) {
                 return;
