@@ -223,13 +223,10 @@ impl<B: Backend> Iterator for Batch<'_, B> {
         if self.head == self.tail {
             return None;
         }
-        let raw = &self.cq.raw;
         // SAFETY: `head` is before the tail read with Acquire, so the kernel has written this
         // slot and will not touch it until our Release store of a head past it.
-        let cqe = unsafe {
-            let extra = raw.cqe_extra(self.head).map_or([0; 2], |p| p.read());
-            Cqe::from_raw(&raw.cqe(self.head).read(), extra)
-        };
+        let (raw, extra) = unsafe { self.cq.raw.read_cqe(self.head) };
+        let cqe = Cqe::from_raw(&raw, extra);
         self.head = self.head.wrapping_add(1);
         Some(cqe)
     }

@@ -5,16 +5,36 @@
 //! words, the SQ index array, SQE slots and CQE slots through the accessors here.
 //!
 //! Ring memory may be the kernel's mapping or a heap block serviced by [`crate::sim`]; the
-//! accessors do not care.
+//! accessors do not care. Under `cfg(loom)` the simulated kernel allocates every shared word as
+//! a separate loom atomic and every SQE/CQE slot as a [`loom::cell::UnsafeCell`] (see
+//! [`SqeSlot`]), so that loom checks not only the orderings of the head/tail words but also that
+//! each read of a slot happens after the write it depends on, and each write after the last read
+//! of the slot's previous use. The slot accessors below are the only code that touches slots.
 
 use crate::sync::AtomicU32;
-use uring_sys::{io_uring_cqe, io_uring_params, io_uring_sqe};
+#[cfg(not(loom))]
+use uring_sys::io_uring_params;
+use uring_sys::{io_uring_cqe, io_uring_sqe};
+
+/// One SQE slot of ring memory: the kernel's struct itself.
+#[cfg(not(loom))]
+pub(crate) type SqeSlot = io_uring_sqe;
+/// One SQE slot of ring memory: under loom a tracked cell, so that loom checks the causality of
+/// every slot access.
+#[cfg(loom)]
+pub(crate) type SqeSlot = loom::cell::UnsafeCell<io_uring_sqe>;
+/// One CQE slot of ring memory: the kernel's struct itself.
+#[cfg(not(loom))]
+pub(crate) type CqeSlot = io_uring_cqe;
+/// One CQE slot of ring memory: under loom a tracked cell (see [`SqeSlot`]).
+#[cfg(loom)]
+pub(crate) type CqeSlot = loom::cell::UnsafeCell<io_uring_cqe>;
 
 /// Pointers into the submission ring.
 ///
 /// Invariant (from [`RawSq::new`]'s contract): every pointer is valid for the life of the memory
 /// owner that made it, which outlives this value; `head`, `tail`, `flags`, `dropped` are 4-aligned
-/// `u32` words shared with the kernel; `sqes` holds `entries << sqe_shift` 64-byte slots; `array`
+/// `u32` words shared with the kernel; `sqes` holds `entries << sqe_shift` [`SqeSlot`]s; `array`
 /// is null (`IORING_SETUP_NO_SQARRAY`) or holds `entries` `u32` slots.
 #[derive(Debug)]
 pub(crate) struct RawSq {
@@ -23,7 +43,7 @@ pub(crate) struct RawSq {
     flags: *const AtomicU32,
     dropped: *const AtomicU32,
     array: *mut u32,
-    sqes: *mut io_uring_sqe,
+    sqes: *mut SqeSlot,
     /// `entries - 1`; `entries` is a power of two.
     pub(crate) mask: u32,
     /// Number of SQ slots.
@@ -33,7 +53,7 @@ pub(crate) struct RawSq {
 }
 
 /// Pointers into the completion ring. Same invariant as [`RawSq`]; `cqes` holds
-/// `entries << cqe_shift` 16-byte slots; `flags` may be null (kernels before 5.8).
+/// `entries << cqe_shift` [`CqeSlot`]s; `flags` may be null (kernels before 5.8).
 #[derive(Debug)]
 pub(crate) struct RawCq {
     /// The SQ ring's flags word, read on the completion side for `CQ_OVERFLOW` / `TASKRUN`.
@@ -42,7 +62,7 @@ pub(crate) struct RawCq {
     tail: *const AtomicU32,
     flags: *const AtomicU32,
     overflow: *const AtomicU32,
-    cqes: *mut io_uring_cqe,
+    cqes: *mut CqeSlot,
     /// `entries - 1`; `entries` is a power of two.
     pub(crate) mask: u32,
     /// Number of CQ slots.
@@ -145,8 +165,8 @@ impl RawSq {
     ///
     /// # Safety
     ///
-    /// Every pointer must stay valid while the value is used; `sqes` holds `entries` slots and
-    /// `array` is null or holds `entries` slots.
+    /// Every pointer must stay valid while the value is used; `entries` is a power of two,
+    /// `sqes` holds `entries` slots and `array` is null or holds `entries` slots.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn from_parts(
         head: *const AtomicU32,
@@ -154,7 +174,7 @@ impl RawSq {
         flags: *const AtomicU32,
         dropped: *const AtomicU32,
         array: *mut u32,
-        sqes: *mut io_uring_sqe,
+        sqes: *mut SqeSlot,
         entries: u32,
     ) -> Self {
         Self {
@@ -184,7 +204,7 @@ impl RawCq {
         tail: *const AtomicU32,
         flags: *const AtomicU32,
         overflow: *const AtomicU32,
-        cqes: *mut io_uring_cqe,
+        cqes: *mut CqeSlot,
         entries: u32,
     ) -> Self {
         Self {
@@ -264,12 +284,28 @@ impl RawSq {
         }
     }
 
-    /// The SQE at slot number `slot` (not a free-running index), for the simulated kernel.
+    /// The simulated kernel's read: a copy of the SQE in slot number `slot` (as named by the SQ
+    /// array, not a free-running index), or `None` when `slot` is out of range.
+    ///
+    /// # Safety
+    ///
+    /// The slot must hold a published SQE: its position is between the SQ head and a tail read
+    /// with `Acquire`, so the ring wrote it before its `Release` store of that tail and will not
+    /// write it again before the kernel's `Release` store of a head past it.
     #[inline]
-    pub(crate) fn sqe_at_slot(&self, slot: u32) -> Option<*const io_uring_sqe> {
-        (slot < self.entries)
-            // SAFETY: `slot < entries`, inside the SQE array.
-            .then(|| unsafe { self.sqes.add((slot << self.sqe_shift) as usize) } as *const _)
+    pub(crate) unsafe fn read_sqe_at_slot(&self, slot: u32) -> Option<io_uring_sqe> {
+        if slot >= self.entries {
+            return None;
+        }
+        // SAFETY: `slot < entries`, inside the SQE array.
+        let cell = unsafe { self.sqes.add((slot << self.sqe_shift) as usize) };
+        #[cfg(not(loom))]
+        // SAFETY: in bounds and initialised (zeroed at allocation); no concurrent write by the
+        // caller's contract.
+        return Some(unsafe { cell.read() });
+        #[cfg(loom)]
+        // SAFETY: as above; loom checks the read happens after the slot's last write.
+        Some(unsafe { (*cell).with(|p| p.read()) })
     }
 }
 
@@ -280,24 +316,41 @@ impl RawSq {
 /// geometry from the queue for every SQE (which it must do when the geometry is reached through
 /// `&mut SubmissionQueue`, since a raw SQE pointer might alias it).
 ///
-/// Invariant: `sqes` holds `(mask + 1) << (slot_shift - 6)` 64-byte SQE units, live for as long
-/// as the [`RawSq`] it was copied from; `slot_shift` is 6 (64-byte SQEs) or 7 (`SQE128`).
+/// Invariant: `sqes` holds the ring's [`SqeSlot`]s (`(mask + 1) << (slot_shift - 6)` 64-byte
+/// SQE units), live for as long as the [`RawSq`] it was copied from; `slot_shift` is 6 (64-byte
+/// SQEs) or 7 (`SQE128`, never under loom).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SqeSlots {
-    sqes: *mut io_uring_sqe,
+    sqes: *mut SqeSlot,
     mask: u32,
     /// log2 of the slot size in bytes.
     slot_shift: u32,
 }
 
 impl SqeSlots {
-    /// The SQE slot for the free-running index `index`.
+    /// The SQE slot for the free-running index `index`, for the submitting side to fill in
+    /// before publishing it.
+    ///
+    /// Under loom this records a write of the slot by the calling thread now: loom checks that
+    /// it happens after the kernel's last read of the slot (made visible by the `Acquire` load of
+    /// the SQ head) and that the kernel's next read happens after it (the `Release` store of the
+    /// SQ tail). The caller must then write only between this call and that store.
     #[inline]
     pub(crate) fn sqe(&self, index: u32) -> *mut io_uring_sqe {
-        let offset = ((index & self.mask) as usize) << self.slot_shift;
-        // SAFETY: `index & mask` is a slot number below `entries`, and each slot is
-        // `1 << slot_shift` bytes, so the offset is inside the SQE array (type invariant).
-        unsafe { self.sqes.byte_add(offset) }
+        #[cfg(not(loom))]
+        {
+            let offset = ((index & self.mask) as usize) << self.slot_shift;
+            // SAFETY: `index & mask` is a slot number below `entries`, and each slot is
+            // `1 << slot_shift` bytes, so the offset is inside the SQE array (type invariant).
+            unsafe { self.sqes.byte_add(offset) }
+        }
+        #[cfg(loom)]
+        // SAFETY: `index & mask < entries` (one cell per slot under loom): a live slot cell by
+        // the type invariant; the pointer handed out is the cell's own data pointer, and the
+        // access is recorded by `with_mut`.
+        unsafe {
+            (*self.sqes.add((index & self.mask) as usize)).with_mut(|p| p)
+        }
     }
 
     /// Whether slots are 128 bytes (`IORING_SETUP_SQE128`).
@@ -374,22 +427,78 @@ impl RawCq {
         unsafe { &*self.overflow }
     }
 
-    /// The CQE slot for the free-running index `index`.
+    /// The CQE slot (the first of two on a CQE32 ring) for the free-running index `index`.
     #[inline]
-    pub(crate) fn cqe(&self, index: u32) -> *mut io_uring_cqe {
-        // Slots are 16 bytes, or 32 with CQE32: one shift by the byte size, not two.
-        let offset = ((index & self.mask) as usize) << (4 + self.cqe_shift);
-        // SAFETY: `index & mask < entries` and each slot is `16 << cqe_shift` bytes, so the
-        // offset is inside the CQE array by the type's invariant.
-        unsafe { self.cqes.byte_add(offset) }
+    fn cqe_slot(&self, index: u32) -> *mut CqeSlot {
+        #[cfg(not(loom))]
+        {
+            // Slots are 16 bytes, or 32 with CQE32: one shift by the byte size, not two.
+            let offset = ((index & self.mask) as usize) << (4 + self.cqe_shift);
+            // SAFETY: `index & mask < entries` and each slot is `16 << cqe_shift` bytes, so the
+            // offset is inside the CQE array by the type's invariant.
+            unsafe { self.cqes.byte_add(offset) }
+        }
+        #[cfg(loom)]
+        {
+            let slot = ((index & self.mask) << self.cqe_shift) as usize;
+            // SAFETY: `slot < entries << cqe_shift`, inside the CQE array by the type's invariant.
+            unsafe { self.cqes.add(slot) }
+        }
     }
 
-    /// The 16 extra bytes of a 32-byte CQE (`IORING_SETUP_CQE32`) at `index`, or `None`.
+    /// Copies out the CQE at the free-running index `index`, and the 16 extra bytes of a 32-byte
+    /// CQE (`IORING_SETUP_CQE32`; zeros otherwise).
+    ///
+    /// # Safety
+    ///
+    /// `index` must be at or past our head and before a CQ tail read with `Acquire`: the kernel
+    /// wrote the slot before its `Release` store of that tail and will not write it again before
+    /// our `Release` store of a head past it.
     #[inline]
-    pub(crate) fn cqe_extra(&self, index: u32) -> Option<*mut [u64; 2]> {
-        (self.cqe_shift == 1).then(|| {
-            // SAFETY: with CQE32 every slot is two 16-byte units; the second is inside the array.
-            unsafe { self.cqe(index).add(1).cast::<[u64; 2]>() }
-        })
+    pub(crate) unsafe fn read_cqe(&self, index: u32) -> (io_uring_cqe, [u64; 2]) {
+        let cell = self.cqe_slot(index);
+        #[cfg(not(loom))]
+        // SAFETY: in bounds and initialised; not written concurrently by the caller's contract.
+        // With CQE32 every slot is two 16-byte units and the second is inside the array too.
+        unsafe {
+            let extra = if self.cqe_shift == 1 {
+                cell.add(1).cast::<[u64; 2]>().read()
+            } else {
+                [0; 2]
+            };
+            (cell.read(), extra)
+        }
+        #[cfg(loom)]
+        // SAFETY: as above (no CQE32 under loom); loom checks the read happens after the write.
+        unsafe {
+            ((*cell).with(|p| p.read()), [0; 2])
+        }
+    }
+
+    /// The simulated kernel's post: writes the CQE (and, on a CQE32 ring, its 16 extra bytes) at
+    /// the free-running index `index`.
+    ///
+    /// # Safety
+    ///
+    /// The slot must be free: `index` is before the CQ head read with `Acquire` plus `entries`,
+    /// so the ring has read its previous use, and only the (one) kernel writes CQE slots.
+    #[inline]
+    pub(crate) unsafe fn write_cqe(&self, index: u32, cqe: io_uring_cqe, extra: [u64; 2]) {
+        let cell = self.cqe_slot(index);
+        #[cfg(not(loom))]
+        // SAFETY: in bounds; the slot is not read concurrently by the caller's contract.
+        unsafe {
+            cell.write(cqe);
+            if self.cqe_shift == 1 {
+                cell.add(1).cast::<[u64; 2]>().write(extra);
+            }
+        }
+        #[cfg(loom)]
+        // SAFETY: as above (no CQE32 under loom); loom checks the write happens after the read
+        // of the slot's previous use.
+        unsafe {
+            let _ = extra;
+            (*cell).with_mut(|p| p.write(cqe));
+        }
     }
 }

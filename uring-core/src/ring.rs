@@ -26,6 +26,7 @@ use crate::backend::Kernel;
 ///
 /// ```
 /// use uring_core::{Builder, Ring};
+/// # if cfg!(miri) { return Ok(()); } // Miri cannot make io_uring system calls.
 /// let mut ring = Builder::new(8).build()?;
 /// let mut r = ring.sq().reserve(1)?;
 /// r.first().set_opcode(uring_core::sys::IORING_OP_NOP as u8).set_user_data(7);
@@ -242,10 +243,17 @@ impl std::os::fd::AsRawFd for Ring<Kernel> {
 
 impl Ring<crate::sim::Sim> {
     pub(crate) fn with_sim(b: &Builder, config: crate::sim::SimConfig) -> Result<Self> {
-        let sim = Arc::new(crate::sim::Sim::new(b, config));
+        let sim = Arc::new(crate::sim::Sim::new(b, config)?);
         let (sq, cq, p) = sim.views();
         // SAFETY: the views point into `sim`'s heap memory, laid out as `p` says; the queues
         // keep `sim` alive through the `Arc`.
         Ok(unsafe { Ring::from_parts(sim, sq, cq, &p) })
+    }
+
+    /// A shared handle to the simulated kernel, for a "kernel" thread that calls
+    /// [`crate::sim::Sim::service`] (with [`crate::sim::SimConfig::manual`]) while this ring, or
+    /// its halves, submit and reap on other threads. The ring memory lives as long as any handle.
+    pub fn sim_handle(&self) -> Arc<crate::sim::Sim> {
+        self.backend.clone()
     }
 }

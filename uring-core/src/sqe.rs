@@ -311,38 +311,69 @@ impl Sqe {
         unsafe { self.0.__bindgen_anon_5.file_index }
     }
 
+    /// The 16-byte union at byte 48 (`addr3` + pad, `attr_ptr` + `attr_type_mask`, `optval`,
+    /// the start of `cmd`) as two `u64` words.
+    ///
+    /// bindgen models this union with zero-sized `__BindgenUnionField` markers whose `as_mut`
+    /// turns a reference to 0 bytes into one to 16: undefined behaviour under Stacked Borrows
+    /// (Miri rejects it). A pointer taken from the whole union field covers all 16 bytes.
+    #[inline]
+    fn words_48(&mut self) -> &mut [u64; 2] {
+        let p = std::ptr::addr_of_mut!(self.0.__bindgen_anon_6).cast::<[u64; 2]>();
+        // SAFETY: `p` is derived from `&mut self` and spans the whole union, which is 16 bytes and
+        // 8-aligned (asserted below); every member is plain integers, so any bits are valid.
+        unsafe { &mut *p }
+    }
+
+    /// Read-only [`Sqe::words_48`].
+    #[inline]
+    fn words_48_ref(&self) -> &[u64; 2] {
+        let p = std::ptr::addr_of!(self.0.__bindgen_anon_6).cast::<[u64; 2]>();
+        // SAFETY: as for `words_48`, shared.
+        unsafe { &*p }
+    }
+
     /// Sets `addr3` (a third address, e.g. for `IORING_OP_URING_CMD` or xattr ops).
     #[inline]
     pub fn set_addr3(&mut self, addr3: u64) -> &mut Self {
-        // SAFETY: `as_mut` views the 16-byte union as its first member, two u64s inside it.
-        unsafe { self.0.__bindgen_anon_6.__bindgen_anon_1.as_mut().addr3 = addr3 };
+        self.words_48()[0] = addr3;
         self
     }
     /// Sets `optval` (socket-option commands; same word as `addr3`).
     #[inline]
     pub fn set_optval(&mut self, optval: u64) -> &mut Self {
-        // SAFETY: as for `set_addr3`; `optval` is a u64 at the start of the union.
-        unsafe { *self.0.__bindgen_anon_6.optval.as_mut() = optval };
+        self.words_48()[0] = optval;
         self
     }
     /// Sets `attr_ptr` and `attr_type_mask` (read/write attributes, `IORING_FEAT_RW_ATTR`).
     #[inline]
     pub fn set_attr(&mut self, attr_ptr: u64, type_mask: u64) -> &mut Self {
-        // SAFETY: as for `set_addr3`; the union's second member is two u64s.
-        unsafe {
-            let a = self.0.__bindgen_anon_6.__bindgen_anon_2.as_mut();
-            a.attr_ptr = attr_ptr;
-            a.attr_type_mask = type_mask;
-        }
+        *self.words_48() = [attr_ptr, type_mask];
         self
     }
     /// The `addr3` word.
     #[inline]
     pub fn addr3(&self) -> u64 {
-        // SAFETY: as for `set_addr3`, read-only.
-        unsafe { self.0.__bindgen_anon_6.__bindgen_anon_1.as_ref().addr3 }
+        self.words_48_ref()[0]
     }
 }
+
+// `Sqe::words_48` views the union at byte 48 as `[u64; 2]`: it must be exactly that big, that
+// aligned, and hold the members there in that order.
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    type U = sys::io_uring_sqe__bindgen_ty_6;
+    assert!(size_of::<U>() == 16 && align_of::<U>() >= align_of::<u64>());
+    assert!(offset_of!(sys::io_uring_sqe, __bindgen_anon_6) == 48);
+    assert!(offset_of!(sys::io_uring_sqe__bindgen_ty_6__bindgen_ty_1, addr3) == 0);
+    assert!(offset_of!(sys::io_uring_sqe__bindgen_ty_6__bindgen_ty_2, attr_ptr) == 0);
+    assert!(
+        offset_of!(
+            sys::io_uring_sqe__bindgen_ty_6__bindgen_ty_2,
+            attr_type_mask
+        ) == 8
+    );
+};
 
 /// Opcode names of the pinned UAPI, indexed by opcode, for messages (`"READV"`).
 const OP_NAMES: &[&str] = &[
@@ -417,4 +448,86 @@ const _: () = assert!(OP_NAMES.len() == sys::IORING_OP_LAST as usize);
 /// The name of opcode `op` without the `IORING_OP_` prefix, or `"UNKNOWN"`.
 pub fn opcode_name(op: u8) -> &'static str {
     OP_NAMES.get(op as usize).copied().unwrap_or("UNKNOWN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every setter lands in the kernel field it names, and the getters read it back. Under Miri
+    /// this also checks the union accesses (in particular the 16-byte `addr3`/`optval`/`attr`
+    /// union, which bindgen models with zero-sized marker fields).
+    #[test]
+    fn setters_write_the_kernel_fields() {
+        let mut s = Sqe::zeroed();
+        s.set_opcode(sys::IORING_OP_READV as u8)
+            .set_flags(SqeFlags::IO_LINK)
+            .add_flags(SqeFlags::ASYNC)
+            .set_ioprio(3)
+            .set_fd(7)
+            .set_off(0x1122_3344_5566_7788)
+            .set_addr(0xdead_beef)
+            .set_len(4096)
+            .set_rw_flags(5)
+            .set_user_data(99)
+            .set_buf_index(12)
+            .set_personality(2)
+            .set_file_index(31)
+            .set_addr3(0xaaaa_bbbb_cccc_dddd);
+        assert_eq!(s.opcode(), sys::IORING_OP_READV as u8);
+        assert_eq!(s.flags(), SqeFlags::IO_LINK | SqeFlags::ASYNC);
+        assert_eq!(s.as_raw().ioprio, 3);
+        assert_eq!(s.fd(), 7);
+        assert_eq!(s.off(), 0x1122_3344_5566_7788);
+        assert_eq!(s.addr(), 0xdead_beef);
+        assert_eq!(s.len(), 4096);
+        assert_eq!(s.op_flags(), 5);
+        assert_eq!(s.user_data(), 99);
+        assert_eq!(s.buf_index(), 12);
+        assert_eq!(s.personality(), 2);
+        assert_eq!(s.file_index(), 31);
+        assert_eq!(s.addr3(), 0xaaaa_bbbb_cccc_dddd);
+
+        // Words shared by several names: the last write wins, at the same offset.
+        s.set_addr2(1);
+        assert_eq!(s.off(), 1);
+        s.set_cmd_op(0x42);
+        assert_eq!(s.off() as u32, 0x42);
+        s.set_splice_off_in(2);
+        assert_eq!(s.addr(), 2);
+        s.set_level_optname(3, 4);
+        assert_eq!(s.addr(), 3 | (4 << 32));
+        s.set_fsync_flags(sys::IORING_FSYNC_DATASYNC);
+        assert_eq!(s.op_flags(), sys::IORING_FSYNC_DATASYNC);
+        s.set_timeout_flags(6).set_cancel_flags(7).set_nop_flags(8);
+        assert_eq!(s.op_flags(), 8);
+        #[cfg(target_endian = "little")]
+        {
+            s.set_poll32_events(0x1);
+            assert_eq!(s.op_flags(), 0x1);
+        }
+        s.set_buf_group(9);
+        assert_eq!(s.buf_index(), 9);
+        s.set_splice_fd_in(-1);
+        assert_eq!(s.file_index(), u32::MAX);
+        s.set_addr_len(16);
+        assert_eq!(s.file_index() & 0xffff, 16);
+        s.set_optlen(5);
+        s.set_optval(0x55);
+        assert_eq!(s.addr3(), 0x55);
+        s.set_attr(0x66, 0x77);
+        assert_eq!(s.addr3(), 0x66);
+        assert_eq!(s.words_48_ref()[1], 0x77);
+
+        s.clear();
+        assert_eq!(s.as_raw().opcode, 0);
+        assert_eq!(s.user_data(), 0);
+        assert_eq!(s.addr3(), 0);
+    }
+
+    #[test]
+    fn opcode_names() {
+        assert_eq!(opcode_name(sys::IORING_OP_NOP as u8), "NOP");
+        assert_eq!(opcode_name(sys::IORING_OP_READV as u8), "READV");
+    }
 }

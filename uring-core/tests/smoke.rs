@@ -1,4 +1,5 @@
 //! First checks of the ring on the real kernel and the simulated one.
+#![cfg(not(loom))]
 
 use uring_core::sim::SimConfig;
 use uring_core::{sys, Backend, Builder, Ring};
@@ -16,6 +17,7 @@ fn push_nops<B: Backend>(ring: &mut Ring<B>, n: u32, first: u64) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot make io_uring system calls")]
 fn kernel_nop_roundtrip() {
     let mut ring = Builder::new(8).build().unwrap();
     push_nops(&mut ring, 3, 100);

@@ -372,7 +372,9 @@ impl Slab {
             return None;
         }
         let slot = slot_in(&mut self.chunks, index)?;
-        debug_assert!(slot.vtable.is_some_and(|v| (v.type_id)() == TypeId::of::<E>()));
+        debug_assert!(slot
+            .vtable
+            .is_some_and(|v| (v.type_id)() == TypeId::of::<E>()));
         // SAFETY: the slot is live and holds an `E` (the key's invariant), not otherwise
         // borrowed.
         Some(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
