@@ -141,11 +141,24 @@ impl<B: Backend> Ring<B> {
     /// arrive in between. Returns the number of SQEs consumed.
     #[inline]
     pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
-        let n = self.sq.submit_and_wait(want)?;
-        if want > 0 {
-            self.cq.wait(want)?;
+        let mut total = self.sq.submit_and_wait(want)?;
+        if want == 0 {
+            return Ok(total);
         }
-        Ok(n)
+        // When the kernel takes only part of the batch it returns without waiting; hand it the
+        // rest until it has everything (or makes no progress), then wait for the completions.
+        while self.cq.ready() < want
+            && !self.info.flags.contains(SetupFlags::SQPOLL)
+            && self.sq.pending() > 0
+        {
+            let n = self.sq.submit_and_wait(want)?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        self.cq.wait(want)?;
+        Ok(total)
     }
 
     /// Waits until `want` completions are ready. See [`CompletionQueue::wait`].
@@ -190,7 +203,8 @@ impl<B: Backend> Ring<B> {
                         }
                         // Nothing to reap yet: let the kernel finish something.
                         match self.cq.wait_timeout(1, Duration::from_millis(10)) {
-                            Ok(_) | Err(Error::Timeout) => {}
+                            // A refusal here counts like one of submit's.
+                            Ok(_) | Err(Error::Timeout) | Err(Error::Busy(_)) => {}
                             Err(other) => return Err(other),
                         }
                     }

@@ -743,3 +743,27 @@ fn sqe128_cqe32_and_no_sqarray_rings() {
         }
     }
 }
+
+/// A partial submission must not leave `submit_and_wait` waiting for completions of SQEs the
+/// kernel never took: it hands over the rest first.
+#[test]
+fn submit_and_wait_after_partial_consumption() {
+    let cfg = SimConfig {
+        max_consume: Some(2),
+        ..SimConfig::default()
+    };
+    let mut ring = Builder::new(8).build_sim_with(cfg).unwrap();
+    let mut r = ring.sq().reserve(5).unwrap();
+    for i in 0..5 {
+        r.get(i)
+            .unwrap()
+            .set_opcode(uring_core::sys::IORING_OP_NOP as u8)
+            .set_user_data(u64::from(i));
+    }
+    // SAFETY: NOPs name no memory.
+    unsafe { r.commit() };
+    assert_eq!(ring.submit_and_wait(5).unwrap(), 5);
+    assert_eq!(ring.sq().pending(), 0);
+    let got: Vec<u64> = ring.cq().batch().map(|c| c.user_data()).collect();
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+}
