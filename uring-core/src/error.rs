@@ -91,6 +91,10 @@ impl From<Error> for io::Error {
         match e {
             // The kernel's errno is kept as is (`raw_os_error()` still answers).
             Error::Os { source, .. } | Error::Busy(source) => source,
+            // Nothing but the errno to say.
+            Error::Timeout => io::Error::from_raw_os_error(libc::ETIME),
+            // Errors found before the kernel was asked keep their message (which names the
+            // problem) and the kind of the errno they stand for; `Error::raw_os_error` gives it.
             other => {
                 let errno = other.raw_os_error().unwrap_or(libc::EINVAL);
                 io::Error::new(io::Error::from_raw_os_error(errno).kind(), other)
