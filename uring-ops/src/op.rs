@@ -161,6 +161,15 @@ pub unsafe trait Op: Send + 'static {
 
     /// Turns the completion (`res`, the CQE flags) and the op's owned data into its output.
     fn complete(self, res: i32, flags: u32) -> Self::Output;
+
+    /// Whether the kernel counts result `res` as a failure of this op inside a chain, which
+    /// cancels the links after it (`REQ_F_FAIL`). Any error does; so does a transfer of fewer
+    /// bytes than asked for by ops that move a count (reads, writes, sends, receives, splices),
+    /// which must override this. [`crate::Chain`] uses it to tell a link cancelled because an
+    /// earlier one failed from a link that ran and was cancelled. Default: `res < 0`.
+    fn fails_link(&self, res: i32) -> bool {
+        res < 0
+    }
 }
 
 /// Converts a kernel result into `io::Result`.
@@ -171,6 +180,26 @@ pub(crate) fn res_to_io(res: i32) -> std::io::Result<u32> {
     } else {
         Ok(res as u32)
     }
+}
+
+/// Whether a transfer of `res` bytes, `want` asked for, is a failure in the kernel's eyes inside a
+/// chain: an error, or fewer bytes than asked for. The kernel caps one transfer at
+/// `MAX_RW_COUNT` (`INT_MAX` rounded down to a page), so a transfer of the cap is complete.
+#[inline]
+pub(crate) fn short_transfer(res: i32, want: usize) -> bool {
+    let Ok(got) = usize::try_from(res) else {
+        return true;
+    };
+    if got >= want {
+        return false;
+    }
+    // Below the cap for any page size up to 64 KiB: certainly short.
+    if got < (i32::MAX as usize & !0xffff) {
+        return true;
+    }
+    // SAFETY: sysconf has no memory preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    got < (i32::MAX as usize & !(page - 1))
 }
 
 /// Something the ring can take: one op ([`Op`]) or a chain. Implemented by the crate.
