@@ -276,6 +276,13 @@ unsafe impl<O: Op> Entry for Single<O> {
 
     #[inline]
     fn check(&self, ops: &OpCheck) -> Result<()> {
+        if O::OPCODE == uring_core::sys::IORING_OP_LINK_TIMEOUT as u8 {
+            return Err(Error::InvalidArgument(format!(
+                "{} pushed alone: a link timeout guards the link before it, so it can only \
+                 follow a link in a Chain",
+                O::NAME
+            )));
+        }
         if self.op.options().skips_success() {
             return Err(Error::InvalidArgument(format!(
                 "skip_success on a lone {}: its completion would never be seen",
