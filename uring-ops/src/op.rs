@@ -84,9 +84,9 @@ impl SqeOptions {
         self.with_flag(SqeFlags::ASYNC)
     }
 
-    /// `IOSQE_CQE_SKIP_SUCCESS`: no completion on success. Only accepted inside a
-    /// [`crate::Chain`] on a link that is not the last one (a lone op would never be seen to
-    /// finish).
+    /// `IOSQE_CQE_SKIP_SUCCESS`: no completion on success. [`crate::Uring::push`] refuses it
+    /// on lone ops (they would never be seen to finish) and in chains (see [`crate::Chain`],
+    /// "Skip-success"); it is here for the raw path and for future multi-SQE entries.
     pub fn skip_success(self) -> Self {
         self.with_flag(SqeFlags::CQE_SKIP_SUCCESS)
     }
