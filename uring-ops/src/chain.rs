@@ -374,7 +374,8 @@ macro_rules! tuple_then_n {
 
             /// Appends a [`LinkTimeout`](crate::ops::LinkTimeout) of `after` guarding the
             /// previous link: if that link has not completed in time, the kernel cancels it.
-            /// The timeout's outcome is a link of the output like any other.
+            /// The timeout's outcome is a link of the output like any other. For a deadline or
+            /// another clock, append `LinkTimeout::absolute(..)` / `.clock(..)` with `then`.
             pub fn link_timeout(
                 self,
                 after: std::time::Duration,

@@ -6,35 +6,10 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use uring_ops::core::{sys, Sqe};
-use uring_ops::ops::{LinkTimeout, LinkTimeoutOutcome, Nop, Read, Readv, Write, Writev};
+use uring_ops::ops::{
+    Clock, Fsync, LinkTimeout, LinkTimeoutOutcome, Nop, Read, Readv, Write, Writev,
+};
 use uring_ops::{Chain, Error, Linked, Op, SharedBuf, SqeOptions, Target, Uring};
-
-/// `IORING_OP_FSYNC`, local to these tests until the fs ops land on this branch
-/// (`uring_ops::ops::Fsync`).
-#[derive(Debug)]
-struct Fsync {
-    target: Target,
-}
-
-// SAFETY: an fsync names no memory, only a file.
-unsafe impl Op for Fsync {
-    const OPCODE: u8 = sys::IORING_OP_FSYNC as u8;
-    const NAME: &'static str = "Fsync";
-    type Output = io::Result<u32>;
-
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE);
-        self.target.apply(sqe);
-    }
-
-    fn complete(self, res: i32, _flags: u32) -> io::Result<u32> {
-        if res < 0 {
-            Err(io::Error::from_raw_os_error(-res))
-        } else {
-            Ok(res as u32)
-        }
-    }
-}
 
 /// Any op, completing into the kernel's raw result: to assert the exact values the kernel gives.
 #[derive(Debug)]
@@ -121,9 +96,7 @@ fn readv_writev_fsync_chain_copies_a_file() {
     let mut ring = Uring::new(8).unwrap();
     let chain = Chain::new(Readv::new(&src.file, vec![a.clone(), b.clone()], 0))
         .then(Writev::new(&dst.file, vec![a, b], 0))
-        .then(Fsync {
-            target: Target::from(&dst.file),
-        });
+        .then(Fsync::new(&dst.file));
     assert_eq!(chain.len(), 3);
     let t = ring.push(chain).map_err(|e| e.error).unwrap();
     let (read, write, sync) = ring.wait(t).unwrap();
@@ -131,7 +104,7 @@ fn readv_writev_fsync_chain_copies_a_file() {
     assert_eq!(n.unwrap(), 10_000);
     let (n, write_bufs) = write.ran().expect("the writev ran");
     assert_eq!(n.unwrap(), 10_000);
-    assert_eq!(sync.ran().expect("the fsync ran").unwrap(), 0);
+    sync.ran().expect("the fsync ran").unwrap();
     assert_eq!(std::fs::read(&dst.path).unwrap(), data);
     // The buffers come back through the outputs: drop one set of handles, unwrap the other.
     drop(read_bufs);
@@ -262,6 +235,22 @@ fn a_link_timeout_fires_on_a_read_of_an_empty_pipe() {
             )
         );
     }
+}
+
+#[test]
+fn an_absolute_link_timeout_fires_at_its_deadline() {
+    let (rx, _tx) = pipe();
+    let mut ring = Uring::new(8).unwrap();
+    let deadline = Clock::Monotonic.now() + Duration::from_millis(20);
+    let chain = Chain::new(Read::new(rx.as_fd(), vec![0u8; 4], u64::MAX))
+        .then(LinkTimeout::absolute(deadline))
+        .then(Nop::new());
+    let t = ring.push(chain).unwrap();
+    let (read, timeout, nop) = ring.wait(t).unwrap();
+    assert!(Clock::Monotonic.now() >= deadline);
+    assert_eq!(errno(&read.ran().unwrap().0), Some(libc::ECANCELED));
+    assert_eq!(timeout.ran().unwrap().unwrap(), LinkTimeoutOutcome::Fired);
+    assert!(nop.is_cancelled());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `IORING_OP_LINK_TIMEOUT`.
 
+use super::Clock;
 use crate::op::Op;
 use std::io;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use uring_core::{sys, Sqe};
 pub struct LinkTimeout {
     ts: sys::__kernel_timespec,
     flags: u32,
+    clock: Clock,
 }
 
 /// What a [`LinkTimeout`] did.
@@ -40,8 +42,8 @@ pub enum LinkTimeoutOutcome {
 }
 
 impl LinkTimeout {
-    /// A timeout of `after`, measured on `CLOCK_MONOTONIC` from when the guarded link starts.
-    /// Durations beyond `i64::MAX` seconds are clamped.
+    /// A timeout of `after`, from when the guarded link starts. Durations beyond `i64::MAX`
+    /// seconds are clamped.
     pub fn new(after: Duration) -> Self {
         LinkTimeout {
             ts: sys::__kernel_timespec {
@@ -49,25 +51,33 @@ impl LinkTimeout {
                 tv_nsec: i64::from(after.subsec_nanos()),
             },
             flags: 0,
+            clock: Clock::Monotonic,
         }
     }
 
-    /// Reads the duration as an absolute time on the clock (`IORING_TIMEOUT_ABS`).
-    pub fn absolute(mut self) -> Self {
-        self.flags |= sys::IORING_TIMEOUT_ABS;
+    /// A deadline: fires when the clock (monotonic unless [`LinkTimeout::clock`] says
+    /// otherwise) reaches `at` (`IORING_TIMEOUT_ABS`), e.g.
+    /// `Clock::Monotonic.now() + Duration::from_millis(5)`.
+    pub fn absolute(at: Duration) -> Self {
+        LinkTimeout {
+            flags: sys::IORING_TIMEOUT_ABS,
+            ..Self::new(at)
+        }
+    }
+
+    /// Runs on `clock` (Linux 5.15 for `Boottime` and `Realtime`).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
-    /// Uses `CLOCK_BOOTTIME` (`IORING_TIMEOUT_BOOTTIME`, Linux 5.15).
-    pub fn boottime(mut self) -> Self {
-        self.flags = (self.flags & !sys::IORING_TIMEOUT_REALTIME) | sys::IORING_TIMEOUT_BOOTTIME;
-        self
-    }
-
-    /// Uses `CLOCK_REALTIME` (`IORING_TIMEOUT_REALTIME`, Linux 5.15).
-    pub fn realtime(mut self) -> Self {
-        self.flags = (self.flags & !sys::IORING_TIMEOUT_BOOTTIME) | sys::IORING_TIMEOUT_REALTIME;
-        self
+    fn timeout_flags(&self) -> u32 {
+        self.flags
+            | match self.clock {
+                Clock::Monotonic => 0,
+                Clock::Boottime => sys::IORING_TIMEOUT_BOOTTIME,
+                Clock::Realtime => sys::IORING_TIMEOUT_REALTIME,
+            }
     }
 }
 
@@ -84,7 +94,7 @@ unsafe impl Op for LinkTimeout {
             .set_fd(-1)
             .set_addr(std::ptr::addr_of!(self.ts) as u64)
             .set_len(1)
-            .set_timeout_flags(self.flags);
+            .set_timeout_flags(self.timeout_flags());
     }
 
     fn complete(self, res: i32, _flags: u32) -> Self::Output {
@@ -104,22 +114,23 @@ mod tests {
 
     #[test]
     fn timespec_and_flags() {
-        let t = LinkTimeout::new(Duration::new(3, 500)).boottime();
+        let t = LinkTimeout::new(Duration::new(3, 500)).clock(Clock::Boottime);
         assert_eq!((t.ts.tv_sec, t.ts.tv_nsec), (3, 500));
-        assert_eq!(t.flags, sys::IORING_TIMEOUT_BOOTTIME);
-        let t = t.realtime().absolute();
+        assert_eq!(t.timeout_flags(), sys::IORING_TIMEOUT_BOOTTIME);
+        let t = LinkTimeout::absolute(Duration::from_secs(9)).clock(Clock::Realtime);
         assert_eq!(
-            t.flags,
+            t.timeout_flags(),
             sys::IORING_TIMEOUT_REALTIME | sys::IORING_TIMEOUT_ABS
         );
         let t = LinkTimeout::new(Duration::MAX);
         assert_eq!(t.ts.tv_sec, i64::MAX);
         let mut sqe = Sqe::zeroed();
-        let mut t = LinkTimeout::new(Duration::from_millis(5));
+        let mut t = LinkTimeout::absolute(Duration::from_millis(5));
         t.prepare(&mut sqe);
         assert_eq!(sqe.opcode(), LinkTimeout::OPCODE);
         assert_eq!(sqe.addr(), std::ptr::addr_of!(t.ts) as u64);
         assert_eq!((sqe.len(), sqe.fd()), (1, -1));
+        assert_eq!(sqe.op_flags(), sys::IORING_TIMEOUT_ABS);
     }
 
     #[test]
