@@ -302,6 +302,17 @@ fn a_hard_linked_chain_continues_after_a_failure() {
     assert_eq!(d.ran().unwrap().unwrap(), 0);
     assert_eq!(std::fs::read(&dst.path).unwrap(), b"still");
 
+    // A timed-out link, hard-linked, does not cancel what follows.
+    let (rx, _tx) = pipe();
+    let chain = Chain::new(Read::new(rx.as_fd(), vec![0u8; 4], u64::MAX))
+        .link_timeout(Duration::from_millis(10))
+        .then_hard(Nop::new());
+    let t = ring.push(chain).unwrap();
+    let (read, timeout, nop) = ring.wait(t).unwrap();
+    assert_eq!(errno(&read.ran().unwrap().0), Some(libc::ECANCELED));
+    assert_eq!(timeout.ran().unwrap().unwrap(), LinkTimeoutOutcome::Fired);
+    assert_eq!(nop.ran().expect("hard-linked: it ran").unwrap(), 0);
+
     // Every link of a `hard_links` chain runs.
     let chain = Chain::from_vec(vec![
         Nop::new().inject_result(-libc::EIO),
