@@ -10,25 +10,34 @@
 //! - Multishot ops ([`Multishot`]) stay in flight across many completions; [`Uring::drain`]
 //!   takes what has arrived without ending them.
 //! - Errors on push hand the op back ([`PushError`]), so no buffer is lost.
+//! - [`Chain`] links typed ops (`IOSQE_IO_LINK`, hard links, link timeouts) into one
+//!   all-or-nothing submission with a typed result per link; [`SharedBuf`] lets its links share
+//!   one buffer (read into it, write it out) without a copy.
 //!
 //! For raw SQEs with no safety net, use `uring-core` directly.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 mod buf;
+mod chain;
 mod error;
 mod fixed_buf;
 mod multishot;
 mod op;
 pub mod ops;
+mod shared_buf;
 mod slab;
 mod uring;
 
 pub use buf::{IoBuf, IoBufMut};
+pub use chain::{Chain, Linked, MAX_LINKS};
+#[doc(hidden)]
+pub use chain::{ChainEntry, LinkMeta, Links};
 pub use error::{Error, PushError, Result};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};
 pub use op::{Entry, Op, OpCheck, OpSet, SqeOptions, Submit, Target};
+pub use shared_buf::SharedBuf;
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};
 
 /// The ring layer, re-exported.

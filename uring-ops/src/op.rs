@@ -84,9 +84,9 @@ impl SqeOptions {
         self.with_flag(SqeFlags::ASYNC)
     }
 
-    /// `IOSQE_CQE_SKIP_SUCCESS`: no completion on success. Only accepted inside a
-    /// [`crate::Chain`] on a link that is not the last one (a lone op would never be seen to
-    /// finish).
+    /// `IOSQE_CQE_SKIP_SUCCESS`: no completion on success. [`crate::Uring::push`] refuses it
+    /// on lone ops (they would never be seen to finish) and in chains (see [`crate::Chain`],
+    /// "Skip-success"); it is here for the raw path and for future multi-SQE entries.
     pub fn skip_success(self) -> Self {
         self.with_flag(SqeFlags::CQE_SKIP_SUCCESS)
     }
@@ -161,6 +161,15 @@ pub unsafe trait Op: Send + 'static {
 
     /// Turns the completion (`res`, the CQE flags) and the op's owned data into its output.
     fn complete(self, res: i32, flags: u32) -> Self::Output;
+
+    /// Whether the kernel counts result `res` as a failure of this op inside a chain, which
+    /// cancels the links after it (`REQ_F_FAIL`). Any error does; so does a transfer of fewer
+    /// bytes than asked for by ops that move a count (reads, writes, sends, receives, splices),
+    /// which must override this. [`crate::Chain`] uses it to tell a link cancelled because an
+    /// earlier one failed from a link that ran and was cancelled. Default: `res < 0`.
+    fn fails_link(&self, res: i32) -> bool {
+        res < 0
+    }
 }
 
 /// Converts a kernel result into `io::Result`.
@@ -171,6 +180,26 @@ pub(crate) fn res_to_io(res: i32) -> std::io::Result<u32> {
     } else {
         Ok(res as u32)
     }
+}
+
+/// Whether a transfer of `res` bytes, `want` asked for, is a failure in the kernel's eyes inside a
+/// chain: an error, or fewer bytes than asked for. The kernel caps one transfer at
+/// `MAX_RW_COUNT` (`INT_MAX` rounded down to a page), so a transfer of the cap is complete.
+#[inline]
+pub(crate) fn short_transfer(res: i32, want: usize) -> bool {
+    let Ok(got) = usize::try_from(res) else {
+        return true;
+    };
+    if got >= want {
+        return false;
+    }
+    // Below the cap for any page size up to 64 KiB: certainly short.
+    if got < (i32::MAX as usize & !0xffff) {
+        return true;
+    }
+    // SAFETY: sysconf has no memory preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    got < (i32::MAX as usize & !(page - 1))
 }
 
 /// Something the ring can take: one op ([`Op`]) or a chain. Implemented by the crate.
@@ -247,6 +276,13 @@ unsafe impl<O: Op> Entry for Single<O> {
 
     #[inline]
     fn check(&self, ops: &OpCheck) -> Result<()> {
+        if O::OPCODE == uring_core::sys::IORING_OP_LINK_TIMEOUT as u8 {
+            return Err(Error::InvalidArgument(format!(
+                "{} pushed alone: a link timeout guards the link before it, so it can only \
+                 follow a link in a Chain",
+                O::NAME
+            )));
+        }
         if self.op.options().skips_success() {
             return Err(Error::InvalidArgument(format!(
                 "skip_success on a lone {}: its completion would never be seen",

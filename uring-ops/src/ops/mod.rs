@@ -7,6 +7,7 @@
 mod cancel;
 mod fixed;
 mod fs;
+mod link_timeout;
 mod nop;
 mod poll;
 mod rw;
@@ -18,6 +19,7 @@ mod tests;
 pub use cancel::AsyncCancel;
 pub use fixed::{ReadFixed, WriteFixed};
 pub use fs::{Fallocate, FallocateMode, Fsync};
+pub use link_timeout::{LinkTimeout, LinkTimeoutOutcome};
 pub use nop::Nop;
 pub use poll::{PollAdd, PollEvents, PollRemove};
 pub use rw::{Read, Readv, Write, Writev};

@@ -1,7 +1,7 @@
 //! Reads and writes: `READ`, `WRITE`, `READV`, `WRITEV`.
 
 use crate::buf::{IoBuf, IoBufMut};
-use crate::op::{res_to_io, Op, SqeOptions, Target};
+use crate::op::{res_to_io, short_transfer, Op, SqeOptions, Target};
 use std::io;
 use uring_core::{sys, Sqe};
 
@@ -72,6 +72,11 @@ unsafe impl<B: IoBufMut> Op for Read<B> {
 
     fn options(&self) -> SqeOptions {
         self.opts
+    }
+
+    /// A read or write that moves fewer bytes than asked for fails its link.
+    fn fails_link(&self, res: i32) -> bool {
+        short_transfer(res, self.len as usize)
     }
 
     fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
@@ -152,6 +157,11 @@ unsafe impl<B: IoBuf> Op for Write<B> {
         self.opts
     }
 
+    /// A read or write that moves fewer bytes than asked for fails its link.
+    fn fails_link(&self, res: i32) -> bool {
+        short_transfer(res, self.len as usize)
+    }
+
     fn complete(self, res: i32, _flags: u32) -> Self::Output {
         (res_to_io(res).map(|n| n as usize), self.buf)
     }
@@ -226,6 +236,16 @@ unsafe impl<B: IoBufMut> Op for Readv<B> {
 
     fn options(&self) -> SqeOptions {
         self.opts
+    }
+
+    /// A transfer of fewer bytes than the iovecs cover fails its link.
+    fn fails_link(&self, res: i32) -> bool {
+        let want = self
+            .iovecs
+            .iter()
+            .map(|v| v.iov_len)
+            .fold(0usize, usize::saturating_add);
+        short_transfer(res, want)
     }
 
     fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
@@ -311,6 +331,16 @@ unsafe impl<B: IoBuf> Op for Writev<B> {
 
     fn options(&self) -> SqeOptions {
         self.opts
+    }
+
+    /// A transfer of fewer bytes than the iovecs cover fails its link.
+    fn fails_link(&self, res: i32) -> bool {
+        let want = self
+            .iovecs
+            .iter()
+            .map(|v| v.iov_len)
+            .fold(0usize, usize::saturating_add);
+        short_transfer(res, want)
     }
 
     fn complete(self, res: i32, _flags: u32) -> Self::Output {
