@@ -78,7 +78,7 @@ impl<T> Ticket<T> {
 }
 
 /// A ring for typed ops, used from one thread at a time (`Send`, not `Sync`; see
-/// [`crate::Context`] for sharing).
+/// `Context` for sharing).
 ///
 /// Every op pushed is moved into the ring, which keeps it, at a fixed address, until the kernel
 /// has completed it; the result and the op's buffers come back through its [`Ticket`]. The hot

@@ -81,6 +81,11 @@ unsafe impl Op for ReadFixed {
         self.opts
     }
 
+    /// A read or write that moves fewer bytes than asked for fails its link.
+    fn fails_link(&self, res: i32) -> bool {
+        crate::op::short_transfer(res, self.len as usize)
+    }
+
     fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
         let r = res_to_io(res).map(|n| n as usize);
         if let Ok(n) = r {
@@ -161,6 +166,11 @@ unsafe impl Op for WriteFixed {
 
     fn options(&self) -> SqeOptions {
         self.opts
+    }
+
+    /// A read or write that moves fewer bytes than asked for fails its link.
+    fn fails_link(&self, res: i32) -> bool {
+        crate::op::short_transfer(res, self.len as usize)
     }
 
     fn complete(self, res: i32, _flags: u32) -> Self::Output {
