@@ -38,6 +38,7 @@ impl Clone for io_uring_sqe {
 }
 
 /// Maps a raw syscall return to `io::Result`, keeping the count the kernel returned.
+#[inline]
 fn check(ret: c_long) -> io::Result<u32> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -175,6 +176,7 @@ pub unsafe fn io_uring_enter_ext(
 /// # References
 ///
 /// `io_uring_enter(2)`.
+#[inline]
 pub unsafe fn io_uring_enter_raw(
     fd: i32,
     to_submit: u32,
