@@ -3,7 +3,7 @@
 use crate::backend::Backend;
 use crate::cqe::Cqe;
 use crate::error::{Error, Result};
-use crate::raw::RawCq;
+use crate::raw::{CqeSlots, RawCq};
 use crate::sync::Ordering;
 use std::fmt;
 use std::sync::Arc;
@@ -90,8 +90,10 @@ impl<B: Backend> CompletionQueue<B> {
         // Acquire: pairs with the kernel's release store of the CQ tail (see `ready`).
         let tail = self.raw.tail().load(Ordering::Acquire);
         let head = self.head;
+        let slots = self.raw.slots();
         Batch {
             cq: self,
+            slots,
             head,
             tail,
         }
@@ -195,6 +197,8 @@ impl<B: Backend> CompletionQueue<B> {
 /// dropping it hands every slot read back to the kernel with one `Release` store.
 pub struct Batch<'a, B: Backend> {
     cq: &'a mut CompletionQueue<B>,
+    /// The slot geometry, copied so that it stays in registers while CQEs are read.
+    slots: CqeSlots,
     head: u32,
     tail: u32,
 }
@@ -225,7 +229,7 @@ impl<B: Backend> Iterator for Batch<'_, B> {
         }
         // SAFETY: `head` is before the tail read with Acquire, so the kernel has written this
         // slot and will not touch it until our Release store of a head past it.
-        let (raw, extra) = unsafe { self.cq.raw.read_cqe(self.head) };
+        let (raw, extra) = unsafe { self.slots.read_cqe(self.head) };
         let cqe = Cqe::from_raw(&raw, extra);
         self.head = self.head.wrapping_add(1);
         Some(cqe)

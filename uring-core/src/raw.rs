@@ -430,6 +430,75 @@ impl RawCq {
     /// The CQE slot (the first of two on a CQE32 ring) for the free-running index `index`.
     #[inline]
     fn cqe_slot(&self, index: u32) -> *mut CqeSlot {
+        self.slots().cqe_slot(index)
+    }
+
+    /// A copy of where the CQE slots are, to keep in registers while CQEs are read.
+    #[inline]
+    pub(crate) fn slots(&self) -> CqeSlots {
+        CqeSlots {
+            cqes: self.cqes,
+            mask: self.mask,
+            cqe_shift: self.cqe_shift,
+        }
+    }
+
+    /// The simulated kernel's post: writes the CQE (and, on a CQE32 ring, its 16 extra bytes) at
+    /// the free-running index `index`.
+    ///
+    /// # Safety
+    ///
+    /// The slot must be free: `index` is before the CQ head read with `Acquire` plus `entries`,
+    /// so the ring has read its previous use, and only the (one) kernel writes CQE slots.
+    #[inline]
+    pub(crate) unsafe fn write_cqe(&self, index: u32, cqe: io_uring_cqe, extra: [u64; 2]) {
+        let cell = self.cqe_slot(index);
+        #[cfg(not(loom))]
+        // SAFETY: in bounds; the slot is not read concurrently by the caller's contract.
+        unsafe {
+            cell.write(cqe);
+            if self.cqe_shift == 1 {
+                cell.add(1).cast::<[u64; 2]>().write(extra);
+            }
+        }
+        #[cfg(loom)]
+        // SAFETY: as above (no CQE32 under loom); loom checks the write happens after the read
+        // of the slot's previous use.
+        unsafe {
+            let _ = extra;
+            (*cell).with_mut(|p| p.write(cqe));
+        }
+    }
+}
+
+/// Where the CQE slots of a ring are: the CQE array, the index mask and the slot size.
+///
+/// A `Copy` of [`RawCq`]'s slot geometry, the completion-side twin of [`SqeSlots`]. A
+/// [`crate::Batch`] holds one as a local value, so that a caller's stores while it iterates
+/// (into its own bookkeeping, through pointers the compiler cannot tell apart from the queue)
+/// do not make it reload the geometry from the queue for every CQE.
+///
+/// Invariant: `cqes` holds the ring's [`CqeSlot`]s (`(mask + 1) << cqe_shift` 16-byte CQE
+/// units), live for as long as the [`RawCq`] it was copied from; `cqe_shift` is 0 or 1
+/// (`CQE32`, never under loom).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CqeSlots {
+    cqes: *mut CqeSlot,
+    mask: u32,
+    /// 0 for 16-byte CQEs, 1 for `IORING_SETUP_CQE32`.
+    cqe_shift: u32,
+}
+
+// SAFETY: a copy of part of a `RawCq`, which is `Send` and `Sync` (see there); it only reads
+// CQE slots, on the side that owns them at the time. (Keeps a `crate::Batch` `Send`.)
+unsafe impl Send for CqeSlots {}
+// SAFETY: as above.
+unsafe impl Sync for CqeSlots {}
+
+impl CqeSlots {
+    /// The CQE slot (the first of two on a CQE32 ring) for the free-running index `index`.
+    #[inline]
+    fn cqe_slot(&self, index: u32) -> *mut CqeSlot {
         #[cfg(not(loom))]
         {
             // Slots are 16 bytes, or 32 with CQE32: one shift by the byte size, not two.
@@ -472,33 +541,6 @@ impl RawCq {
         // SAFETY: as above (no CQE32 under loom); loom checks the read happens after the write.
         unsafe {
             ((*cell).with(|p| p.read()), [0; 2])
-        }
-    }
-
-    /// The simulated kernel's post: writes the CQE (and, on a CQE32 ring, its 16 extra bytes) at
-    /// the free-running index `index`.
-    ///
-    /// # Safety
-    ///
-    /// The slot must be free: `index` is before the CQ head read with `Acquire` plus `entries`,
-    /// so the ring has read its previous use, and only the (one) kernel writes CQE slots.
-    #[inline]
-    pub(crate) unsafe fn write_cqe(&self, index: u32, cqe: io_uring_cqe, extra: [u64; 2]) {
-        let cell = self.cqe_slot(index);
-        #[cfg(not(loom))]
-        // SAFETY: in bounds; the slot is not read concurrently by the caller's contract.
-        unsafe {
-            cell.write(cqe);
-            if self.cqe_shift == 1 {
-                cell.add(1).cast::<[u64; 2]>().write(extra);
-            }
-        }
-        #[cfg(loom)]
-        // SAFETY: as above (no CQE32 under loom); loom checks the write happens after the read
-        // of the slot's previous use.
-        unsafe {
-            let _ = extra;
-            (*cell).with_mut(|p| p.write(cqe));
         }
     }
 }
