@@ -141,6 +141,8 @@ impl SqeOptions {
 /// `self` owns and that stays valid, at the same address, for what the opcode does with it, as
 /// long as `self` is neither dropped nor moved: heap memory owned by `self`, or memory inside
 /// `self` (the ring keeps an op at one place from `prepare` until its completion).
+/// An op that sets [`Op::SQE_POINTS_INTO_SELF`] to `false` further guarantees that its SQE
+/// names no memory inside `self`, so that it stays valid when `self` is moved after `prepare`.
 /// [`Op::complete`] is called once, after the kernel is done with the op.
 pub unsafe trait Op: Send + 'static {
     /// The `IORING_OP_*` opcode.
@@ -150,8 +152,19 @@ pub unsafe trait Op: Send + 'static {
     /// What the op gives back on completion: its result, and what it owned.
     type Output;
 
+    /// Whether the SQE may point into `self` (a timespec, an iovec array or a sockaddr held
+    /// inline). `true`, the default, has the ring call [`Op::prepare`] with `self` already at
+    /// its final address in the ring.
+    ///
+    /// An op whose SQE names only heap memory it owns (whose address a move does not change,
+    /// like an [`crate::IoBuf`]'s), or no memory at all, may set `false`: the ring then
+    /// prepares the SQE from the op before moving it into its slot, which spares reloading
+    /// the op from the slot. Setting `false` is part of this trait's safety contract.
+    const SQE_POINTS_INTO_SELF: bool = true;
+
     /// Writes the SQE (except `user_data`, which the ring owns). Called once, with `self` at
-    /// its final address.
+    /// its final address (or, when [`Op::SQE_POINTS_INTO_SELF`] is `false`, just before `self`
+    /// is moved there).
     fn prepare(&mut self, sqe: &mut Sqe);
 
     /// The SQE options of this op.
@@ -224,12 +237,16 @@ pub unsafe trait Submit: Send + 'static {
 /// # Safety
 ///
 /// `prepare` must name only memory owned by `self` (valid and unmoved while `self` is neither
-/// dropped nor moved), and `on_cqe` must return `true` exactly when no further completion can
-/// arrive for this entry.
+/// dropped nor moved; with [`Entry::SQE_POINTS_INTO_SELF`] `false`, valid after moves too),
+/// and `on_cqe` must return `true` exactly when no further completion can arrive for this
+/// entry.
 #[doc(hidden)]
 pub unsafe trait Entry: Send + 'static {
     /// What [`Entry::finish`] returns.
     type Output;
+    /// As [`Op::SQE_POINTS_INTO_SELF`]: `false` lets the ring prepare the SQEs before it moves
+    /// the entry into its slot.
+    const SQE_POINTS_INTO_SELF: bool = true;
     /// Number of SQEs.
     fn sqe_count(&self) -> u32;
     /// Checks every opcode against the kernel's support and the ring's allowlist, naming the
@@ -264,10 +281,12 @@ pub struct Single<O> {
     op: O,
 }
 
-// SAFETY: `prepare` forwards to the op's `prepare`, whose contract is the same; one SQE yields
-// exactly one completion (skip-success is refused for lone ops at push).
+// SAFETY: `prepare` forwards to the op's `prepare`, whose contract is the same (so is
+// `SQE_POINTS_INTO_SELF`'s: the entry is the op and nothing else); one SQE yields exactly one
+// completion (skip-success is refused for lone ops at push).
 unsafe impl<O: Op> Entry for Single<O> {
     type Output = O::Output;
+    const SQE_POINTS_INTO_SELF: bool = O::SQE_POINTS_INTO_SELF;
 
     #[inline]
     fn sqe_count(&self) -> u32 {

@@ -180,7 +180,7 @@ impl Uring {
     /// unchanged), [`Error::InvalidArgument`].
     #[inline]
     pub fn push<T: Submit>(&mut self, op: T) -> Result<Ticket<T>, PushError<T>> {
-        let entry = op.into_entry();
+        let mut entry = op.into_entry();
         if let Err(error) = entry.check(&self.ops) {
             return Err(PushError {
                 error,
@@ -203,13 +203,30 @@ impl Uring {
                 })
             }
         };
-        let (index, gen, e) = self.slab.insert(entry);
+        let (index, gen) = if T::Entry::SQE_POINTS_INTO_SELF {
+            // Prepared in place: the SQEs may point into the entry, which is at its final
+            // address in the slab by now.
+            let (index, gen, e) = self.slab.insert(entry);
+            for i in 0..n {
+                e.prepare(i, r.get(i).expect("reserved"));
+            }
+            (index, gen)
+        } else {
+            // The SQEs name no memory inside the entry, so they may be written from the entry
+            // where it is now (in registers, for a small op), before it moves into the slab.
+            for i in 0..n {
+                entry.prepare(i, r.get(i).expect("reserved"));
+            }
+            let (index, gen, _) = self.slab.insert(entry);
+            (index, gen)
+        };
         for i in 0..n {
-            let sqe = r.get(i).expect("reserved");
-            e.prepare(i, sqe);
-            sqe.set_user_data(user_data(index, gen, i));
+            r.get(i)
+                .expect("reserved")
+                .set_user_data(user_data(index, gen, i));
         }
-        // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract), and the
+        // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract; memory
+        // that moving the entry does not move when they were prepared before the move), and the
         // entry stays in its slab slot, unmoved and undropped, until its last completion is
         // reaped (slots are freed only by `take`/`detach` after completion, and a slab dropped
         // with entries in flight leaks them).

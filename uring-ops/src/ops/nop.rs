@@ -31,11 +31,12 @@ impl Nop {
 }
 super::sqe_options!(Nop);
 
-// SAFETY: a NOP names no memory.
+// SAFETY: a NOP names no memory (so none inside itself: it may be prepared before it moves).
 unsafe impl Op for Nop {
     const OPCODE: u8 = sys::IORING_OP_NOP as u8;
     const NAME: &'static str = "Nop";
     type Output = io::Result<u32>;
+    const SQE_POINTS_INTO_SELF: bool = false;
 
     #[inline]
     fn prepare(&mut self, sqe: &mut Sqe) {
