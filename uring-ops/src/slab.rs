@@ -45,6 +45,17 @@ fn gen_of(tag: u32) -> u32 {
     tag >> GEN_SHIFT
 }
 
+/// A completion's `res` and flags in one word (as a slot keeps them).
+#[inline]
+fn pack_result(res: i32, flags: u32) -> u64 {
+    u64::from(res as u32) | (u64::from(flags) << 32)
+}
+
+#[inline]
+fn unpack_result(result: u64) -> (i32, u32) {
+    (result as u32 as i32, (result >> 32) as u32)
+}
+
 /// Records completion `(sub, res, flags)` in the entry at the storage; `true` when finished.
 type OnCqe = unsafe fn(*mut Storage, u32, i32, u32) -> bool;
 
@@ -107,9 +118,9 @@ struct Slot {
     /// Generation and state (see [`tag`]).
     tag: u32,
     next_free: u32,
-    /// The result of a [`Entry::SINGLE`] entry.
-    res: i32,
-    flags: u32,
+    /// The result of a [`Entry::SINGLE`] entry: `res` in the low half, the CQE flags in the
+    /// high half (one word, so that it is copied with one load and one store).
+    result: u64,
     vtable: Option<&'static VTable>,
     storage: Storage,
 }
@@ -158,10 +169,12 @@ fn read_out_slot<E: Entry>(slot: &mut Slot, free: u32) -> (E, i32, u32) {
             *Box::from_raw(p)
         }
     };
+    // A free slot's state and SINGLE bits are zero (`insert` relies on it). Its stale
+    // vtable is never read: every reader checks the state first.
     slot.tag = tag((gen_of(slot.tag) + 1) & GEN_MASK, FREE);
-    slot.vtable = None;
     slot.next_free = free;
-    (e, slot.res, slot.flags)
+    let (res, flags) = unpack_result(slot.result);
+    (e, res, flags)
 }
 
 #[inline]
@@ -202,8 +215,7 @@ impl Slab {
                 } else {
                     next
                 },
-                res: 0,
-                flags: 0,
+                result: 0,
                 vtable: None,
                 storage: MaybeUninit::uninit(),
             })
@@ -224,9 +236,11 @@ impl Slab {
         let index = self.free;
         let slot = slot_in(&mut self.chunks, index).expect("free list points at a slot");
         self.free = slot.next_free;
-        debug_assert_eq!(slot.tag & STATE_MASK, FREE);
+        // A free slot's tag is its generation alone (state FREE, SINGLE clear): or-ing in the
+        // new state is enough.
+        debug_assert_eq!(slot.tag & (STATE_MASK | SINGLE), FREE);
         let gen = gen_of(slot.tag);
-        slot.tag = tag(gen, IN_FLIGHT | if E::SINGLE { SINGLE } else { 0 });
+        slot.tag |= IN_FLIGHT | if E::SINGLE { SINGLE } else { 0 };
         slot.vtable = Some(&Table::<E>::VTABLE);
         if fits::<E>() {
             // SAFETY: the storage is free, large and aligned enough for `E` (`fits`).
@@ -271,8 +285,7 @@ impl Slab {
         };
         // Fast path: a single-CQE entry kept for redemption.
         if slot.tag == tag(gen, SINGLE | IN_FLIGHT) {
-            slot.res = res;
-            slot.flags = flags;
+            slot.result = pack_result(res, flags);
             slot.tag = tag(gen, SINGLE | DONE);
             self.in_flight -= 1;
             return Completed::Done;
@@ -293,10 +306,7 @@ impl Slab {
             return Completed::Stale;
         };
         match vt.on_cqe {
-            None => {
-                slot.res = res;
-                slot.flags = flags;
-            }
+            None => slot.result = pack_result(res, flags),
             Some(on_cqe) => {
                 // SAFETY: the slot is in flight, so it holds a live entry of the vtable's type.
                 if !unsafe { on_cqe(&mut slot.storage, sub, res, flags) } {
