@@ -270,7 +270,8 @@ impl Slab {
         out
     }
 
-    /// Records a completion for the entry keyed `(index, gen)`.
+    /// Records a completion for the entry keyed `(index, gen)`. A `gen` above [`GEN_MASK`]
+    /// names no entry ([`Completed::Stale`]).
     #[inline]
     pub(crate) fn complete(
         &mut self,
