@@ -134,10 +134,12 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
         let at = oldest.offset;
         match read {
             Linked::Ran((Ok(n), _)) if n == oldest.len => {}
-            Linked::Ran((Ok(n), _)) => return Err(format!(
+            Linked::Ran((Ok(n), _)) => {
+                return Err(format!(
                 "copy failed at offset {at}: short read ({n} of {} bytes; did the source shrink?)",
                 oldest.len
-            )),
+            ))
+            }
             Linked::Ran((Err(e), _)) | Linked::Cancelled((Err(e), _)) => {
                 return Err(format!("copy failed at offset {at}: read: {e}"))
             }
