@@ -1,7 +1,8 @@
 //! Typed NOPs through `Uring` against raw NOPs through uring-core, batch 32.
 //!
-//! `cargo bench -p uring-ops --bench typed_nop -- MODE BATCHES` with MODE `typed` or `raw` runs
-//! one loop (for `valgrind --tool=callgrind`); with no arguments it times both side by side.
+//! `cargo bench -p uring-ops --bench typed_nop -- MODE BATCHES` with MODE `typed`, `raw` or
+//! `raw-each` runs one loop (for `valgrind --tool=callgrind`); with no arguments it times `raw`
+//! and `typed` side by side.
 //! See BENCHMARKS.md for the figures and the exact commands.
 
 use std::hint::black_box;
