@@ -86,6 +86,8 @@ super::sqe_options!(AsyncCancel);
 unsafe impl Op for AsyncCancel {
     const OPCODE: u8 = sys::IORING_OP_ASYNC_CANCEL as u8;
     const NAME: &'static str = "AsyncCancel";
+    // The SQE names no memory (a key, an fd, flags).
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = io::Result<u32>;
 
     #[inline]

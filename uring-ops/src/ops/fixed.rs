@@ -64,6 +64,8 @@ super::sqe_options!(ReadFixed);
 unsafe impl Op for ReadFixed {
     const OPCODE: u8 = sys::IORING_OP_READ_FIXED as u8;
     const NAME: &'static str = "ReadFixed";
+    // The SQE names the pool's heap block (shared ownership), which does not move with the op.
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = (io::Result<usize>, FixedBuf);
 
     #[inline]
@@ -151,6 +153,8 @@ super::sqe_options!(WriteFixed);
 unsafe impl Op for WriteFixed {
     const OPCODE: u8 = sys::IORING_OP_WRITE_FIXED as u8;
     const NAME: &'static str = "WriteFixed";
+    // The SQE names the pool's heap block (shared ownership), which does not move with the op.
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = (io::Result<usize>, FixedBuf);
 
     #[inline]

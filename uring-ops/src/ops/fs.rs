@@ -50,6 +50,8 @@ super::sqe_options!(Fsync);
 unsafe impl Op for Fsync {
     const OPCODE: u8 = sys::IORING_OP_FSYNC as u8;
     const NAME: &'static str = "Fsync";
+    // The SQE names no memory.
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = io::Result<()>;
 
     #[inline]
@@ -140,6 +142,8 @@ super::sqe_options!(Fallocate);
 unsafe impl Op for Fallocate {
     const OPCODE: u8 = sys::IORING_OP_FALLOCATE as u8;
     const NAME: &'static str = "Fallocate";
+    // The SQE names no memory.
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = io::Result<()>;
 
     #[inline]

@@ -85,6 +85,8 @@ super::sqe_options!(PollAdd);
 unsafe impl Op for PollAdd {
     const OPCODE: u8 = sys::IORING_OP_POLL_ADD as u8;
     const NAME: &'static str = "PollAdd";
+    // The SQE names no memory (events or a key).
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = io::Result<PollEvents>;
 
     #[inline]
@@ -148,6 +150,8 @@ super::sqe_options!(PollRemove);
 unsafe impl Op for PollRemove {
     const OPCODE: u8 = sys::IORING_OP_POLL_REMOVE as u8;
     const NAME: &'static str = "PollRemove";
+    // The SQE names no memory (events or a key).
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = io::Result<()>;
 
     #[inline]

@@ -58,6 +58,9 @@ super::sqe_options!(Read<B: IoBufMut>);
 unsafe impl<B: IoBufMut> Op for Read<B> {
     const OPCODE: u8 = sys::IORING_OP_READ as u8;
     const NAME: &'static str = "Read";
+    // The SQE names only heap memory (the buffer, by the `IoBuf` contract, and the iovec
+    // array's heap block), which does not move with the op.
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = (io::Result<usize>, B);
 
     #[inline]
@@ -141,6 +144,9 @@ super::sqe_options!(Write<B: IoBuf>);
 unsafe impl<B: IoBuf> Op for Write<B> {
     const OPCODE: u8 = sys::IORING_OP_WRITE as u8;
     const NAME: &'static str = "Write";
+    // The SQE names only heap memory (the buffer, by the `IoBuf` contract, and the iovec
+    // array's heap block), which does not move with the op.
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = (io::Result<usize>, B);
 
     #[inline]
@@ -222,6 +228,9 @@ super::sqe_options!(Readv<B: IoBufMut>);
 unsafe impl<B: IoBufMut> Op for Readv<B> {
     const OPCODE: u8 = sys::IORING_OP_READV as u8;
     const NAME: &'static str = "Readv";
+    // The SQE names only heap memory (the buffer, by the `IoBuf` contract, and the iovec
+    // array's heap block), which does not move with the op.
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = (io::Result<usize>, Vec<B>);
 
     #[inline]
@@ -317,6 +326,9 @@ super::sqe_options!(Writev<B: IoBuf>);
 unsafe impl<B: IoBuf> Op for Writev<B> {
     const OPCODE: u8 = sys::IORING_OP_WRITEV as u8;
     const NAME: &'static str = "Writev";
+    // The SQE names only heap memory (the buffer, by the `IoBuf` contract, and the iovec
+    // array's heap block), which does not move with the op.
+    const SQE_POINTS_INTO_SELF: bool = false;
     type Output = (io::Result<usize>, Vec<B>);
 
     #[inline]
