@@ -7,12 +7,15 @@
 //!   a bounded time, and leaks (never frees) what the kernel may still use.
 //! - Buffers are anything implementing [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, ...
 //! - Errors on push hand the op back ([`PushError`]), so no buffer is lost.
+//! - [`Context`] is the ring to share between threads: push from any thread, redeem tickets or
+//!   wait for completions from any thread, wake a waiter, restrict the ring to an allowlist.
 //!
 //! For raw SQEs with no safety net, use `uring-core` directly.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 mod buf;
+mod context;
 mod error;
 mod op;
 pub mod ops;
@@ -20,6 +23,7 @@ mod slab;
 mod uring;
 
 pub use buf::{IoBuf, IoBufMut};
+pub use context::{Completion, Context, ContextBuilder};
 pub use error::{Error, PushError, Result};
 pub use op::{Entry, Op, OpCheck, OpSet, SqeOptions, Submit, Target};
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};

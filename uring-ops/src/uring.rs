@@ -51,11 +51,12 @@ pub(crate) fn probe(ring: &Ring<Kernel>) -> Result<OpSet> {
     Ok(supported)
 }
 
-/// The claim to a submission's result: redeem it with [`Uring::wait`] or [`Uring::try_take`].
+/// The claim to a submission's result: redeem it with [`Uring::wait`] or [`Uring::try_take`]
+/// (or the same methods of [`crate::Context`], from any thread).
 ///
 /// A ticket is only a key: dropping it (or `mem::forget`) leaves the op, and everything it
-/// owns, in the ring until the ring is dropped; [`Uring::detach`] frees it at completion
-/// instead. The key carries the ring's id, a generation and the op's type, so a ticket can never
+/// owns, in the ring until the ring is dropped; [`Uring::detach`] ([`crate::Context::detach`])
+/// frees it at completion instead. The key carries the ring's id, a generation and the op's type, so a ticket can never
 /// redeem another op.
 #[must_use = "an op's result and buffers come back only through its ticket (or detach it)"]
 pub struct Ticket<T> {
