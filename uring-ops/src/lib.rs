@@ -13,6 +13,8 @@
 //! - [`Chain`] links typed ops (`IOSQE_IO_LINK`, hard links, link timeouts) into one
 //!   all-or-nothing submission with a typed result per link; [`SharedBuf`] lets its links share
 //!   one buffer (read into it, write it out) without a copy.
+//! - [`Context`] is the ring to share between threads: push from any thread, redeem tickets or
+//!   wait for completions from any thread, wake a waiter, restrict the ring to an allowlist.
 //!
 //! For raw SQEs with no safety net, use `uring-core` directly.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -20,6 +22,7 @@
 
 mod buf;
 mod chain;
+mod context;
 mod error;
 mod fixed_buf;
 mod multishot;
@@ -33,6 +36,7 @@ pub use buf::{IoBuf, IoBufMut};
 pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]
 pub use chain::{ChainEntry, LinkMeta, Links};
+pub use context::{Completion, Context, ContextBuilder};
 pub use error::{Error, PushError, Result};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};

@@ -9,7 +9,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use uring_core::{sys, Builder, Kernel, Ring};
+use uring_core::{sys, Builder, CompletionQueue, Kernel, Ring, SubmissionQueue};
 
 /// How long dropping a ring with ops in flight waits for them after cancelling them. What has
 /// not completed by then is leaked, never freed.
@@ -33,10 +33,29 @@ pub(crate) fn decode(ud: u64) -> (u32, u32, u32) {
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The claim to a submission's result: redeem it with [`Uring::wait`] or [`Uring::try_take`].
+/// A process-unique ring id, carried by tickets so that a ticket only redeems at its own ring.
+pub(crate) fn next_ring_id() -> u64 {
+    // Relaxed: only uniqueness matters.
+    NEXT_RING_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The opcodes the running kernel supports (`IORING_REGISTER_PROBE`).
+pub(crate) fn probe(ring: &Ring<Kernel>) -> Result<OpSet> {
+    let probe = ring.register().probe()?;
+    let mut supported = OpSet::empty();
+    for op in 0..=probe.last_op() {
+        if probe.supports(op) {
+            supported.insert(op);
+        }
+    }
+    Ok(supported)
+}
+
+/// The claim to a submission's result: redeem it with [`Uring::wait`] or [`Uring::try_take`]
+/// (or the same methods of [`crate::Context`], from any thread).
 ///
 /// A ticket is only a key: dropping it (or `mem::forget`) leaves the op, and everything it
-/// owns, in the ring until the ring is dropped; [`Uring::detach`] frees it at completion
+/// owns, in the ring until the ring is dropped; [`Uring::detach`] ([`crate::Context::detach`]) frees it at completion
 /// instead. The key carries the ring's id (64-bit, never reused) and the slot's index and
 /// generation. Tickets are neither `Clone` nor constructible outside this crate, and redeeming
 /// or detaching one consumes it; since a slot is only freed through its ticket, the slot a
@@ -77,7 +96,7 @@ impl<T> Ticket<T> {
 }
 
 /// A ring for typed ops, used from one thread at a time (`Send`, not `Sync`; see
-/// `Context` for sharing).
+/// [`crate::Context`] for sharing).
 ///
 /// Every op pushed is moved into the ring, which keeps it, at a fixed address, until the kernel
 /// has completed it; the result and the op's buffers come back through its [`Ticket`]. The hot
@@ -133,13 +152,7 @@ impl Uring {
     ///
     /// The probe (`IORING_REGISTER_PROBE`) failing.
     pub fn from_ring(ring: Ring<Kernel>) -> Result<Self> {
-        let probe = ring.register().probe()?;
-        let mut supported = OpSet::empty();
-        for op in 0..=probe.last_op() {
-            if probe.supports(op) {
-                supported.insert(op);
-            }
-        }
+        let supported = probe(&ring)?;
         Ok(Self::from_parts(ring, supported, OpSet::all()))
     }
 
@@ -148,8 +161,7 @@ impl Uring {
             ring,
             slab: Slab::new(),
             ops: OpCheck { supported, allowed },
-            // Relaxed: only uniqueness matters.
-            id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_ring_id(),
         }
     }
 
@@ -240,7 +252,9 @@ impl Uring {
     /// [`Error::Core`] with the kernel's errno.
     pub fn submit(&mut self) -> Result<u32> {
         let Uring { ring, slab, .. } = self;
-        Ok(ring.submit_or_reap(|cqe| dispatch(slab, cqe))?)
+        Ok(ring.submit_or_reap(|cqe| {
+            dispatch(slab, cqe);
+        })?)
     }
 
     /// Submits, and waits until at least `want` completions are ready (not reaped yet).
@@ -366,37 +380,8 @@ impl Uring {
     /// Cancels everything in flight and waits, at most `timeout`, for it to complete.
     /// Returns how many entries are still in flight.
     pub fn cancel_all(&mut self, timeout: Duration) -> usize {
-        if self.slab.in_flight() == 0 {
-            return 0;
-        }
-        let deadline = Instant::now() + timeout;
-        // Make room for the cancel SQE if needed.
-        let _ = self.submit();
-        if let Ok(mut r) = self.ring.sq().reserve(1) {
-            r.first()
-                .set_opcode(sys::IORING_OP_ASYNC_CANCEL as u8)
-                .set_fd(-1)
-                .set_cancel_flags(sys::IORING_ASYNC_CANCEL_ANY)
-                .set_user_data(INTERNAL);
-            // SAFETY: a cancel-any SQE names no memory.
-            unsafe { r.commit() };
-        }
-        let _ = self.submit();
-        while self.slab.in_flight() > 0 {
-            self.reap();
-            if self.slab.in_flight() == 0 {
-                break;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.ring.wait_timeout(1, left) {
-                Ok(_) | Err(uring_core::Error::Timeout) => {}
-                Err(_) => break,
-            }
-        }
-        self.slab.in_flight()
+        let (sq, cq) = self.ring.split();
+        cancel_all(sq, cq, &mut self.slab, timeout)
     }
 }
 
@@ -464,19 +449,78 @@ impl Uring {
     }
 }
 
-/// Routes one completion to its slot. Completions of the ring's own SQEs are dropped.
+/// Cancels every op in flight (one `ASYNC_CANCEL` with `IORING_ASYNC_CANCEL_ANY`), then reaps
+/// into `slab` until nothing is in flight or `timeout` passes. Returns how many entries are still
+/// in flight: the slab's `Drop` leaks those rather than free memory the kernel may still use.
+///
+/// Shared by [`Uring`] and [`crate::Context`] (which calls it from `Drop`, with `&mut` access to
+/// both halves).
+pub(crate) fn cancel_all(
+    sq: &mut SubmissionQueue<Kernel>,
+    cq: &mut CompletionQueue<Kernel>,
+    slab: &mut Slab,
+    timeout: Duration,
+) -> usize {
+    if slab.in_flight() == 0 {
+        return 0;
+    }
+    let deadline = Instant::now() + timeout;
+    let reap = |cq: &mut CompletionQueue<Kernel>, slab: &mut Slab| {
+        for cqe in cq.batch() {
+            dispatch(slab, cqe);
+        }
+    };
+    // Make room for the cancel SQE if needed.
+    if sq.submit().is_err() {
+        reap(cq, slab);
+        let _ = sq.submit();
+    }
+    if let Ok(mut r) = sq.reserve(1) {
+        r.first()
+            .set_opcode(sys::IORING_OP_ASYNC_CANCEL as u8)
+            .set_fd(-1)
+            .set_cancel_flags(sys::IORING_ASYNC_CANCEL_ANY)
+            .set_user_data(INTERNAL);
+        // SAFETY: a cancel-any SQE names no memory.
+        unsafe { r.commit() };
+    }
+    while slab.in_flight() > 0 {
+        if sq.submit().is_err() {
+            reap(cq, slab);
+            let _ = sq.submit();
+        }
+        reap(cq, slab);
+        if slab.in_flight() == 0 {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match cq.wait_timeout(1, left) {
+            Ok(_) | Err(uring_core::Error::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    slab.in_flight()
+}
+
+/// Routes one completion to its slot. Completions of the ring's own SQEs (user data with
+/// [`INTERNAL`] set) are left alone and give `None`; otherwise the slot's key `(index, gen)` and
+/// what the slab did with the completion.
 #[inline]
-pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) {
+pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) -> Option<(u32, u32, Completed)> {
     let ud = cqe.user_data();
     // No separate test for the ring's own SQEs on the hot path: their decoded generation has
     // the INTERNAL bit set, which no slot's generation has, so the slab finds them stale
     // without touching any slot.
     let (gen, index, sub) = decode(ud);
     let done = slab.complete(index, gen, sub, cqe.raw_result(), cqe.raw_flags());
-    debug_assert!(
-        done != Completed::Stale || ud & INTERNAL != 0,
-        "a completion for no live op: {cqe:?}"
-    );
+    if done == Completed::Stale {
+        debug_assert!(ud & INTERNAL != 0, "a completion for no live op: {cqe:?}");
+        return None;
+    }
+    Some((index, gen, done))
 }
 
 impl Drop for Uring {
