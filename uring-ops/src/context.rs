@@ -59,7 +59,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 use uring_core::{
-    sys, Builder, CompletionQueue, Cqe, Kernel, Ring, RingInfo, SqeFlags, SubmissionQueue,
+    sys, Builder, CompletionQueue, Cqe, Kernel, Restriction, Ring, RingInfo, SqeFlags,
+    SubmissionQueue,
 };
 
 /// User data of the internal NOP that [`Context::wake`] pushes.
@@ -335,57 +336,20 @@ impl ContextBuilder {
     }
 }
 
-/// One `struct io_uring_restriction`.
-// TODO(after merge): use uring-core's typed restriction registration (being written on the
-// core-register branch) instead of building the kernel structs here.
-fn restriction(kind: u32, value: u8) -> sys::io_uring_restriction {
-    sys::io_uring_restriction {
-        opcode: kind as u16,
-        // The three union members are all one byte at offset 0: `sqe_op` stands for each.
-        __bindgen_anon_1: sys::io_uring_restriction__bindgen_ty_1 { sqe_op: value },
-        resv: 0,
-        resv2: [0; 3],
-    }
-}
-
 /// Registers the restrictions of a disabled ring and enables it.
 fn restrict(ring: &Ring<Kernel>, allowed: OpSet, register_ops: &[u8]) -> Result<()> {
     let mut sqe_ops = allowed;
     sqe_ops.insert(sys::IORING_OP_NOP as u8);
     sqe_ops.insert(sys::IORING_OP_ASYNC_CANCEL as u8);
-    let mut rs: Vec<sys::io_uring_restriction> = (0..=u8::MAX)
+    let mut rs: Vec<Restriction> = (0..=u8::MAX)
         .filter(|&op| sqe_ops.contains(op))
-        .map(|op| restriction(sys::IORING_RESTRICTION_SQE_OP, op))
+        .map(Restriction::SqeOp)
         .collect();
-    rs.push(restriction(
-        sys::IORING_RESTRICTION_SQE_FLAGS_ALLOWED,
-        SqeFlags::all().bits(),
-    ));
-    rs.extend(
-        register_ops
-            .iter()
-            .map(|&op| restriction(sys::IORING_RESTRICTION_REGISTER_OP, op)),
-    );
+    rs.push(Restriction::SqeFlagsAllowed(SqeFlags::all()));
+    rs.extend(register_ops.iter().map(|&op| Restriction::RegisterOp(op)));
     let reg = ring.register();
-    // SAFETY: `rs` holds `rs.len()` initialised restrictions, alive for the call, which only
-    // reads them.
-    unsafe {
-        reg.raw(
-            "IORING_REGISTER_RESTRICTIONS",
-            sys::IORING_REGISTER_RESTRICTIONS,
-            rs.as_mut_ptr().cast(),
-            rs.len() as u32,
-        )
-    }?;
-    // SAFETY: ENABLE_RINGS takes no argument (null, 0).
-    unsafe {
-        reg.raw(
-            "IORING_REGISTER_ENABLE_RINGS",
-            sys::IORING_REGISTER_ENABLE_RINGS,
-            std::ptr::null_mut(),
-            0,
-        )
-    }?;
+    reg.register_restrictions(&rs)?;
+    reg.enable_rings()?;
     Ok(())
 }
 
