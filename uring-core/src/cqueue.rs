@@ -14,8 +14,11 @@ use uring_sys as sys;
 /// [`crate::SubmissionQueue`].
 pub struct CompletionQueue<B: Backend> {
     raw: RawCq,
-    /// Our head: every CQE before it has been read and handed back to the kernel.
+    /// Our head: every CQE before it has been read (copied out to the caller).
     head: u32,
+    /// The head last stored to the kernel's CQ head word: slots before it are handed back.
+    /// Behind `head` only while a [`Batch`] is alive (or after one was forgotten).
+    published: u32,
     /// IOPOLL rings only complete when the kernel is entered.
     iopoll: bool,
     backend: Arc<B>,
@@ -38,9 +41,11 @@ impl<B: Backend> CompletionQueue<B> {
     pub(crate) fn new(raw: RawCq, iopoll: bool, backend: Arc<B>) -> Self {
         // Relaxed: only we write the CQ head.
         let head = raw.head().load(Ordering::Relaxed);
+        let published = head;
         CompletionQueue {
             raw,
             head,
+            published,
             iopoll,
             backend,
         }
@@ -55,6 +60,18 @@ impl<B: Backend> CompletionQueue<B> {
     #[inline]
     pub fn capacity(&self) -> u32 {
         self.raw.entries
+    }
+
+    /// Hands the slots of the CQEs read so far back to the kernel, once.
+    #[inline]
+    fn publish_head(&mut self) {
+        if self.head != self.published {
+            self.published = self.head;
+            // Release: our reads of the CQEs before `head` happen before the kernel may reuse
+            // their slots; pairs with the kernel's acquire load of the CQ head when it checks
+            // for free space.
+            self.raw.head().store(self.head, Ordering::Release);
+        }
     }
 
     /// Completions ready to read now.
@@ -134,6 +151,9 @@ impl<B: Backend> CompletionQueue<B> {
                 return Ok(ready);
             }
             let min = if ready >= want { 0 } else { want };
+            // The kernel must see every slot we have read as free before it is asked for more
+            // (only differs from what it sees after a forgotten batch).
+            self.publish_head();
             let timeout = match deadline {
                 Some(d) if min > 0 => {
                     let left = d.saturating_duration_since(Instant::now());
@@ -232,6 +252,9 @@ impl<B: Backend> Iterator for Batch<'_, B> {
         let (raw, extra) = unsafe { self.slots.read_cqe(self.head) };
         let cqe = Cqe::from_raw(&raw, extra);
         self.head = self.head.wrapping_add(1);
+        // Counted as read at once: a batch that is forgotten (`mem::forget`) never hands a
+        // completion out twice.
+        self.cq.head = self.head;
         Some(cqe)
     }
 
@@ -247,12 +270,6 @@ impl<B: Backend> ExactSizeIterator for Batch<'_, B> {}
 impl<B: Backend> Drop for Batch<'_, B> {
     #[inline]
     fn drop(&mut self) {
-        if self.head != self.cq.head {
-            self.cq.head = self.head;
-            // Release: our reads of the CQEs before `head` happen before the kernel may reuse
-            // their slots; pairs with the kernel's acquire load of the CQ head when it checks
-            // for free space.
-            self.cq.raw.head().store(self.head, Ordering::Release);
-        }
+        self.cq.publish_head();
     }
 }

@@ -34,6 +34,9 @@ pub enum Error {
         /// Requested SQ entries.
         sq: u32,
     },
+    /// Setup flag bits this crate does not know (and so cannot drive the rings for).
+    #[error("unknown setup flag bits {0:#x}: this version of uring-core cannot drive such a ring")]
+    UnknownSetupFlags(u32),
     /// A flag combination the kernel rejects.
     #[error("invalid setup: {0}")]
     InvalidSetup(&'static str),

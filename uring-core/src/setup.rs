@@ -242,6 +242,11 @@ impl Builder {
     /// Refuses what the kernel would refuse, naming the problem.
     pub(crate) fn validate(&self) -> Result<()> {
         let f = self.setup_flags();
+        // Flags such as CQE_MIXED change the ring layout: refuse what the queues do not know.
+        let unknown = f.bits() & !SetupFlags::all().bits();
+        if unknown != 0 {
+            return Err(Error::UnknownSetupFlags(unknown));
+        }
         let clamp = f.contains(SetupFlags::CLAMP);
         if self.entries == 0 {
             return Err(Error::ZeroEntries);

@@ -307,7 +307,10 @@ impl<'a, B: Backend> Reservation<'a, B> {
     ///
     /// Every address, length and file the SQEs name must be valid for what their opcodes do
     /// (read, write, keep) until their completions are reaped: buffers, iovec arrays and what
-    /// they point to, paths, timespecs, sockaddrs, registered buffer and file indices.
+    /// they point to, paths, timespecs, sockaddrs, registered buffer and file indices. An SQE
+    /// that posts a completion into another ring (`IORING_OP_MSG_RING`) must not post one that
+    /// ring's owner could take for one of its own (a `uring-ops` ring routes completions by
+    /// user data alone).
     #[inline]
     pub unsafe fn commit(self) {
         self.sq.tail = self.first.wrapping_add(self.n);

@@ -400,3 +400,15 @@ fn attach_wq_shares_workers() {
         other => panic!("attach to /dev/null: {other:?}"),
     }
 }
+
+/// Flag bits the queues cannot drive (here `IORING_SETUP_CQE_MIXED`, which changes the CQ
+/// layout) are refused before the kernel is asked.
+#[test]
+fn unknown_setup_flags_are_refused() {
+    let raw = uring_core::sys::IORING_SETUP_CQE_MIXED;
+    let b = Builder::new(4).flags(uring_core::SetupFlags::from_bits_retain(raw));
+    match b.build() {
+        Err(Error::UnknownSetupFlags(bits)) => assert_eq!(bits, raw),
+        other => panic!("expected UnknownSetupFlags, got {other:?}"),
+    }
+}

@@ -767,3 +767,25 @@ fn submit_and_wait_after_partial_consumption() {
     let got: Vec<u64> = ring.cq().batch().map(|c| c.user_data()).collect();
     assert_eq!(got, vec![0, 1, 2, 3, 4]);
 }
+
+/// A batch forgotten with `mem::forget` after one `next()` must not hand that completion out
+/// again, and the kernel gets the slot back at the next wait.
+#[test]
+fn forgotten_batch_does_not_duplicate() {
+    let mut ring = Builder::new(4).build_sim().unwrap();
+    let mut r = ring.sq().reserve(2).unwrap();
+    for i in 0..2 {
+        r.get(i)
+            .unwrap()
+            .set_opcode(sys::IORING_OP_NOP as u8)
+            .set_user_data(10 + u64::from(i));
+    }
+    // SAFETY: NOPs name no memory.
+    unsafe { r.commit() };
+    ring.submit_and_wait(2).unwrap();
+    let mut batch = ring.cq().batch();
+    assert_eq!(batch.next().unwrap().user_data(), 10);
+    std::mem::forget(batch);
+    assert_eq!(ring.cq().pop().unwrap().user_data(), 11);
+    assert!(ring.cq().pop().is_none());
+}

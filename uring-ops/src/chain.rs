@@ -546,6 +546,7 @@ unsafe impl<L: Links> Entry for ChainEntry<L> {
         for i in 0..n {
             self.links.check(i, ops)?;
             let name = self.links.name(i);
+            crate::op::refuse_buffer_select(&self.links.options(i), name)?;
             if self.links.options(i).skips_success() {
                 return Err(Error::InvalidArgument(format!(
                     "link {i} ({name}) sets skip_success, which chains refuse: a chain finishes \

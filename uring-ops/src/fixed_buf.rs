@@ -106,7 +106,12 @@ impl Pool {
 ///   flight after its bounded drain leaks the op, hence the buffer, hence the pool's memory.
 ///
 /// A ring has one registered-buffer table: registering a second pool on the same ring fails
-/// with `EBUSY` until the first is gone.
+/// with `EBUSY` until the first is gone. The pool unregisters "the ring's table", not "this
+/// pool's": if the table is unregistered behind the pool's back (`ring().register()
+/// .unregister_buffers()`) and another pool registered, dropping the first pool removes the
+/// second's table, whose fixed ops then fail with `EFAULT`. Memory safety is unaffected (the
+/// kernel checks every fixed op's range against its current table, and a pool's memory is
+/// freed only after its unregistration succeeded); do not unregister a pool's buffers by hand.
 ///
 /// # Examples
 ///

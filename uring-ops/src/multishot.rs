@@ -124,6 +124,7 @@ unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
                 O::NAME
             )));
         }
+        crate::op::refuse_buffer_select(&self.op.options(), O::NAME)?;
         ops.check::<O>()
     }
 

@@ -98,8 +98,9 @@ impl SqeOptions {
         self
     }
 
-    /// `IOSQE_BUFFER_SELECT` from provided-buffer group `group` (ops that read into a
-    /// kernel-chosen buffer).
+    /// `IOSQE_BUFFER_SELECT` from provided-buffer group `group`, for ops that read into a
+    /// kernel-chosen buffer. Every op of this crate so far owns its buffer, so pushing one with
+    /// this option is refused ([`crate::Error::InvalidArgument`]).
     pub fn buffer_select(mut self, group: u16) -> Self {
         self.bits =
             (self.bits & !(0xffff << Self::BUF_GROUP)) | (u64::from(group) << Self::BUF_GROUP);
@@ -308,6 +309,7 @@ unsafe impl<O: Op> Entry for Single<O> {
                 O::NAME
             )));
         }
+        refuse_buffer_select(&self.op.options(), O::NAME)?;
         ops.check::<O>()
     }
 
@@ -335,6 +337,20 @@ unsafe impl<O: Op> Entry for Single<O> {
     fn finish_with(self, res: i32, flags: u32) -> O::Output {
         self.op.complete(res, flags)
     }
+}
+
+/// Refuses `IOSQE_BUFFER_SELECT`: every op of this crate owns the buffer it names, and with
+/// buffer select the kernel would read into a provided buffer instead while the op marked its
+/// own buffer as filled (uninitialised bytes) and lost the data.
+#[inline]
+pub(crate) fn refuse_buffer_select(opts: &SqeOptions, name: &str) -> Result<()> {
+    if opts.flags().contains(SqeFlags::BUFFER_SELECT) {
+        return Err(Error::InvalidArgument(format!(
+            "buffer_select on {name}: it owns the buffer it reads into, so it cannot use a \
+             kernel-provided one"
+        )));
+    }
+    Ok(())
 }
 
 /// A set of opcodes (256 bits).

@@ -143,15 +143,36 @@ impl Uring {
     ///
     /// As for [`Builder::build`], or the probe failing.
     pub fn with_builder(builder: &Builder) -> Result<Self> {
-        Self::from_ring(builder.build()?)
+        let ring = builder.build()?;
+        let supported = probe(&ring)?;
+        Ok(Self::from_parts(ring, supported, OpSet::all()))
     }
 
-    /// Takes over a ring made with uring-core. It must have nothing in flight.
+    /// Takes over a ring made with uring-core (for example to register resources on it first).
+    ///
+    /// # Safety
+    ///
+    /// Completions are routed to ops by their user data alone, so nothing but this `Uring` may
+    /// post completions into the ring from now on: no SQE committed through uring-core may be
+    /// queued or in the kernel, no completion may be waiting in the ring or in the kernel's
+    /// overflow list, and no other ring may post into it (`IORING_OP_MSG_RING`). A stray
+    /// completion with a colliding user data would end an op the kernel is still using, and
+    /// its buffer could be freed while the kernel writes into it.
     ///
     /// # Errors
     ///
-    /// The probe (`IORING_REGISTER_PROBE`) failing.
-    pub fn from_ring(ring: Ring<Kernel>) -> Result<Self> {
+    /// [`Error::InvalidArgument`] when SQEs are visibly queued or completions visibly pending
+    /// (a cheap check that cannot see SQEs already inside the kernel), or the probe
+    /// (`IORING_REGISTER_PROBE`) failing.
+    pub unsafe fn from_ring(mut ring: Ring<Kernel>) -> Result<Self> {
+        let queued = ring.sq().pending();
+        let ready = ring.cq().ready();
+        if queued > 0 || ready > 0 || ring.cq().kernel_has_more() {
+            return Err(Error::InvalidArgument(format!(
+                "Uring::from_ring needs a quiet ring: {queued} SQE(s) queued, {ready} \
+                 completion(s) waiting"
+            )));
+        }
         let supported = probe(&ring)?;
         Ok(Self::from_parts(ring, supported, OpSet::all()))
     }

@@ -204,3 +204,39 @@ fn an_op_pointing_into_itself_is_prepared_at_its_final_address() {
         );
     }
 }
+
+#[test]
+fn buffer_select_is_refused_and_the_op_handed_back() {
+    let (f, path) = temp_file("bufsel", b"data");
+    let mut ring = Uring::new(4).unwrap();
+    let op =
+        Read::new(&f, vec![1u8, 2, 3], 0).options(uring_ops::SqeOptions::new().buffer_select(7));
+    let err = ring.push(op).unwrap_err();
+    assert!(
+        matches!(err.error, Error::InvalidArgument(ref m) if m.contains("buffer_select")),
+        "{}",
+        err.error
+    );
+    assert_eq!(err.op.into_buf(), vec![1u8, 2, 3]);
+    assert_eq!(ring.in_flight(), 0);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn from_ring_refuses_a_ring_with_pending_work() {
+    let mut core = uring_core::Builder::new(4).build().unwrap();
+    let mut r = core.sq().reserve(1).unwrap();
+    r.first()
+        .set_opcode(uring_core::sys::IORING_OP_NOP as u8)
+        .set_user_data(0);
+    // SAFETY: a NOP names no memory.
+    unsafe { r.commit() };
+    core.submit_and_wait(1).unwrap();
+    // SAFETY: nothing else posts into this ring; the check below refuses it anyway, because a
+    // completion is still waiting in the CQ.
+    let err = unsafe { Uring::from_ring(core) }.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.contains("1 completion")),
+        "{err}"
+    );
+}
