@@ -175,9 +175,11 @@ impl<L: Links> Chain<L> {
 ///
 /// Whether a link ran is inferred from the chain's results with the kernel's rules (see
 /// [`Chain`], "Failures that cancel the rest", and [`Op::fails_link`]). One case cannot be told
-/// apart: when every link of a chain failed and one was cancelled while running by an
-/// `AsyncCancel`, it reads as never started, like the links of a chain the kernel refused at
-/// submission.
+/// apart from a chain the kernel refused at submission: when every link failed, no link timeout
+/// fired, and some link failed with an error of its own, every link that ended with
+/// `ECANCELED` reads as never started. That includes a link cancelled while running by an
+/// `AsyncCancel`, and a link timeout disarmed because the link it guards failed (a first link
+/// failing with `EBADF`, say, and its timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[must_use = "a link's output holds its result and the buffers it owned"]
 pub enum Linked<T> {

@@ -183,6 +183,28 @@ fn a_failed_first_link_cancels_the_rest_as_such() {
         b"",
         "nothing was written"
     );
+
+    // A failed link's timeout is disarmed. When every link failed, that reads as cancelled
+    // (see `Linked`); when an earlier link succeeded, as run.
+    let chain = Chain::new(Read::new(Target::Fd(-1), vec![0u8; 4], 0))
+        .link_timeout(Duration::from_secs(10));
+    let t = ring.push(chain).unwrap();
+    let (read, timeout) = ring.wait(t).unwrap();
+    assert!(matches!(read, Linked::Ran((Err(ref e), _)) if e.raw_os_error() == Some(libc::EBADF)));
+    assert!(matches!(
+        timeout,
+        Linked::Cancelled(Ok(LinkTimeoutOutcome::Disarmed))
+    ));
+    let chain = Chain::new(Nop::new())
+        .then(Read::new(Target::Fd(-1), vec![0u8; 4], 0))
+        .link_timeout(Duration::from_secs(10));
+    let t = ring.push(chain).unwrap();
+    let (_, read, timeout) = ring.wait(t).unwrap();
+    assert!(matches!(read, Linked::Ran((Err(ref e), _)) if e.raw_os_error() == Some(libc::EBADF)));
+    assert!(matches!(
+        timeout,
+        Linked::Ran(Ok(LinkTimeoutOutcome::Disarmed))
+    ));
 }
 
 #[test]

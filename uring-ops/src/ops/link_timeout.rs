@@ -37,7 +37,8 @@ pub enum LinkTimeoutOutcome {
     Fired,
     /// The guarded link completed first and the timer was disarmed (the kernel's
     /// `-ECANCELED`). In a chain, a timeout whose guarded link never started reports this
-    /// inside [`crate::Linked::Cancelled`].
+    /// inside [`crate::Linked::Cancelled`], and so does one whose guarded link failed when
+    /// every link of the chain failed (see [`crate::Linked`]).
     Disarmed,
 }
 
