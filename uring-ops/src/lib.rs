@@ -16,7 +16,8 @@
 //! - [`Context`] is the ring to share between threads: push from any thread, redeem tickets or
 //!   wait for completions from any thread, wake a waiter, restrict the ring to an allowlist.
 //!
-//! For raw SQEs with no safety net, use `uring-core` directly.
+//! A prepared SQE can still be pushed through the ring ([`RawSqe`], `unsafe` to make); for raw
+//! SQEs with no ring bookkeeping at all, use `uring-core` directly.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -28,6 +29,7 @@ mod fixed_buf;
 mod multishot;
 mod op;
 pub mod ops;
+mod raw;
 mod shared_buf;
 mod slab;
 mod uring;
@@ -41,6 +43,7 @@ pub use error::{Error, PushError, Result};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};
 pub use op::{Entry, Op, OpCheck, OpSet, SqeOptions, Submit, Target};
+pub use raw::{RawCompletion, RawSqe};
 pub use shared_buf::SharedBuf;
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};
 

@@ -389,6 +389,22 @@ pub struct OpCheck {
 }
 
 impl OpCheck {
+    /// Checks an opcode known only at run time (a raw SQE), naming it when refused.
+    pub fn check_opcode(&self, opcode: u8, name: &'static str) -> Result<()> {
+        if !self.supported.contains(opcode) {
+            return Err(Error::Unsupported {
+                op: uring_core::opcode_name(opcode),
+                name,
+            });
+        }
+        if !self.allowed.contains(opcode) {
+            return Err(Error::NotAllowed {
+                op: uring_core::opcode_name(opcode),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks one op type, naming it when refused.
     #[inline]
     pub fn check<O: Op>(&self) -> Result<()> {
