@@ -252,6 +252,7 @@ mod kernel {
             // `Registrar::register_ring_fd`.)
             if self.registered_here() {
                 let mut up = sys::io_uring_rsrc_update {
+                    // Relaxed: see `registered_index`; the index is the word's low half.
                     offset: self.registered.load(Ordering::Relaxed) as u32,
                     ..Default::default()
                 };
