@@ -198,6 +198,15 @@ impl Shared {
 /// Dropping the context cancels what is in flight, waits up to [`DROP_DRAIN_TIMEOUT`], and
 /// leaks (never frees) whatever the kernel may still use.
 ///
+/// # Caveats
+///
+/// - An op's own code (`prepare`, `complete`, its `Drop`, a multishot item) runs under the
+///   context's internal locks: it must not call back into the same context (that deadlocks).
+/// - A ticket given to a context that did not issue it, or to a wait that fails, is consumed:
+///   its op stays in its own context until that context is dropped.
+/// - `push` submits at once; when the kernel refuses SQEs for lack of resources (`EAGAIN`,
+///   `EBUSY`) while another thread is reaping, they stay queued until the next submit or wait.
+///
 /// # Examples
 ///
 /// ```
@@ -573,13 +582,23 @@ impl Context {
         if n == 0 {
             return 0;
         }
+        // Waiters are told even if user code run by a dispatch (a detached op's `Drop`, a
+        // multishot item) panics half-way: the count moves before the first dispatch (under the
+        // same lock, so no waiter can see the old count and then miss the results), and the
+        // notification comes from a guard.
+        struct Notify<'a>(&'a Condvar);
+        impl Drop for Notify<'_> {
+            fn drop(&mut self) {
+                self.0.notify_all();
+            }
+        }
+        let _notify = Notify(&self.cond);
         let mut sh = lock(&self.shared);
+        sh.reaps = sh.reaps.wrapping_add(1);
         for cqe in batch {
             sh.on_cqe(cqe);
         }
-        sh.reaps = sh.reaps.wrapping_add(1);
         drop(sh);
-        self.cond.notify_all();
         n
     }
 

@@ -142,6 +142,8 @@ impl SqeOptions {
 /// `self` owns and that stays valid, at the same address, for what the opcode does with it, as
 /// long as `self` is neither dropped nor moved: heap memory owned by `self`, or memory inside
 /// `self` (the ring keeps an op at one place from `prepare` until its completion).
+/// [`Op::prepare`] writes [`Op::OPCODE`] as the SQE's opcode (the ring's support and allowlist
+/// checks go by it).
 /// An op that sets [`Op::SQE_POINTS_INTO_SELF`] to `false` further guarantees that its SQE
 /// names no memory inside `self`, so that it stays valid when `self` is moved after `prepare`.
 /// [`Op::complete`] is called once, after the kernel is done with the op.
@@ -316,6 +318,12 @@ unsafe impl<O: Op> Entry for Single<O> {
     #[inline]
     fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
         self.op.prepare(sqe);
+        debug_assert_eq!(
+            sqe.opcode(),
+            O::OPCODE,
+            "{} prepared another opcode",
+            O::NAME
+        );
         self.op.options().apply(sqe);
     }
 
