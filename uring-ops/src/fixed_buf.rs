@@ -183,7 +183,7 @@ impl FixedBufs {
         let Some(ptr) = NonNull::new(ptr) else {
             alloc::handle_alloc_error(layout);
         };
-        let mut iovecs: Vec<libc::iovec> = (0..count)
+        let iovecs: Vec<libc::iovec> = (0..count)
             .map(|i| libc::iovec {
                 // SAFETY: `i < count`: the offset stays inside the allocation.
                 iov_base: unsafe { ptr.as_ptr().add(i * size) }.cast(),
@@ -192,15 +192,8 @@ impl FixedBufs {
             .collect();
         // SAFETY: `iovecs` names `count` buffers inside our live allocation, which stays
         // allocated until it is unregistered (by `Pool::drop`) or, if unregistering fails,
-        // forever; the kernel copies the iovec array during the call.
-        let r = unsafe {
-            ring.ring().register().raw(
-                "IORING_REGISTER_BUFFERS",
-                sys::IORING_REGISTER_BUFFERS,
-                iovecs.as_mut_ptr().cast(),
-                count as u32,
-            )
-        };
+        // forever; Rust code reaches a buffer only through the one `FixedBuf` handed out for it.
+        let r = unsafe { ring.ring().register().register_buffers(&iovecs) };
         if let Err(e) = r {
             // SAFETY: just allocated with this layout; the kernel refused it, so nothing holds it.
             unsafe { alloc::dealloc(ptr.as_ptr(), layout) };
