@@ -640,10 +640,7 @@ mod tests {
     use std::time::Duration;
 
     fn all() -> OpCheck {
-        OpCheck {
-            supported: OpSet::all(),
-            allowed: OpSet::all(),
-        }
+        OpCheck::new(OpSet::all(), OpSet::all())
     }
 
     fn prepared<L: Links>(c: Chain<L>) -> Vec<Sqe> {
@@ -730,7 +727,7 @@ mod tests {
         let c = Chain::new(Nop::new())
             .then(Read::new(Target::Fd(0), vec![0u8; 1], 0))
             .link_timeout(Duration::ZERO);
-        match c.into_entry().check(&OpCheck { supported, allowed }) {
+        match c.into_entry().check(&OpCheck::new(supported, allowed)) {
             Err(Error::NotAllowed { op: "READ" }) => {}
             other => panic!("{other:?}"),
         }
@@ -740,10 +737,7 @@ mod tests {
         let c = Chain::new(Nop::new())
             .then(Read::new(Target::Fd(0), vec![0u8; 1], 0))
             .link_timeout(Duration::ZERO);
-        match c.into_entry().check(&OpCheck {
-            supported,
-            allowed: OpSet::all(),
-        }) {
+        match c.into_entry().check(&OpCheck::new(supported, OpSet::all())) {
             Err(Error::Unsupported {
                 op: "LINK_TIMEOUT",
                 name: "LinkTimeout",

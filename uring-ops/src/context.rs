@@ -403,7 +403,7 @@ impl Context {
                 reaps: 0,
             }),
             cond: Condvar::new(),
-            ops: OpCheck { supported, allowed },
+            ops: OpCheck::new(supported, allowed),
             info,
             fd,
             id: next_ring_id(),
@@ -417,12 +417,12 @@ impl Context {
 
     /// Whether the running kernel supports `opcode` (`IORING_OP_*`).
     pub fn supports(&self, opcode: u8) -> bool {
-        self.ops.supported.contains(opcode)
+        self.ops.supports(opcode)
     }
 
     /// Whether the allowlist permits `opcode` (always, without an allowlist).
     pub fn allows(&self, opcode: u8) -> bool {
-        self.ops.allowed.contains(opcode)
+        self.ops.allows(opcode)
     }
 
     /// Ops pushed whose completions have not all arrived (as of the last reap).
@@ -874,7 +874,7 @@ mod tests {
             .push(Writev::new(&f, vec![vec![0u8; 4]], 0))
             .unwrap_err();
         assert!(matches!(refused.error, Error::NotAllowed { op: "WRITEV" }));
-        ctx.ops.allowed = OpSet::all();
+        ctx.ops = OpCheck::new(OpSet::all(), OpSet::all());
         let t = ctx.push(Writev::new(&f, vec![vec![0u8; 4]], 0)).unwrap();
         let (res, _) = ctx.wait(t).unwrap();
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EACCES));

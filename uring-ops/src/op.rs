@@ -392,40 +392,61 @@ impl OpSet {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct OpCheck {
-    pub(crate) supported: OpSet,
-    pub(crate) allowed: OpSet,
+    supported: OpSet,
+    allowed: OpSet,
+    /// Both at once (`supported ∩ allowed`): the one bit a push tests; the two sets are read
+    /// only to name the reason of a refusal.
+    usable: OpSet,
 }
 
 impl OpCheck {
+    /// The opcodes the kernel supports, and those the ring allows.
+    pub(crate) fn new(supported: OpSet, allowed: OpSet) -> Self {
+        let mut usable = supported;
+        for (u, a) in usable.0.iter_mut().zip(allowed.0) {
+            *u &= a;
+        }
+        OpCheck {
+            supported,
+            allowed,
+            usable,
+        }
+    }
+
+    /// Whether the kernel supports `opcode` (the ring may still refuse it).
+    pub(crate) fn supports(&self, opcode: u8) -> bool {
+        self.supported.contains(opcode)
+    }
+
+    /// Whether the ring's allowlist permits `opcode` (the kernel may still lack it).
+    pub(crate) fn allows(&self, opcode: u8) -> bool {
+        self.allowed.contains(opcode)
+    }
+
     /// Checks an opcode known only at run time (a raw SQE), naming it when refused.
+    #[inline]
     pub fn check_opcode(&self, opcode: u8, name: &'static str) -> Result<()> {
-        if !self.supported.contains(opcode) {
-            return Err(Error::Unsupported {
-                op: uring_core::opcode_name(opcode),
-                name,
-            });
+        if self.usable.contains(opcode) {
+            return Ok(());
         }
-        if !self.allowed.contains(opcode) {
-            return Err(Error::NotAllowed {
-                op: uring_core::opcode_name(opcode),
-            });
-        }
-        Ok(())
+        self.refusal(opcode, name)
     }
 
     /// Checks one op type, naming it when refused.
     #[inline]
     pub fn check<O: Op>(&self) -> Result<()> {
-        if !self.supported.contains(O::OPCODE) {
-            return Err(Error::Unsupported {
-                op: uring_core::opcode_name(O::OPCODE),
-                name: O::NAME,
-            });
+        self.check_opcode(O::OPCODE, O::NAME)
+    }
+
+    /// Why `opcode` (of the op type `name`) is refused.
+    #[cold]
+    fn refusal(&self, opcode: u8, name: &'static str) -> Result<()> {
+        let op = uring_core::opcode_name(opcode);
+        if !self.supported.contains(opcode) {
+            return Err(Error::Unsupported { op, name });
         }
-        if !self.allowed.contains(O::OPCODE) {
-            return Err(Error::NotAllowed {
-                op: uring_core::opcode_name(O::OPCODE),
-            });
+        if !self.allowed.contains(opcode) {
+            return Err(Error::NotAllowed { op });
         }
         Ok(())
     }

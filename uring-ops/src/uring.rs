@@ -181,7 +181,7 @@ impl Uring {
         Uring {
             ring,
             slab: Slab::new(),
-            ops: OpCheck { supported, allowed },
+            ops: OpCheck::new(supported, allowed),
             id: next_ring_id(),
         }
     }
@@ -193,7 +193,7 @@ impl Uring {
 
     /// Whether the running kernel supports `opcode` (`IORING_OP_*`).
     pub fn supports(&self, opcode: u8) -> bool {
-        self.ops.supported.contains(opcode)
+        self.ops.supports(opcode)
     }
 
     /// Ops pushed whose completions have not all arrived.
