@@ -49,9 +49,10 @@
 
 use crate::error::{Error, PushError, Result};
 use crate::op::{res_to_io, Entry, Op, OpCheck, OpSet, Submit};
-use crate::slab::{Completed, Slab};
+use crate::slab::{slot_index, Completed, Slab};
 use crate::uring::{
-    cancel_all, dispatch, next_ring_id, probe, user_data, Ticket, DROP_DRAIN_TIMEOUT, INTERNAL,
+    cancel_all, dispatch, next_ring_id, probe, slab_full, user_data, Ticket, DROP_DRAIN_TIMEOUT,
+    INTERNAL,
 };
 use std::fmt;
 use std::io;
@@ -116,8 +117,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn set_tag(&mut self, index: u32, tag: Option<u64>) {
-        let i = index as usize;
+    fn set_tag(&mut self, key: u64, tag: Option<u64>) {
+        let i = slot_index(key);
         if i >= self.tags.len() {
             if tag.is_none() {
                 return;
@@ -132,13 +133,13 @@ impl Shared {
             self.wakes += 1;
             return;
         }
-        let Some((index, gen, done)) = dispatch(&mut self.slab, cqe) else {
+        let Some((key, done)) = dispatch(&mut self.slab, cqe) else {
             return;
         };
         if matches!(done, Completed::Done | Completed::Freed) {
-            if let Some(&Some(tag)) = self.tags.get(index as usize) {
+            if let Some(&Some(tag)) = self.tags.get(slot_index(key)) {
                 self.events.push(Completion {
-                    key: user_data(index, gen, 0),
+                    key,
                     tag,
                     res: cqe.raw_result(),
                     flags: cqe.raw_flags(),
@@ -483,16 +484,19 @@ impl Context {
             }
             Err(e) => return refuse(e.into(), entry),
         };
-        let (index, gen) = {
+        let key = {
             let mut sh = lock(&self.shared);
-            let (index, gen, e) = sh.slab.insert(entry);
+            let (key, e) = match sh.slab.insert(entry) {
+                Ok(k) => k,
+                Err(entry) => return Err(slab_full(entry)),
+            };
             for i in 0..n {
                 let sqe = r.get(i).expect("reserved");
                 e.prepare(i, sqe);
-                sqe.set_user_data(user_data(index, gen, i));
+                sqe.set_user_data(user_data(key, i));
             }
-            sh.set_tag(index, tag);
-            (index, gen)
+            sh.set_tag(key, tag);
+            key
         };
         // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract), and the
         // entry stays in its slab slot, unmoved and undropped, until its last completion is
@@ -503,7 +507,7 @@ impl Context {
         // thread and not to whichever thread submits next (see "Threads" on `Context`). A
         // failure leaves them queued: the next submit or wait retries, and reports it.
         let _ = self.submit_locked(&mut sq);
-        Ok(Ticket::new(index, gen, self.id))
+        Ok(Ticket::new(key, self.id))
     }
 
     /// Hands queued SQEs to the kernel. Returns how many it consumed.
@@ -683,13 +687,13 @@ impl Context {
 
     /// Whether the ticket's submission has finished (as of the last reap).
     pub fn is_done<T: Submit>(&self, t: &Ticket<T>) -> bool {
-        t.ring == self.id && lock(&self.shared).slab.is_done(t.index, t.gen)
+        t.ring == self.id && lock(&self.shared).slab.is_done(t.key)
     }
 
     /// Redeems the ticket's entry if finished (`None` while in flight): `Err` for a ticket
     /// that is not live here.
     fn take_entry<T: Submit>(sh: &mut Shared, t: &Ticket<T>) -> Option<Result<T::Output>> {
-        match sh.slab.take::<T::Entry>(t.index, t.gen) {
+        match sh.slab.take::<T::Entry>(t.key) {
             Ok(out) => Some(Ok(out)),
             Err(true) => None,
             Err(false) => Some(Err(Error::UnknownTicket)),
@@ -768,7 +772,7 @@ impl Context {
     /// already has). A tagged op's completion is still reported to
     /// [`Context::wait_completions`]. Returns whether the ticket was live.
     pub fn detach<T: Submit>(&self, t: Ticket<T>) -> bool {
-        t.ring == self.id && lock(&self.shared).slab.detach::<T::Entry>(t.index, t.gen)
+        t.ring == self.id && lock(&self.shared).slab.detach::<T::Entry>(t.key)
     }
 
     /// crosvm's `wait`: submits what is queued, then blocks until completions of tagged

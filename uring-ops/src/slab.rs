@@ -10,6 +10,12 @@
 //! detaching), so while a key exists its slot holds the entry it was issued for; the entry's
 //! type is therefore checked only in debug builds.
 //!
+//! A key is already in the shape of the user data of its entry's SQEs (see [`SUB_BITS`]):
+//! generation in the high 32 bits, index in bits 8..32, the SQE's number within its entry in
+//! the low 8. A slot's tag is its current key with the slot's state in those low bits, so one
+//! comparison of a completion's user data against a tag checks generation, index, SQE number
+//! and state at once, and issuing the key is reading the tag.
+//!
 //! Free slots are linked by address, so that taking one needs no look-up by index; each slot
 //! records its own index for the key. Every slot address derives from its chunk's raw pointer
 //! (made once from the chunk's `Box`), never from a reference to the chunk, so that the
@@ -19,39 +25,62 @@ use crate::op::Entry;
 use std::any::TypeId;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::ptr::{self, NonNull};
+use uring_core::{Backend, Batch};
 
 /// Bytes of inline storage per slot: what makes a slot 256 bytes (see [`SLOT_SIZE`]).
 pub(crate) const INLINE: usize = 224;
+/// The low bits of user data that number the SQEs of one entry (a chain has up to 256); a key
+/// has them clear. The slot index is above them, up to bit 32; the generation above that.
+pub(crate) const SUB_BITS: u32 = 8;
+const SUB_MASK: u64 = (1 << SUB_BITS) - 1;
 /// A slot's size: a power of two, so that finding a slot from a key's index is a mask and a
-/// shift (from a CQE's user data, one mask), not a multiplication. Four cache lines, aligned,
-/// with the slot's bookkeeping and the first 32 bytes of its entry in the first.
-const SLOT_SIZE: usize = 256;
-const CHUNK: usize = 64;
-/// Generations are 23 bits wide (they share the user data with the index and sub-entry).
-pub(crate) const GEN_MASK: u32 = (1 << 23) - 1;
+/// shift, not a multiplication. It equals `1 << SUB_BITS`, so that the byte offset of a slot in
+/// its chunk is the user data masked (`ud & 0x3f00`), with no shift. Four cache lines,
+/// aligned, with the slot's bookkeeping and the first 32 bytes of its entry in the first.
+const SLOT_SIZE: usize = 1 << SUB_BITS;
+const CHUNK_SHIFT: u32 = 6;
+const CHUNK: usize = 1 << CHUNK_SHIFT;
+/// Slot indices are 24 bits (user data bits 8..32): at most this many chunks (16,777,152
+/// slots). The index with every bit set, in a chunk never made, is the ring's own
+/// ([`INTERNAL_INDEX`]).
+const MAX_CHUNKS: usize = (1 << (32 - SUB_BITS - CHUNK_SHIFT)) - 1;
+/// The most entries a slab holds at once.
+pub(crate) const MAX_ENTRIES: usize = MAX_CHUNKS * CHUNK;
+/// A slot index no slot has: user data with it names the ring's own SQEs (wake-ups,
+/// cancel-all), which completion routing finds stale without touching a slot.
+pub(crate) const INTERNAL_INDEX: u32 = (1 << (32 - SUB_BITS)) - 1;
+/// One generation step: the generation is the user data's high 32 bits, and wraps.
+const GEN_ONE: u64 = 1 << 32;
 
 /// Slot states, in the low two bits of a slot's tag; bit 2 marks an [`Entry::SINGLE`] entry;
-/// the generation is above them.
-const FREE: u32 = 0;
+/// the key is above them.
+const FREE: u64 = 0;
 /// The kernel may still use the entry; it is kept for redemption.
-const IN_FLIGHT: u32 = 1;
+const IN_FLIGHT: u64 = 1;
 /// Finished; the entry waits to be redeemed.
-const DONE: u32 = 2;
+const DONE: u64 = 2;
 /// The kernel may still use the entry; it is dropped when it finishes (its key is gone).
-const DETACHED: u32 = 3;
-const STATE_MASK: u32 = 3;
+const DETACHED: u64 = 3;
+const STATE_MASK: u64 = 3;
 /// The entry is [`Entry::SINGLE`]: its result is kept in the slot.
-const SINGLE: u32 = 4;
-const GEN_SHIFT: u32 = 3;
+const SINGLE: u64 = 4;
 
+/// The key of a tag or of user data: generation and index, without SQE number or state.
 #[inline]
-fn tag(gen: u32, state: u32) -> u32 {
-    (gen << GEN_SHIFT) | state
+pub(crate) const fn key_of(ud: u64) -> u64 {
+    ud & !SUB_MASK
 }
 
+/// The slot index in a key (or user data), for tables kept beside the slab.
 #[inline]
-fn gen_of(tag: u32) -> u32 {
-    tag >> GEN_SHIFT
+pub(crate) const fn slot_index(ud: u64) -> usize {
+    ((ud as u32) >> SUB_BITS) as usize
+}
+
+/// Whether user data names the ring's own SQEs rather than a slot.
+#[inline]
+pub(crate) const fn is_internal(ud: u64) -> bool {
+    (ud as u32) >> SUB_BITS == INTERNAL_INDEX
 }
 
 /// A completion's `res` and flags in one word (as a slot keeps them).
@@ -110,6 +139,26 @@ unsafe fn on_cqe_entry<E: Entry>(s: *mut Storage, sub: u32, res: i32, flags: u32
     unsafe { (*entry_ptr::<E>(s)).on_cqe(sub, res, flags) }
 }
 
+/// The vtable a slot holding an `E` records: none for a [`Entry::SINGLE`] entry without drop
+/// glue, which needs neither (the slot keeps its result; nothing to drop). Recording `None`
+/// is one store of a constant, where a table is an address computed and stored.
+#[inline]
+fn vtable_of<E: Entry>() -> Option<&'static VTable> {
+    if E::SINGLE && !std::mem::needs_drop::<E>() {
+        None
+    } else {
+        Some(&Table::<E>::VTABLE)
+    }
+}
+
+/// Whether the slot's vtable is one an `E` records (a debug check of a key's type).
+fn holds<E: Entry>(slot: &Slot) -> bool {
+    match slot.vtable {
+        Some(v) => (v.type_id)() == TypeId::of::<E>(),
+        None => vtable_of::<E>().is_none(),
+    }
+}
+
 struct Table<E>(std::marker::PhantomData<E>);
 impl<E: Entry> Table<E> {
     const VTABLE: VTable = VTable {
@@ -125,10 +174,8 @@ impl<E: Entry> Table<E> {
 
 #[repr(C, align(64))]
 struct Slot {
-    /// Generation and state (see [`tag`]).
-    tag: u32,
-    /// This slot's index (fixed when its chunk is made).
-    index: u32,
+    /// The slot's current key (generation and index) with its state in the low bits.
+    tag: u64,
     /// The next free slot while this one is free (null at the end of the list).
     next_free: *mut Slot,
     /// The result of a [`Entry::SINGLE`] entry: `res` in the low half, the CQE flags in the
@@ -139,6 +186,7 @@ struct Slot {
 }
 
 const _: () = assert!(size_of::<Slot>() == SLOT_SIZE && SLOT_SIZE.is_power_of_two());
+const _: () = assert!(INTERNAL_INDEX as usize >= MAX_ENTRIES);
 
 /// A slab of in-flight entries.
 pub(crate) struct Slab {
@@ -177,12 +225,11 @@ pub(crate) enum Completed {
     Stale,
 }
 
-/// Moves the `E` out of a live slot and marks it free, linked to `free`.
+/// Moves the `E` out of a live slot keyed `key` and marks it free, linked to `free`.
 #[inline]
-fn read_out_slot<E: Entry>(slot: &mut Slot, free: *mut Slot) -> (E, i32, u32) {
-    debug_assert!(slot
-        .vtable
-        .is_some_and(|v| (v.type_id)() == TypeId::of::<E>()));
+fn read_out_slot<E: Entry>(slot: &mut Slot, key: u64, free: *mut Slot) -> (E, i32, u32) {
+    debug_assert_eq!(key_of(slot.tag), key);
+    debug_assert!(holds::<E>(slot));
     // SAFETY: the slot holds a live `E`; it is moved out once and the slot marked free.
     let e = unsafe {
         let p = entry_ptr::<E>(&mut slot.storage);
@@ -192,9 +239,10 @@ fn read_out_slot<E: Entry>(slot: &mut Slot, free: *mut Slot) -> (E, i32, u32) {
             *Box::from_raw(p)
         }
     };
-    // A free slot's state and SINGLE bits are zero (`insert` relies on it). Its stale
-    // vtable is never read: every reader checks the state first.
-    slot.tag = tag((gen_of(slot.tag) + 1) & GEN_MASK, FREE);
+    // A free slot's tag is its next key: state and SINGLE bits zero (`insert` relies on
+    // it), the generation one up (wrapping). Its stale vtable is never read: every reader
+    // checks the state first.
+    slot.tag = key.wrapping_add(GEN_ONE);
     slot.next_free = free;
     let (res, flags) = unpack_result(slot.result);
     (e, res, flags)
@@ -214,40 +262,39 @@ impl Slab {
         self.in_flight
     }
 
-    /// The address of slot `index`, or `None` past the last chunk.
+    /// The address of the slot that user data `ud` (or a key) names, or `None` past the last
+    /// chunk. `ud` may come from anywhere (a CQE): only its index bits are used, bounds-checked.
     #[inline]
-    fn slot_ptr(&self, index: u32) -> Option<*mut Slot> {
-        let i = index as usize;
-        let chunk = self.chunks.get(i / CHUNK)?;
-        // A byte offset rather than `add(i % CHUNK)`: the compiler then folds the chunk base
-        // and the offset into the addressing of each access (2 instructions less per CQE in
-        // the reap loop than with `add`, measured).
-        let offset = (i % CHUNK) * SLOT_SIZE;
-        // SAFETY: `i % CHUNK < CHUNK` and slots are `SLOT_SIZE` bytes: a slot inside the
+    fn slot_ptr(&self, ud: u64) -> Option<*mut Slot> {
+        let chunk = self
+            .chunks
+            .get(((ud as u32) >> (SUB_BITS + CHUNK_SHIFT)) as usize)?;
+        // The slot's number in its chunk times `SLOT_SIZE` (`1 << SUB_BITS`): the index bits
+        // below the chunk's, in place. A byte offset rather than `add`, so that the compiler
+        // folds chunk base and offset into the addressing of each access.
+        let offset = ud as usize & ((CHUNK - 1) << SUB_BITS);
+        // SAFETY: `offset < CHUNK * SLOT_SIZE`, a multiple of `SLOT_SIZE`: a slot inside the
         // chunk's allocation of `CHUNK` slots.
         Some(unsafe { chunk.as_ptr().byte_add(offset) })
     }
 
     #[inline]
-    fn slot(&self, index: u32) -> Option<&Slot> {
+    fn slot(&self, ud: u64) -> Option<&Slot> {
         // SAFETY: a slot of a live chunk (the slab owns it until it is dropped); `&self` keeps
         // every mutable access away for the borrow's life.
-        self.slot_ptr(index).map(|p| unsafe { &*p })
-    }
-
-    #[inline]
-    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
-        // SAFETY: as in `slot`, with `&mut self` excluding every other access.
-        self.slot_ptr(index).map(|p| unsafe { &mut *p })
+        self.slot_ptr(ud).map(|p| unsafe { &*p })
     }
 
     #[cold]
-    fn grow(&mut self) {
-        let base = (self.chunks.len() * CHUNK) as u32;
-        let chunk: Box<[Slot; CHUNK]> = (0..CHUNK as u32)
+    fn grow(&mut self) -> bool {
+        if self.chunks.len() >= MAX_CHUNKS {
+            return false;
+        }
+        let base = (self.chunks.len() * CHUNK) as u64;
+        let chunk: Box<[Slot; CHUNK]> = (0..CHUNK as u64)
             .map(|i| Slot {
-                tag: tag(0, FREE),
-                index: base + i,
+                // Generation 0, state FREE.
+                tag: (base + i) << SUB_BITS,
                 next_free: ptr::null_mut(),
                 result: 0,
                 vtable: None,
@@ -272,26 +319,26 @@ impl Slab {
         // SAFETY: `Box::into_raw` never returns null.
         self.chunks.push(unsafe { NonNull::new_unchecked(first) });
         self.free = first;
+        true
     }
 
-    /// Stores `e` in a free slot, marked in flight. Returns the slot's key `(index, gen)` and
-    /// the entry, in place, to prepare its SQEs.
+    /// Stores `e` in a free slot, marked in flight. Returns the slot's key and the entry, in
+    /// place, to prepare its SQEs; or `e` back when the slab already holds [`MAX_ENTRIES`].
     #[inline]
-    pub(crate) fn insert<E: Entry>(&mut self, e: E) -> (u32, u32, &mut E) {
-        if self.free.is_null() {
-            self.grow();
+    pub(crate) fn insert<E: Entry>(&mut self, e: E) -> Result<(u64, &mut E), E> {
+        if self.free.is_null() && !self.grow() {
+            return Err(e);
         }
         // SAFETY: a slot on the free list, in a live chunk (the field's invariant); `&mut self`
         // excludes every other access to it.
         let slot = unsafe { &mut *self.free };
         self.free = slot.next_free;
-        let index = slot.index;
-        // A free slot's tag is its generation alone (state FREE, SINGLE clear): or-ing in the
-        // new state is enough.
-        debug_assert_eq!(slot.tag & (STATE_MASK | SINGLE), FREE);
-        let gen = gen_of(slot.tag);
-        slot.tag |= IN_FLIGHT | if E::SINGLE { SINGLE } else { 0 };
-        slot.vtable = Some(&Table::<E>::VTABLE);
+        // A free slot's tag is its key alone (state FREE, SINGLE clear): adding the new state
+        // is enough.
+        let key = slot.tag;
+        debug_assert_eq!(key, key_of(key));
+        slot.tag = key | IN_FLIGHT | if E::SINGLE { SINGLE } else { 0 };
+        slot.vtable = vtable_of::<E>();
         if fits::<E>() {
             // SAFETY: the storage is free, large and aligned enough for `E` (`fits`).
             unsafe { slot.storage.as_mut_ptr().cast::<E>().write(e) };
@@ -307,58 +354,88 @@ impl Slab {
         self.in_flight += 1;
         // SAFETY: the slot now holds a live `E`, borrowed mutably with `self`.
         let e = unsafe { &mut *entry_ptr::<E>(&mut slot.storage) };
-        (index, gen, e)
+        Ok((key, e))
     }
 
-    /// Moves the entry out of the live slot `index` (of type `E`) and frees the slot.
+    /// Records a completion with user data `ud` (the SQE's key and number) for the entry it
+    /// names; [`Completed::Stale`] when it names no live entry (a slot's key must match whole,
+    /// and an [`Entry::SINGLE`] entry takes only SQE number 0).
     #[inline]
-    fn read_out<E: Entry>(&mut self, index: u32) -> (E, i32, u32) {
-        let p = self.slot_ptr(index).expect("a live slot");
-        // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
-        let out = read_out_slot::<E>(unsafe { &mut *p }, self.free);
-        self.free = p;
-        out
-    }
-
-    /// Records a completion for the entry keyed `(index, gen)`. A `gen` above [`GEN_MASK`]
-    /// names no entry ([`Completed::Stale`]).
-    #[inline]
-    pub(crate) fn complete(
-        &mut self,
-        index: u32,
-        gen: u32,
-        sub: u32,
-        res: i32,
-        flags: u32,
-    ) -> Completed {
-        let Some(slot) = self.slot_mut(index) else {
-            return Completed::Stale;
-        };
-        // Fast path: a single-CQE entry kept for redemption.
-        if slot.tag == tag(gen, SINGLE | IN_FLIGHT) {
-            slot.result = pack_result(res, flags);
-            slot.tag = tag(gen, SINGLE | DONE);
-            self.in_flight -= 1;
-            return Completed::Done;
-        }
-        self.complete_slow(index, gen, sub, res, flags)
-    }
-
-    #[inline(never)]
-    fn complete_slow(&mut self, index: u32, gen: u32, sub: u32, res: i32, flags: u32) -> Completed {
-        let Some(p) = self.slot_ptr(index) else {
+    pub(crate) fn complete(&mut self, ud: u64, res: i32, flags: u32) -> Completed {
+        let Some(p) = self.slot_ptr(ud) else {
             return Completed::Stale;
         };
         // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
         let slot = unsafe { &mut *p };
-        let state = slot.tag & STATE_MASK;
-        if gen_of(slot.tag) != gen || !(state == IN_FLIGHT || state == DETACHED) {
-            return Completed::Stale;
+        // Fast path: a single-CQE entry kept for redemption. The sum equals the tag only when
+        // the SQE number is 0 and the key matches (a number of 251 or more carries into the
+        // index, and leaves low bits below 5).
+        if slot.tag == ud.wrapping_add(SINGLE | IN_FLIGHT) {
+            slot.result = pack_result(res, flags);
+            slot.tag = ud.wrapping_add(SINGLE | DONE);
+            self.in_flight -= 1;
+            return Completed::Done;
         }
-        let Some(vt) = slot.vtable else {
+        self.complete_slow(ud, res, flags)
+    }
+
+    /// Records every completion of `batch`, as [`Slab::complete`] does for each, for a caller
+    /// that needs nothing back from them. Returns how many there were.
+    #[inline]
+    pub(crate) fn complete_batch<B: Backend>(&mut self, mut batch: Batch<'_, B>) -> usize {
+        let n = batch.remaining() as usize;
+        // The chunk table does not change while completions are recorded (only `insert` grows
+        // it): read once, so that the records' stores do not make the compiler reload it.
+        let (chunks, chunk_count) = (self.chunks.as_ptr(), self.chunks.len());
+        // Completions whose in-flight count is settled: the fast path's are settled together at
+        // the end (or before a slow one, so that a panic there leaves the count right).
+        let mut settled = 0;
+        while let Some(cqe) = batch.next() {
+            let ud = cqe.user_data();
+            let c = ((ud as u32) >> (SUB_BITS + CHUNK_SHIFT)) as usize;
+            if c < chunk_count {
+                // SAFETY: `c` is below the number of chunks (checked), and the table does not
+                // change while this runs; the slot is inside the chunk, as in `slot_ptr`, and
+                // `&mut self` excludes every other access to it.
+                let slot = unsafe {
+                    let chunk = *chunks.add(c);
+                    &mut *chunk
+                        .as_ptr()
+                        .byte_add(ud as usize & ((CHUNK - 1) << SUB_BITS))
+                };
+                // As in `complete`.
+                if slot.tag == ud.wrapping_add(SINGLE | IN_FLIGHT) {
+                    slot.result = pack_result(cqe.raw_result(), cqe.raw_flags());
+                    slot.tag = ud.wrapping_add(SINGLE | DONE);
+                    continue;
+                }
+            }
+            let seen = n - batch.remaining() as usize;
+            self.in_flight -= seen - 1 - settled;
+            settled = seen;
+            self.complete_slow(ud, cqe.raw_result(), cqe.raw_flags());
+        }
+        self.in_flight -= n - settled;
+        n
+    }
+
+    #[inline(never)]
+    fn complete_slow(&mut self, ud: u64, res: i32, flags: u32) -> Completed {
+        let Some(p) = self.slot_ptr(ud) else {
             return Completed::Stale;
         };
-        match vt.on_cqe {
+        // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
+        let slot = unsafe { &mut *p };
+        let (key, sub) = (key_of(ud), (ud & SUB_MASK) as u32);
+        let state = slot.tag & STATE_MASK;
+        let single = slot.tag & SINGLE;
+        if key_of(slot.tag) != key
+            || !(state == IN_FLIGHT || state == DETACHED)
+            || (single != 0 && sub != 0)
+        {
+            return Completed::Stale;
+        }
+        match slot.vtable.and_then(|vt| vt.on_cqe) {
             None => slot.result = pack_result(res, flags),
             Some(on_cqe) => {
                 // SAFETY: the slot is in flight, so it holds a live entry of the vtable's type.
@@ -369,54 +446,90 @@ impl Slab {
         }
         self.in_flight -= 1;
         if state == IN_FLIGHT {
-            slot.tag = tag(gen, (slot.tag & SINGLE) | DONE);
+            slot.tag = key | single | DONE;
             return Completed::Done;
         }
-        // Detached: the entry finished, the kernel no longer uses it; drop it once.
-        // SAFETY: the slot holds a live entry of the vtable's type.
-        unsafe { (vt.drop)(&mut slot.storage) };
-        slot.tag = tag((gen + 1) & GEN_MASK, FREE);
+        // Detached: the entry finished, the kernel no longer uses it; drop it once (an entry
+        // recorded without a vtable has nothing to drop).
+        if let Some(vt) = slot.vtable {
+            // SAFETY: the slot holds a live entry of the vtable's type.
+            unsafe { (vt.drop)(&mut slot.storage) };
+        }
+        slot.tag = key.wrapping_add(GEN_ONE);
         slot.vtable = None;
         slot.next_free = self.free;
         self.free = p;
         Completed::Freed
     }
 
-    /// The state of the live slot keyed `(index, gen)`, or `None`.
+    /// The state of the live slot keyed `key`, or `None`.
     #[inline]
-    fn live_state(&self, index: u32, gen: u32) -> Option<u32> {
-        let s = self.slot(index)?;
+    fn live_state(&self, key: u64) -> Option<u64> {
+        let s = self.slot(key)?;
         let state = s.tag & STATE_MASK;
-        (gen_of(s.tag) == gen && state != FREE).then_some(state)
+        (key_of(s.tag) == key && state != FREE).then_some(state)
     }
 
-    /// Whether `(index, gen)` names a finished entry.
+    /// Whether `key` names a finished entry.
     #[inline]
-    pub(crate) fn is_done(&self, index: u32, gen: u32) -> bool {
-        self.live_state(index, gen) == Some(DONE)
+    pub(crate) fn is_done(&self, key: u64) -> bool {
+        self.live_state(key) == Some(DONE)
     }
 
-    /// Whether `(index, gen)` names a live entry (in flight or finished, not detached).
+    /// Whether `key` names a live entry (in flight or finished, not detached).
     #[inline]
-    pub(crate) fn is_live(&self, index: u32, gen: u32) -> bool {
-        matches!(self.live_state(index, gen), Some(IN_FLIGHT | DONE))
+    pub(crate) fn is_live(&self, key: u64) -> bool {
+        matches!(self.live_state(key), Some(IN_FLIGHT | DONE))
     }
 
-    /// Takes the finished entry keyed `(index, gen)`, which must have been inserted as an `E`:
+    /// The address of the slot of a key this slab issued, without a bounds check.
+    ///
+    /// # Safety
+    ///
+    /// `key` was returned by this slab's [`Slab::insert`] (so its chunk exists: chunks are
+    /// only added).
+    #[inline]
+    unsafe fn issued_slot_ptr(&self, key: u64) -> *mut Slot {
+        let c = ((key as u32) >> (SUB_BITS + CHUNK_SHIFT)) as usize;
+        debug_assert!(c < self.chunks.len());
+        // SAFETY: the caller guarantees the chunk exists.
+        let chunk = unsafe { self.chunks.get_unchecked(c) };
+        // SAFETY: as in `slot_ptr`, a slot inside the chunk.
+        unsafe {
+            chunk
+                .as_ptr()
+                .byte_add(key as usize & ((CHUNK - 1) << SUB_BITS))
+        }
+    }
+
+    /// Takes the finished entry keyed `key`, which must have been inserted as an `E`:
     /// `Ok(output)`, `Err(true)` while it is in flight, `Err(false)` if the key names no live
     /// entry.
     #[inline]
-    pub(crate) fn take<E: Entry>(&mut self, index: u32, gen: u32) -> Result<E::Output, bool> {
-        let Some(p) = self.slot_ptr(index) else {
+    pub(crate) fn take<E: Entry>(&mut self, key: u64) -> Result<E::Output, bool> {
+        if self.slot_ptr(key).is_none() {
             return Err(false);
-        };
+        }
+        // SAFETY: the key's chunk exists (checked), which is all `take_issued` relies on.
+        unsafe { self.take_issued::<E>(key) }
+    }
+
+    /// As [`Slab::take`], for a key known to come from this slab: no bounds check.
+    ///
+    /// # Safety
+    ///
+    /// `key` was returned by this slab's [`Slab::insert`] (it may have been redeemed since:
+    /// a stale key is refused). A ticket whose ring id is this ring's is such a key.
+    #[inline]
+    pub(crate) unsafe fn take_issued<E: Entry>(&mut self, key: u64) -> Result<E::Output, bool> {
+        // SAFETY: forwarded to the caller.
+        let p = unsafe { self.issued_slot_ptr(key) };
         // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
         let slot = unsafe { &mut *p };
-        if slot.tag != tag(gen, if E::SINGLE { SINGLE | DONE } else { DONE }) {
-            let state = slot.tag & STATE_MASK;
-            return Err(gen_of(slot.tag) == gen && state == IN_FLIGHT);
+        if slot.tag != key | if E::SINGLE { SINGLE | DONE } else { DONE } {
+            return Err(key_of(slot.tag) == key && slot.tag & STATE_MASK == IN_FLIGHT);
         }
-        let (e, res, flags) = read_out_slot::<E>(slot, self.free);
+        let (e, res, flags) = read_out_slot::<E>(slot, key, self.free);
         self.free = p;
         Ok(if E::SINGLE {
             e.finish_with(res, flags)
@@ -425,35 +538,42 @@ impl Slab {
         })
     }
 
-    /// The live entry (in flight or finished, not detached) keyed `(index, gen)`, which must
-    /// have been inserted as an `E` (the key's invariant; checked in debug builds).
+    /// The live entry (in flight or finished, not detached) keyed `key`, which must have been
+    /// inserted as an `E` (the key's invariant; checked in debug builds).
     ///
     /// An in-flight entry's owned memory may still be in use by the kernel: callers touch only
     /// the parts of `E` that no SQE names (as `Entry::on_cqe` does).
     #[inline]
-    pub(crate) fn get_mut<E: Entry>(&mut self, index: u32, gen: u32) -> Option<&mut E> {
-        if !self.is_live(index, gen) {
+    pub(crate) fn get_mut<E: Entry>(&mut self, key: u64) -> Option<&mut E> {
+        if !self.is_live(key) {
             return None;
         }
-        let slot = self.slot_mut(index)?;
-        debug_assert!(slot
-            .vtable
-            .is_some_and(|v| (v.type_id)() == TypeId::of::<E>()));
+        // SAFETY: a slot of a live chunk (`is_live` found it); `&mut self` excludes every
+        // other access to it.
+        let slot = unsafe { &mut *self.slot_ptr(key)? };
+        debug_assert!(holds::<E>(slot));
         // SAFETY: the slot is live and holds an `E` (the key's invariant), not otherwise
         // borrowed.
         Some(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
     }
 
-    /// Gives up on redeeming `(index, gen)` (an `E`): a finished entry is dropped now, an
-    /// in-flight one when it finishes. Returns whether the key was live.
-    pub(crate) fn detach<E: Entry>(&mut self, index: u32, gen: u32) -> bool {
-        match self.live_state(index, gen) {
-            Some(DONE) => drop(self.read_out::<E>(index)),
-            Some(IN_FLIGHT) => {
-                if let Some(slot) = self.slot_mut(index) {
-                    slot.tag = tag(gen, (slot.tag & SINGLE) | DETACHED);
-                }
+    /// Gives up on redeeming `key` (an `E`): a finished entry is dropped now, an in-flight one
+    /// when it finishes. Returns whether the key was live.
+    pub(crate) fn detach<E: Entry>(&mut self, key: u64) -> bool {
+        let Some(state) = self.live_state(key) else {
+            return false;
+        };
+        let Some(p) = self.slot_ptr(key) else {
+            return false;
+        };
+        // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
+        let slot = unsafe { &mut *p };
+        match state {
+            DONE => {
+                drop(read_out_slot::<E>(slot, key, self.free));
+                self.free = p;
             }
+            IN_FLIGHT => slot.tag = key | (slot.tag & SINGLE) | DETACHED,
             _ => return false,
         }
         true
@@ -555,49 +675,77 @@ mod tests {
         };
         let mut keys = Vec::new();
         for i in 0..n {
-            let (index, gen, _) = slab.insert(Nop::new().inject_result(i as i32).into_entry());
-            keys.push((index, gen));
+            let (key, _) = slab
+                .insert(Nop::new().inject_result(i as i32).into_entry())
+                .ok()
+                .unwrap();
+            assert_eq!(key, key_of(key), "a key leaves the SQE number clear");
+            keys.push(key);
         }
         assert_eq!(slab.in_flight(), n as usize);
         // Not finished yet: the ticket is handed back.
-        assert_eq!(
-            slab.take::<Single<Nop>>(keys[0].0, keys[0].1).err(),
-            Some(true)
-        );
-        for (i, &(index, gen)) in keys.iter().enumerate() {
-            assert_eq!(slab.complete(index, gen, 0, i as i32, 0), Completed::Done);
+        assert_eq!(slab.take::<Single<Nop>>(keys[0]).err(), Some(true));
+        for (i, &key) in keys.iter().enumerate() {
+            // A single entry has one SQE: user data with another SQE number names nothing,
+            // also when the number carries into the index (255 + 5).
+            for sub in [1, 4, 251, 255] {
+                assert_eq!(slab.complete(key | sub, 0, 0), Completed::Stale);
+            }
+            assert_eq!(slab.complete(key, i as i32, 0), Completed::Done);
+            assert_eq!(
+                slab.complete(key, i as i32, 0),
+                Completed::Stale,
+                "done once"
+            );
         }
-        // A completion whose generation has the INTERNAL bit names no slot.
-        assert_eq!(
-            slab.complete(keys[0].0, keys[0].1 | 1 << 23, 0, 0, 0),
-            Completed::Stale
-        );
+        // The ring's own user data names no slot.
+        let internal = u64::from(INTERNAL_INDEX) << SUB_BITS;
+        assert!(is_internal(internal | 1) && !is_internal(keys[0]));
+        assert_eq!(slab.complete(internal, 0, 0), Completed::Stale);
+        assert_eq!(slab.complete(internal | 1, 0, 0), Completed::Stale);
         assert_eq!(slab.in_flight(), 0);
-        for (i, &(index, gen)) in keys.iter().enumerate() {
-            let out = slab.take::<Single<Nop>>(index, gen).ok().unwrap();
+        for (i, &key) in keys.iter().enumerate() {
+            let out = slab.take::<Single<Nop>>(key).ok().unwrap();
             assert_eq!(out.unwrap(), i as u32);
         }
         // Taken keys are stale, also once their slots are reused.
-        let (index, gen, _) = slab.insert(Nop::new().into_entry());
+        let (key, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
+        let last = *keys.last().unwrap();
         assert_eq!(
-            index,
-            keys.last().unwrap().0,
+            key,
+            last.wrapping_add(GEN_ONE),
             "the last slot freed is reused first"
         );
-        assert_ne!(gen, keys.last().unwrap().1);
-        for &(i, g) in &keys {
-            assert_eq!(slab.take::<Single<Nop>>(i, g).err(), Some(false));
-            assert_eq!(slab.complete(i, g, 0, 0, 0), Completed::Stale);
+        for &k in &keys {
+            assert_eq!(slab.take::<Single<Nop>>(k).err(), Some(false));
+            assert_eq!(slab.complete(k, 0, 0), Completed::Stale);
         }
-        assert_eq!(slab.complete(index, gen, 0, 5, 0), Completed::Done);
+        assert_eq!(slab.complete(key, 5, 0), Completed::Done);
+        assert_eq!(slab.take::<Single<Nop>>(key).ok().unwrap().unwrap(), 5);
         assert_eq!(
-            slab.take::<Single<Nop>>(index, gen).ok().unwrap().unwrap(),
-            5
+            slab.take::<Single<Nop>>(internal).err(),
+            Some(false),
+            "checked"
         );
-        assert_eq!(
-            slab.take::<Single<Nop>>(u32::MAX >> 8, 0).err(),
-            Some(false)
-        );
+    }
+
+    /// A slot's generation wraps around after 2^32 reuses, staying clear of index and state.
+    #[test]
+    fn generation_wraps() {
+        let mut slab = Slab::new();
+        let (key, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
+        // Age the slot to the last generation (as 2^32 - 1 reuses would).
+        // SAFETY: the slot is live and in flight; only its generation bits change.
+        unsafe { (*slab.slot_ptr(key).unwrap()).tag |= !0 << 32 };
+        let old = key | (!0 << 32);
+        assert_eq!(slab.complete(key, 0, 0), Completed::Stale);
+        assert_eq!(slab.complete(old, 3, 0), Completed::Done);
+        assert_eq!(slab.take::<Single<Nop>>(old).ok().unwrap().unwrap(), 3);
+        let (again, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
+        assert_eq!(again, key, "generation 0 again, same index");
+        assert_eq!(slab.take::<Single<Nop>>(old).err(), Some(false));
+        assert!(slab.detach::<Single<Nop>>(again));
+        assert_eq!(slab.complete(again, 0, 0), Completed::Freed);
     }
 
     fn multi_entries<const N: usize>() {
@@ -605,29 +753,29 @@ mod tests {
         let mut slab = Slab::new();
         let mut keys = Vec::new();
         for _ in 0..CHUNK + 3 {
-            let (index, gen, _) = slab.insert(Multi::<N>::new(&drops));
-            keys.push((index, gen));
+            let (key, _) = slab.insert(Multi::<N>::new(&drops)).ok().unwrap();
+            keys.push(key);
         }
-        for &(index, gen) in &keys {
-            assert_eq!(slab.complete(index, gen, 0, 1, 0), Completed::Pending);
+        for &key in &keys {
+            assert_eq!(slab.complete(key, 1, 0), Completed::Pending);
         }
         // Detach one in flight (dropped when it finishes) and one finished (dropped now).
         let (a, b) = (keys[1], keys[CHUNK + 1]);
-        assert!(slab.detach::<Multi<N>>(a.0, a.1));
-        assert_eq!(slab.complete(a.0, a.1, 1, 1, 0), Completed::Freed);
+        assert!(slab.detach::<Multi<N>>(a));
+        assert_eq!(slab.complete(a | 1, 1, 0), Completed::Freed);
         assert_eq!(drops.load(Ordering::Relaxed), 1);
-        assert_eq!(slab.complete(b.0, b.1, 1, 1, 0), Completed::Done);
-        assert!(slab.detach::<Multi<N>>(b.0, b.1));
+        assert_eq!(slab.complete(b | 1, 1, 0), Completed::Done);
+        assert!(slab.detach::<Multi<N>>(b));
         assert_eq!(drops.load(Ordering::Relaxed), 2);
-        assert!(!slab.detach::<Multi<N>>(b.0, b.1), "a detached key is dead");
+        assert!(!slab.detach::<Multi<N>>(b), "a detached key is dead");
         // Finish and redeem one; leave the rest finished but unredeemed, for Drop.
         let c = keys[2];
-        assert_eq!(slab.complete(c.0, c.1, 1, 1, 0), Completed::Done);
-        assert_eq!(slab.take::<Multi<N>>(c.0, c.1).ok(), Some(2));
+        assert_eq!(slab.complete(c | 1, 1, 0), Completed::Done);
+        assert_eq!(slab.take::<Multi<N>>(c).ok(), Some(2));
         assert_eq!(drops.load(Ordering::Relaxed), 3);
-        for &(index, gen) in &keys {
-            if ![a, b, c].contains(&(index, gen)) {
-                assert_eq!(slab.complete(index, gen, 1, 1, 0), Completed::Done);
+        for &key in &keys {
+            if ![a, b, c].contains(&key) {
+                assert_eq!(slab.complete(key | 1, 1, 0), Completed::Done);
             }
         }
         assert_eq!(slab.in_flight(), 0);
@@ -652,9 +800,9 @@ mod tests {
     fn drop_leaks_what_is_in_flight() {
         let drops = Arc::new(AtomicUsize::new(0));
         let mut slab = Slab::new();
-        let (index, gen, _) = slab.insert(Multi::<8>::new(&drops));
+        let (key, _) = slab.insert(Multi::<8>::new(&drops)).ok().unwrap();
         let _ = slab.insert(Multi::<8>::new(&drops));
-        assert_eq!(slab.complete(index, gen, 0, 2, 0), Completed::Done);
+        assert_eq!(slab.complete(key, 2, 0), Completed::Done);
         drop(slab);
         assert_eq!(
             drops.load(Ordering::Relaxed),

@@ -4,7 +4,7 @@
 use crate::error::{Error, PushError, Result};
 use crate::multishot::{MultiEntry, Multishot, MultishotOp};
 use crate::op::{Entry, OpCheck, OpSet, Submit};
-use crate::slab::{Completed, Slab, GEN_MASK};
+use crate::slab::{is_internal, key_of, Completed, Slab, INTERNAL_INDEX, MAX_ENTRIES, SUB_BITS};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,20 +15,16 @@ use uring_core::{sys, Builder, CompletionQueue, Kernel, Ring, SubmissionQueue};
 /// not completed by then is leaked, never freed.
 pub const DROP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// User data with this bit set belongs to the ring itself (wake-ups, cancel-all), not a slot.
-pub(crate) const INTERNAL: u64 = 1 << 63;
+/// User data of the ring's own SQEs (wake-ups, cancel-all): its slot index is one no slot has,
+/// so it never names an op (the low bits may tell the ring's own SQEs apart).
+pub(crate) const INTERNAL: u64 = (INTERNAL_INDEX as u64) << SUB_BITS;
 
+/// The user data of SQE number `sub` of the entry keyed `key` (the key has those bits clear;
+/// `sub` is below 256, as [`crate::chain::MAX_LINKS`] guarantees).
 #[inline]
-pub(crate) fn user_data(index: u32, gen: u32, sub: u32) -> u64 {
-    (u64::from(gen & GEN_MASK) << 40) | (u64::from(index) << 8) | u64::from(sub & 0xff)
-}
-
-/// Splits user data into `(gen, index, sub)`. The generation keeps the [`INTERNAL`] bit (bit 23
-/// of the 24 it is given): slot generations are below `1 << 23`, so the user data of the
-/// ring's own SQEs can never name a slot.
-#[inline]
-pub(crate) fn decode(ud: u64) -> (u32, u32, u32) {
-    ((ud >> 40) as u32, (ud >> 8) as u32, (ud & 0xff) as u32)
+pub(crate) fn user_data(key: u64, sub: u32) -> u64 {
+    debug_assert!(sub < 1 << SUB_BITS);
+    key | u64::from(sub)
 }
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
@@ -63,8 +59,8 @@ pub(crate) fn probe(ring: &Ring<Kernel>) -> Result<OpSet> {
 /// redeem another op.
 #[must_use = "an op's result and buffers come back only through its ticket (or detach it)"]
 pub struct Ticket<T> {
-    pub(crate) index: u32,
-    pub(crate) gen: u32,
+    /// The slot's key: generation and index, as in the user data of the op's first SQE.
+    pub(crate) key: u64,
     pub(crate) ring: u64,
     _t: PhantomData<fn() -> T>,
 }
@@ -72,18 +68,16 @@ pub struct Ticket<T> {
 impl<T> fmt::Debug for Ticket<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ticket")
-            .field("index", &self.index)
-            .field("gen", &self.gen)
+            .field("key", &format_args!("{:#x}", self.key))
             .field("ring", &self.ring)
             .finish()
     }
 }
 
 impl<T> Ticket<T> {
-    pub(crate) fn new(index: u32, gen: u32, ring: u64) -> Self {
+    pub(crate) fn new(key: u64, ring: u64) -> Self {
         Ticket {
-            index,
-            gen,
+            key,
             ring,
             _t: PhantomData,
         }
@@ -91,7 +85,7 @@ impl<T> Ticket<T> {
 
     /// The user data of the (first) SQE of this submission, as the kernel sees it.
     pub fn user_data(&self) -> u64 {
-        user_data(self.index, self.gen, 0)
+        self.key
     }
 }
 
@@ -235,27 +229,30 @@ impl Uring {
                 })
             }
         };
-        let (index, gen) = if T::Entry::SQE_POINTS_INTO_SELF {
+        let key = if T::Entry::SQE_POINTS_INTO_SELF {
             // Prepared in place: the SQEs may point into the entry, which is at its final
             // address in the slab by now.
-            let (index, gen, e) = self.slab.insert(entry);
+            let (key, e) = match self.slab.insert(entry) {
+                Ok(k) => k,
+                Err(entry) => return Err(slab_full(entry)),
+            };
             for i in 0..n {
                 e.prepare(i, r.get(i).expect("reserved"));
             }
-            (index, gen)
+            key
         } else {
             // The SQEs name no memory inside the entry, so they may be written from the entry
             // where it is now (in registers, for a small op), before it moves into the slab.
             for i in 0..n {
                 entry.prepare(i, r.get(i).expect("reserved"));
             }
-            let (index, gen, _) = self.slab.insert(entry);
-            (index, gen)
+            match self.slab.insert(entry) {
+                Ok((key, _)) => key,
+                Err(entry) => return Err(slab_full(entry)),
+            }
         };
         for i in 0..n {
-            r.get(i)
-                .expect("reserved")
-                .set_user_data(user_data(index, gen, i));
+            r.get(i).expect("reserved").set_user_data(user_data(key, i));
         }
         // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract; memory
         // that moving the entry does not move when they were prepared before the move), and the
@@ -263,7 +260,7 @@ impl Uring {
         // reaped (slots are freed only by `take`/`detach` after completion, and a slab dropped
         // with entries in flight leaks them).
         unsafe { r.commit() };
-        Ok(Ticket::new(index, gen, self.id))
+        Ok(Ticket::new(key, self.id))
     }
 
     /// Hands queued SQEs to the kernel. Returns how many it consumed.
@@ -295,17 +292,12 @@ impl Uring {
     #[inline]
     pub fn reap(&mut self) -> usize {
         let Uring { ring, slab, .. } = self;
-        let mut n = 0;
-        for cqe in ring.cq().batch() {
-            dispatch(slab, cqe);
-            n += 1;
-        }
-        n
+        slab.complete_batch(ring.cq().batch())
     }
 
     /// Whether the ticket's submission has finished (after the last [`Uring::reap`]).
     pub fn is_done<T: Submit>(&self, t: &Ticket<T>) -> bool {
-        t.ring == self.id && self.slab.is_done(t.index, t.gen)
+        t.ring == self.id && self.slab.is_done(t.key)
     }
 
     /// Redeems a finished submission without blocking; gives the ticket back if it has not
@@ -323,7 +315,8 @@ impl Uring {
         if t.ring != self.id {
             return Err(Err(Error::UnknownTicket));
         }
-        match self.slab.take::<T::Entry>(t.index, t.gen) {
+        // SAFETY: the ticket carries this ring's id, so its key was issued by this ring's slab.
+        match unsafe { self.slab.take_issued::<T::Entry>(t.key) } {
             Ok(out) => Ok(out),
             Err(true) => Err(Ok(t)),
             Err(false) => Err(Err(Error::UnknownTicket)),
@@ -337,11 +330,13 @@ impl Uring {
     ///
     /// [`Error::UnknownTicket`], or the ring failing ([`Error::Core`]).
     pub fn wait<T: Submit>(&mut self, t: Ticket<T>) -> Result<T::Output> {
-        if t.ring != self.id || !self.slab.is_live(t.index, t.gen) {
+        if t.ring != self.id || !self.slab.is_live(t.key) {
             return Err(Error::UnknownTicket);
         }
         loop {
-            if let Ok(out) = self.slab.take::<T::Entry>(t.index, t.gen) {
+            // SAFETY: the ticket carries this ring's id (checked above), so its key was
+            // issued by this ring's slab.
+            if let Ok(out) = unsafe { self.slab.take_issued::<T::Entry>(t.key) } {
                 return Ok(out);
             }
             if self.reap() > 0 {
@@ -366,11 +361,13 @@ impl Uring {
         timeout: Duration,
     ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
         let deadline = Instant::now() + timeout;
-        if t.ring != self.id || !self.slab.is_live(t.index, t.gen) {
+        if t.ring != self.id || !self.slab.is_live(t.key) {
             return Err(Err(Error::UnknownTicket));
         }
         loop {
-            if let Ok(out) = self.slab.take::<T::Entry>(t.index, t.gen) {
+            // SAFETY: the ticket carries this ring's id (checked above), so its key was
+            // issued by this ring's slab.
+            if let Ok(out) = unsafe { self.slab.take_issued::<T::Entry>(t.key) } {
                 return Ok(out);
             }
             if self.reap() > 0 {
@@ -395,7 +392,7 @@ impl Uring {
     /// Gives up the ticket: the op and what it owns are dropped once it completes (now, if it
     /// already has). Returns whether the ticket was live.
     pub fn detach<T: Submit>(&mut self, t: Ticket<T>) -> bool {
-        t.ring == self.id && self.slab.detach::<T::Entry>(t.index, t.gen)
+        t.ring == self.id && self.slab.detach::<T::Entry>(t.key)
     }
 
     /// Cancels everything in flight and waits, at most `timeout`, for it to complete.
@@ -465,7 +462,7 @@ impl Uring {
             return Err(Error::UnknownTicket);
         }
         self.slab
-            .get_mut::<MultiEntry<O>>(t.index, t.gen)
+            .get_mut::<MultiEntry<O>>(t.key)
             .ok_or(Error::UnknownTicket)
     }
 }
@@ -526,22 +523,31 @@ pub(crate) fn cancel_all(
     slab.in_flight()
 }
 
-/// Routes one completion to its slot. Completions of the ring's own SQEs (user data with
-/// [`INTERNAL`] set) are left alone and give `None`; otherwise the slot's key `(index, gen)` and
+/// Routes one completion to its slot. Completions of the ring's own SQEs (user data with the
+/// slot index of [`INTERNAL`]) are left alone and give `None`; otherwise the slot's key and
 /// what the slab did with the completion.
 #[inline]
-pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) -> Option<(u32, u32, Completed)> {
+pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) -> Option<(u64, Completed)> {
     let ud = cqe.user_data();
-    // No separate test for the ring's own SQEs on the hot path: their decoded generation has
-    // the INTERNAL bit set, which no slot's generation has, so the slab finds them stale
-    // without touching any slot.
-    let (gen, index, sub) = decode(ud);
-    let done = slab.complete(index, gen, sub, cqe.raw_result(), cqe.raw_flags());
+    // No separate test for the ring's own SQEs on the hot path: their slot index is one no
+    // slot has, so the slab finds them stale with its bounds check, without touching a slot.
+    let done = slab.complete(ud, cqe.raw_result(), cqe.raw_flags());
     if done == Completed::Stale {
-        debug_assert!(ud & INTERNAL != 0, "a completion for no live op: {cqe:?}");
+        debug_assert!(is_internal(ud), "a completion for no live op: {cqe:?}");
         return None;
     }
-    Some((index, gen, done))
+    Some((key_of(ud), done))
+}
+
+/// The refusal of an op because the ring already holds [`MAX_ENTRIES`] submissions.
+#[cold]
+pub(crate) fn slab_full<T: Submit>(entry: T::Entry) -> PushError<T> {
+    PushError {
+        error: Error::InvalidArgument(format!(
+            "the ring already holds {MAX_ENTRIES} submissions in flight or unredeemed"
+        )),
+        op: T::from_entry(entry),
+    }
 }
 
 impl Drop for Uring {
