@@ -124,11 +124,8 @@ impl<B: Backend> Ring<B> {
     /// [`Error::NoSpace`] when the SQ is full.
     #[inline]
     pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<()> {
-        let mut r = self.sq.reserve(1)?;
-        *r.first() = sqe.clone();
         // SAFETY: forwarded to the caller.
-        unsafe { r.commit() };
-        Ok(())
+        unsafe { self.sq.push(sqe) }
     }
 
     /// Submits committed SQEs. See [`SubmissionQueue::submit`].

@@ -99,18 +99,7 @@ impl<B: Backend> SubmissionQueue<B> {
     /// [`Error::NoSpace`] when fewer than `n` slots are free (the queue is left unchanged).
     #[inline]
     pub fn reserve(&mut self, n: u32) -> Result<Reservation<'_, B>> {
-        let entries = self.raw.entries;
-        if entries - self.tail.wrapping_sub(self.head) < n {
-            self.sync_head();
-            let free = entries - self.tail.wrapping_sub(self.head);
-            if free < n {
-                return Err(Error::NoSpace {
-                    needed: n,
-                    free,
-                    capacity: entries,
-                });
-            }
-        }
+        self.make_room(n)?;
         let slots = self.raw.slots();
         let first = self.tail;
         for i in 0..n {
@@ -124,6 +113,54 @@ impl<B: Backend> SubmissionQueue<B> {
             first,
             n,
         })
+    }
+
+    /// Checks that `n` slots are free, re-reading the kernel's head if the cached one says not.
+    #[inline]
+    fn make_room(&mut self, n: u32) -> Result<()> {
+        let entries = self.raw.entries;
+        if entries - self.tail.wrapping_sub(self.head) < n {
+            self.sync_head();
+            let free = entries - self.tail.wrapping_sub(self.head);
+            if free < n {
+                return Err(Error::NoSpace {
+                    needed: n,
+                    free,
+                    capacity: entries,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies a prepared SQE into the next free slot and commits it (the raw path): one copy,
+    /// without zeroing the slot first as [`SubmissionQueue::reserve`] does (with `SQE128` the
+    /// slot's second half, which `sqe` does not cover, is zeroed).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Reservation::commit`]: what `sqe` points to stays valid until its completion
+    /// is reaped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] when the SQ is full.
+    #[inline]
+    pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<()> {
+        self.make_room(1)?;
+        let slots = self.raw.slots();
+        let p = slots.sqe(self.tail);
+        // SAFETY: slot `tail` is free (as in `reserve`: the kernel's head is past its previous
+        // use), so nobody else reads or writes it now; it is one SQE unit, or two with SQE128
+        // (see `SqeSlots::sqe`), and all-zero is a valid `io_uring_sqe`.
+        unsafe {
+            p.write(sqe.0.clone());
+            if slots.is_sqe128() {
+                p.add(1).write(std::mem::zeroed());
+            }
+        }
+        self.tail = self.tail.wrapping_add(1);
+        Ok(())
     }
 
     /// Publishes committed SQEs to the kernel's tail and returns how many are not yet consumed.
@@ -314,5 +351,66 @@ impl<'a, B: Backend> Reservation<'a, B> {
     #[inline]
     pub unsafe fn commit(self) {
         self.sq.tail = self.first.wrapping_add(self.n);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{sys, Builder, Sqe};
+
+    /// `push` copies the SQE whole over whatever the slot held, and with `SQE128` zeroes the
+    /// slot's second half (which a 64-byte `Sqe` does not cover) instead of leaving a previous
+    /// command there.
+    #[test]
+    fn push_overwrites_the_whole_slot() {
+        let mut ring = Builder::new(2).sqe128().build_sim().unwrap();
+        let mut r = ring.sq().reserve(2).unwrap();
+        for i in 0..2 {
+            r.get(i)
+                .unwrap()
+                .set_opcode(sys::IORING_OP_NOP as u8)
+                .set_len(0xdead)
+                .set_user_data(9);
+            r.big_cmd(i).unwrap().fill(0xab);
+        }
+        // SAFETY: NOPs name no memory.
+        unsafe { r.commit() };
+        assert_eq!(ring.submit_and_wait(2).unwrap(), 2);
+        assert_eq!(ring.cq().batch().count(), 2);
+
+        let mut sqe = Sqe::zeroed();
+        sqe.set_opcode(sys::IORING_OP_NOP as u8).set_user_data(7);
+        for _ in 0..2 {
+            // SAFETY: a NOP names no memory.
+            unsafe { ring.sq().push(&sqe).unwrap() };
+        }
+        let sq = ring.sq();
+        let slots = sq.raw.slots();
+        for i in 0..2 {
+            // SAFETY: committed, not yet submitted: the kernel does not touch the slot, which
+            // is 128 bytes (SQE128).
+            let bytes = unsafe {
+                slots
+                    .sqe(sq.tail.wrapping_sub(2 - i))
+                    .cast::<[u8; 128]>()
+                    .read()
+            };
+            let mut want = [0u8; 128];
+            want[0] = sys::IORING_OP_NOP as u8;
+            want[32..40].copy_from_slice(&7u64.to_ne_bytes());
+            assert_eq!(bytes, want, "slot {i}: the new SQE and nothing else");
+        }
+        assert!(matches!(
+            // SAFETY: a NOP names no memory.
+            unsafe { sq.push(&sqe) },
+            Err(crate::Error::NoSpace {
+                needed: 1,
+                free: 0,
+                capacity: 2
+            })
+        ));
+        assert_eq!(ring.submit_and_wait(2).unwrap(), 2);
+        let ud: Vec<u64> = ring.cq().batch().map(|c| c.user_data()).collect();
+        assert_eq!(ud, [7, 7]);
     }
 }
