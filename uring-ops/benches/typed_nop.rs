@@ -1,7 +1,7 @@
 //! Typed NOPs through `Uring` against raw NOPs through uring-core, batch 32.
 //!
-//! `cargo bench -p uring-ops --bench typed_nop -- MODE BATCHES` with MODE `typed`, `raw` or
-//! `raw-each` runs one loop (for `valgrind --tool=callgrind`); with no arguments it times `raw`
+//! `cargo bench -p uring-ops --bench typed_nop -- MODE BATCHES` with MODE `typed`, `raw`,
+//! `raw-each` or `raw-one` runs one loop (for `valgrind --tool=callgrind`); with no arguments it times `raw`
 //! and `typed` side by side.
 //! See BENCHMARKS.md for the figures and the exact commands.
 
@@ -52,6 +52,27 @@ fn raw_each(ring: &mut Ring, batches: u64) -> u64 {
     sum
 }
 
+/// Raw NOPs reserved and filled in place one at a time (`reserve(1)`, opcode, user data,
+/// `commit`), submitted in batches.
+fn raw_one(ring: &mut Ring, batches: u64) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..batches {
+        for i in 0..BATCH {
+            let mut r = ring.sq().reserve(1).expect("room for a batch");
+            r.first()
+                .set_opcode(sys::IORING_OP_NOP as u8)
+                .set_user_data(u64::from(i));
+            // SAFETY: NOPs name no memory.
+            unsafe { r.commit() };
+        }
+        ring.submit_and_wait(BATCH).expect("submit");
+        for cqe in ring.cq().batch() {
+            sum += cqe.user_data() + cqe.raw_result() as u64;
+        }
+    }
+    sum
+}
+
 fn typed(ring: &mut Uring, batches: u64) -> u64 {
     let mut sum = 0u64;
     let mut tickets = Vec::with_capacity(BATCH as usize);
@@ -78,11 +99,12 @@ fn main() {
         .collect();
     let entries = 2 * BATCH;
     match args.first().map(String::as_str) {
-        Some(mode @ ("raw" | "raw-each" | "typed")) => {
+        Some(mode @ ("raw" | "raw-each" | "raw-one" | "typed")) => {
             let batches: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
             let s = match mode {
                 "raw" => raw(&mut Builder::new(entries).build().expect("ring"), batches),
                 "raw-each" => raw_each(&mut Builder::new(entries).build().expect("ring"), batches),
+                "raw-one" => raw_one(&mut Builder::new(entries).build().expect("ring"), batches),
                 _ => typed(&mut Uring::new(entries).expect("ring"), batches),
             };
             black_box(s);

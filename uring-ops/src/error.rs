@@ -36,6 +36,13 @@ pub enum Error {
         /// SQEs free.
         free: u32,
     },
+    /// The ring already holds as many ops as it can track (in flight, or finished and not yet
+    /// redeemed); redeem or detach some first.
+    #[error("the ring already holds {limit} ops in flight or unredeemed")]
+    TooManyOps {
+        /// How many ops a ring holds at most.
+        limit: usize,
+    },
     /// The ring layer failed.
     #[error(transparent)]
     Core(#[from] uring_core::Error),
@@ -48,7 +55,7 @@ impl Error {
             Error::Unsupported { .. } => Some(libc::EOPNOTSUPP),
             Error::NotAllowed { .. } => Some(libc::EACCES),
             Error::InvalidArgument(_) | Error::UnknownTicket => Some(libc::EINVAL),
-            Error::QueueFull { .. } => Some(libc::EBUSY),
+            Error::QueueFull { .. } | Error::TooManyOps { .. } => Some(libc::EBUSY),
             Error::Core(e) => e.raw_os_error(),
         }
     }

@@ -199,6 +199,8 @@ pub(crate) struct Slab {
     /// The first free slot, or null. Every slot on the free list lies in a chunk of `chunks`.
     free: *mut Slot,
     in_flight: usize,
+    /// At most this many chunks ([`MAX_CHUNKS`]; fewer in tests).
+    max_chunks: usize,
 }
 
 // SAFETY: the slab owns its chunks exclusively (the raw pointers name only its own
@@ -258,6 +260,7 @@ impl Slab {
             slots: Vec::new(),
             free: ptr::null_mut(),
             in_flight: 0,
+            max_chunks: MAX_CHUNKS,
         }
     }
 
@@ -282,7 +285,7 @@ impl Slab {
 
     #[cold]
     fn grow(&mut self) -> bool {
-        if self.chunks.len() >= MAX_CHUNKS {
+        if self.chunks.len() >= self.max_chunks {
             return false;
         }
         let base = (self.chunks.len() * CHUNK) as u64;
@@ -716,6 +719,38 @@ mod tests {
             Some(false),
             "checked"
         );
+    }
+
+    /// A full slab hands the entry back untouched, and takes entries again once a slot is freed.
+    #[test]
+    fn full_slab_hands_the_entry_back() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut slab = Slab::new();
+        slab.max_chunks = 1;
+        let keys: Vec<u64> = (0..CHUNK)
+            .map(|_| slab.insert(Multi::<8>::new(&drops)).ok().unwrap().0)
+            .collect();
+        let Err(back) = slab.insert(Multi::<8>::new(&drops)) else {
+            panic!("a slab of one chunk holds {CHUNK} entries")
+        };
+        assert_eq!((back._heap.len(), drops.load(Ordering::Relaxed)), (16, 0));
+        drop(back);
+        assert_eq!(slab.in_flight(), CHUNK);
+        assert_eq!(slab.complete(keys[5], 1, 0), Completed::Pending);
+        assert_eq!(slab.complete(keys[5] | 1, 1, 0), Completed::Done);
+        assert_eq!(slab.take::<Multi<8>>(keys[5]).ok(), Some(2));
+        let (key, _) = slab.insert(Multi::<8>::new(&drops)).ok().unwrap();
+        assert_eq!(
+            key,
+            keys[5].wrapping_add(GEN_ONE),
+            "the freed slot, next generation"
+        );
+        for key in keys.iter().filter(|&&k| k != keys[5]).chain([&key]) {
+            for sub in 0..2 {
+                slab.complete(key | sub, 1, 0);
+            }
+        }
+        assert_eq!(slab.in_flight(), 0);
     }
 
     /// A slot's generation wraps around after 2^32 reuses, staying clear of index and state.

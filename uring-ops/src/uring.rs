@@ -543,9 +543,7 @@ pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) -> Option<(u64, Co
 #[cold]
 pub(crate) fn slab_full<T: Submit>(entry: T::Entry) -> PushError<T> {
     PushError {
-        error: Error::InvalidArgument(format!(
-            "the ring already holds {MAX_ENTRIES} submissions in flight or unredeemed"
-        )),
+        error: Error::TooManyOps { limit: MAX_ENTRIES },
         op: T::from_entry(entry),
     }
 }
