@@ -441,7 +441,8 @@ impl Context {
     /// The op comes back untouched inside the [`PushError`]: [`Error::Unsupported`] and
     /// [`Error::NotAllowed`] naming the op, [`Error::QueueFull`] when the submission queue is
     /// still full after handing its SQEs to the kernel (the kernel refused them, or the op
-    /// needs more SQEs than the ring has), [`Error::InvalidArgument`], [`Error::Core`].
+    /// needs more SQEs than the ring has), [`Error::TooManyOps`] when the ring already tracks
+    /// its maximum of ops, [`Error::InvalidArgument`], [`Error::Core`].
     pub fn push<T: Submit>(&self, op: T) -> Result<Ticket<T>, PushError<T>> {
         self.push_inner(op, None)
     }

@@ -203,7 +203,8 @@ impl Uring {
     ///
     /// The op comes back untouched inside the [`PushError`]: [`Error::Unsupported`] naming the
     /// op, [`Error::NotAllowed`], [`Error::QueueFull`] when the SQ lacks room (the ring is left
-    /// unchanged), [`Error::InvalidArgument`].
+    /// unchanged), [`Error::TooManyOps`] when the ring already tracks its maximum of ops,
+    /// [`Error::InvalidArgument`].
     #[inline]
     pub fn push<T: Submit>(&mut self, op: T) -> Result<Ticket<T>, PushError<T>> {
         let mut entry = op.into_entry();
