@@ -617,6 +617,15 @@ impl Registrar<'_> {
     /// registered, the ring lives on until the registering thread exits. (Dropped on the
     /// registering thread, it is unregistered first.) Each thread has at most 16 entries
     /// (`EBUSY` when full).
+    ///
+    /// # Fork
+    ///
+    /// A forked child does not inherit the table: in the child no thread counts as the
+    /// registering one, so the child enters through the plain fd, and neither
+    /// [`Registrar::unregister_ring_fd`] nor dropping the ring there touches the parent's
+    /// index. (The first registration installs a `pthread_atfork` child handler for this.) The
+    /// child cannot register the ring fd itself either: its copy of the ring still records
+    /// the parent's registration, so this fails there with [`Error::RingFd`].
     pub fn register_ring_fd(&self) -> Result<u32> {
         const NAME: &str = "IORING_REGISTER_RING_FDS";
         let _guard = self.kernel.lock_ring_fd();
@@ -644,10 +653,10 @@ impl Registrar<'_> {
         if n != 1 {
             return Err(Error::os(NAME, io::Error::from_raw_os_error(libc::EIO)));
         }
-        if !self.kernel.set_registered_index(Some(up.offset)) {
-            // This thread cannot be recorded: undo, so no entry pins the ring unseen.
+        if let Err(why) = self.kernel.set_registered_index(Some(up.offset)) {
+            // The registration cannot be recorded: undo, so no entry pins the ring unseen.
             self.unregister_ring_index(up.offset)?;
-            return Err(Error::RingFd("this thread's id is too large to record"));
+            return Err(Error::RingFd(why));
         }
         Ok(up.offset)
     }
@@ -670,7 +679,8 @@ impl Registrar<'_> {
             ));
         }
         self.unregister_ring_index(index)?;
-        self.kernel.set_registered_index(None);
+        // Forgetting cannot fail.
+        let _ = self.kernel.set_registered_index(None);
         Ok(())
     }
 
