@@ -6,7 +6,14 @@ use std::io;
 use std::time::Duration;
 
 mod sealed {
-    pub trait Sealed {}
+    pub trait Sealed {
+        /// Whether a ring set up disabled (`IORING_SETUP_R_DISABLED`) has been enabled since
+        /// (`IORING_REGISTER_ENABLE_RINGS`). Only the kernel's rings can be; the simulated
+        /// kernel has no disabled state.
+        fn enabled_since_setup(&self) -> bool {
+            false
+        }
+    }
 }
 pub(crate) use sealed::Sealed;
 
@@ -188,6 +195,10 @@ mod kernel {
         /// Number of `io_uring_enter` calls made through [`Backend::enter`], for tests and
         /// diagnostics (see [`Kernel::enter_count`]).
         enters: AtomicU64,
+        /// Set once `IORING_REGISTER_ENABLE_RINGS` has succeeded through
+        /// [`crate::Registrar`]: the ring no longer is disabled, whatever the setup flags say
+        /// (see [`crate::Ring::info`]).
+        enabled: AtomicBool,
         sq_map: Mmap,
         cq_map: Option<Mmap>,
         sqe_map: Mmap,
@@ -208,7 +219,13 @@ mod kernel {
     // SAFETY: as above; `&Kernel` only allows `io_uring_enter`/`register`, which are thread-safe.
     unsafe impl Sync for Kernel {}
 
-    impl Sealed for Kernel {}
+    impl Sealed for Kernel {
+        fn enabled_since_setup(&self) -> bool {
+            // Relaxed: pairs with the store in `mark_enabled`; a plain flag that publishes no
+            // memory. A thread ordered after the enabling (by whatever ordered it) sees it.
+            self.enabled.load(Ordering::Relaxed)
+        }
+    }
 
     impl Kernel {
         /// `io_uring_setup` with the builder's parameters, then maps the rings.
@@ -244,6 +261,7 @@ mod kernel {
                 registered: AtomicU64::new(0),
                 ring_fd_lock: Mutex::new(()),
                 enters: AtomicU64::new(0),
+                enabled: AtomicBool::new(false),
                 sq_map,
                 cq_map,
                 sqe_map,
@@ -286,6 +304,12 @@ mod kernel {
             // Relaxed: see `registered_index`.
             let word = self.registered.load(Ordering::Relaxed);
             word != 0 && word >> 32 == current_thread_id()
+        }
+
+        /// Records that `IORING_REGISTER_ENABLE_RINGS` succeeded: the ring is enabled.
+        pub(crate) fn mark_enabled(&self) {
+            // Relaxed: pairs with the load in `enabled_since_setup`; see there.
+            self.enabled.store(true, Ordering::Relaxed);
         }
 
         /// Serialises registering and unregistering the ring fd.

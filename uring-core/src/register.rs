@@ -186,6 +186,7 @@ impl Registrar<'_> {
     ///
     /// Registering or unregistering the ring fd this way bypasses the ring's record of it
     /// (which decides how it enters the kernel): use [`Registrar::register_ring_fd`].
+    /// Enabling the ring this way is recorded as [`Registrar::enable_rings`] records it.
     pub unsafe fn raw(
         &self,
         name: &'static str,
@@ -194,8 +195,12 @@ impl Registrar<'_> {
         nr_args: u32,
     ) -> Result<u32> {
         // SAFETY: forwarded to the caller.
-        unsafe { sys::io_uring_register(self.kernel.as_fd(), opcode, arg, nr_args) }
-            .map_err(|e| Error::os(name, e))
+        let r = unsafe { sys::io_uring_register(self.kernel.as_fd(), opcode, arg, nr_args) }
+            .map_err(|e| Error::os(name, e))?;
+        if opcode & !sys::IORING_REGISTER_USE_REGISTERED_RING == sys::IORING_REGISTER_ENABLE_RINGS {
+            self.kernel.mark_enabled();
+        }
+        Ok(r)
     }
 
     /// A register op that takes no argument.
@@ -264,6 +269,8 @@ impl Registrar<'_> {
     /// `IORING_REGISTER_ENABLE_RINGS` (Linux 5.10): starts a ring built with
     /// [`crate::Builder::disabled`]; its restrictions, if any, apply from now on. Before this,
     /// submitting fails with `EBADFD`; on a ring that is not disabled this fails with `EBADFD`.
+    ///
+    /// Once this succeeds, [`Ring::info`] no longer reports [`crate::SetupFlags::R_DISABLED`].
     pub fn enable_rings(&self) -> Result<()> {
         self.no_arg(
             "IORING_REGISTER_ENABLE_RINGS",
