@@ -6,7 +6,14 @@ use std::io;
 use std::time::Duration;
 
 mod sealed {
-    pub trait Sealed {}
+    pub trait Sealed {
+        /// Whether a ring set up disabled (`IORING_SETUP_R_DISABLED`) has been enabled since
+        /// (`IORING_REGISTER_ENABLE_RINGS`). Only the kernel's rings can be; the simulated
+        /// kernel has no disabled state.
+        fn enabled_since_setup(&self) -> bool {
+            false
+        }
+    }
 }
 pub(crate) use sealed::Sealed;
 
@@ -45,21 +52,91 @@ mod kernel {
     use crate::error::{Error, Result};
     use crate::raw::RingMemory;
     use crate::setup::{Builder, Features};
+    use std::cell::Cell;
     use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
     use std::ptr::NonNull;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Mutex, MutexGuard};
-
-    /// A process-unique id of the calling thread (never reused, unlike TLS addresses or tids).
-    fn thread_id() -> u64 {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        thread_local! {
-            // Relaxed: only uniqueness matters.
-            static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
-        }
-        ID.with(|id| *id)
-    }
     use uring_sys as sys;
+
+    /// The next thread id to hand out. Ids are never reused, unlike TLS addresses or tids.
+    static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+    thread_local! {
+        /// The calling thread's id from [`thread_id`], or 0 until it asks for one. A forked
+        /// child's only thread is reset to 0 by [`forget_thread_id_in_child`].
+        ///
+        /// Const-initialised, `Copy` and without a destructor: reading or writing it never
+        /// allocates, takes a lock or panics, which is what the fork handler relies on.
+        static THREAD_ID: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// The calling thread's id, or 0 if it never asked for one (so it registered nothing).
+    /// One thread-local load: this is what `enter` pays.
+    #[inline]
+    fn current_thread_id() -> u64 {
+        THREAD_ID.with(Cell::get)
+    }
+
+    /// A process-unique id of the calling thread, never 0, given out on first use.
+    ///
+    /// After `fork` the child's thread gets a fresh id (see [`forget_thread_id_in_child`]):
+    /// the kernel's table of registered rings is per task and not inherited, so the child
+    /// must not pass for the thread that registered a ring in the parent.
+    fn thread_id() -> u64 {
+        match current_thread_id() {
+            0 => {
+                // Relaxed: pairs with no other access; only uniqueness matters, which the
+                // read-modify-write alone gives, and no memory is published with the id.
+                let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
+                THREAD_ID.with(|t| t.set(id));
+                id
+            }
+            id => id,
+        }
+    }
+
+    /// The `pthread_atfork` child handler: the child's only thread (a copy of the forking one,
+    /// thread-locals included) forgets its id and gets a fresh one when it next asks, so it
+    /// never enters with, nor unregisters, a ring fd registered in the parent.
+    ///
+    /// Async-signal-safe as a fork child handler must be: a single store to a const-initialised
+    /// thread-local without a destructor (no allocation, no lock, no panic path). (Were this
+    /// crate in a `dlopen`ed library, glibc might allocate the thread's TLS block on a first
+    /// access here; glibc's allocator is usable in a fork child.)
+    extern "C" fn forget_thread_id_in_child() {
+        THREAD_ID.with(|t| t.set(0));
+    }
+
+    /// Installs [`forget_thread_id_in_child`] once per process; `false` if `pthread_atfork`
+    /// failed (out of memory), in which case no ring fd may be recorded as registered.
+    ///
+    /// Called before a registration is recorded, on the registering thread: a fork from that
+    /// thread afterwards (the only fork whose child would carry the registering thread's id)
+    /// therefore runs the handler. A fork from any other thread gives a child whose thread has
+    /// another id anyway.
+    ///
+    /// Not a `std::sync::Once`: a fork while another thread is inside `call_once` would leave
+    /// the child's `Once` running forever, and the child would hang on its first registration.
+    /// Here threads that race on the first registration may each install the handler; it is
+    /// idempotent, so running it twice in a child is harmless.
+    fn install_fork_handler() -> bool {
+        static INSTALLED: AtomicBool = AtomicBool::new(false);
+        // Acquire: pairs with the Release store below, so the handler another thread installed
+        // is in libc's list before this thread records a registration (and before it forks).
+        if INSTALLED.load(Ordering::Acquire) {
+            return true;
+        }
+        // SAFETY: registers a child handler only; `forget_thread_id_in_child` is an
+        // `extern "C" fn()` that lives as long as the process and is safe in a fork child.
+        let r = unsafe { libc::pthread_atfork(None, None, Some(forget_thread_id_in_child)) };
+        if r != 0 {
+            return false;
+        }
+        // Release: pairs with the Acquire load above; publishes the installed handler.
+        INSTALLED.store(true, Ordering::Release);
+        true
+    }
 
     /// A shared, read-write mapping of ring memory, unmapped on drop.
     #[derive(Debug)]
@@ -109,7 +186,8 @@ mod kernel {
         /// The registered ring fd (`IORING_REGISTER_RING_FDS`) and the thread that registered
         /// it, in one word so that `enter` can never pair an index with the wrong thread:
         /// 0 when none, else `thread << 32 | index` with `thread` the registering thread's
-        /// [`thread_id`] (never 0). The kernel's table of registered rings is per thread.
+        /// [`thread_id`] (never 0). The kernel's table of registered rings is per thread, and
+        /// not inherited by a forked child, whose thread gets a new id.
         registered: AtomicU64,
         /// Held while registering or unregistering the ring fd, so that two threads cannot both
         /// register it (the loser's table entry would pin the ring until that thread exits).
@@ -117,6 +195,10 @@ mod kernel {
         /// Number of `io_uring_enter` calls made through [`Backend::enter`], for tests and
         /// diagnostics (see [`Kernel::enter_count`]).
         enters: AtomicU64,
+        /// Set once `IORING_REGISTER_ENABLE_RINGS` has succeeded through
+        /// [`crate::Registrar`]: the ring no longer is disabled, whatever the setup flags say
+        /// (see [`crate::Ring::info`]).
+        enabled: AtomicBool,
         sq_map: Mmap,
         cq_map: Option<Mmap>,
         sqe_map: Mmap,
@@ -137,7 +219,13 @@ mod kernel {
     // SAFETY: as above; `&Kernel` only allows `io_uring_enter`/`register`, which are thread-safe.
     unsafe impl Sync for Kernel {}
 
-    impl Sealed for Kernel {}
+    impl Sealed for Kernel {
+        fn enabled_since_setup(&self) -> bool {
+            // Relaxed: pairs with the store in `mark_enabled`; a plain flag that publishes no
+            // memory. A thread ordered after the enabling (by whatever ordered it) sees it.
+            self.enabled.load(Ordering::Relaxed)
+        }
+    }
 
     impl Kernel {
         /// `io_uring_setup` with the builder's parameters, then maps the rings.
@@ -173,6 +261,7 @@ mod kernel {
                 registered: AtomicU64::new(0),
                 ring_fd_lock: Mutex::new(()),
                 enters: AtomicU64::new(0),
+                enabled: AtomicBool::new(false),
                 sq_map,
                 cq_map,
                 sqe_map,
@@ -209,11 +298,18 @@ mod kernel {
             self.enters.load(Ordering::Relaxed)
         }
 
-        /// Whether the ring fd is registered by the calling thread.
+        /// Whether the ring fd is registered by the calling thread (never in a forked child
+        /// of the registering thread).
         pub(crate) fn registered_here(&self) -> bool {
             // Relaxed: see `registered_index`.
             let word = self.registered.load(Ordering::Relaxed);
-            word != 0 && word >> 32 == thread_id()
+            word != 0 && word >> 32 == current_thread_id()
+        }
+
+        /// Records that `IORING_REGISTER_ENABLE_RINGS` succeeded: the ring is enabled.
+        pub(crate) fn mark_enabled(&self) {
+            // Relaxed: pairs with the load in `enabled_since_setup`; see there.
+            self.enabled.store(true, Ordering::Relaxed);
         }
 
         /// Serialises registering and unregistering the ring fd.
@@ -227,20 +323,29 @@ mod kernel {
         /// Records the registered ring index of the calling thread (`Some`), or forgets it
         /// (`None`). Call with [`Kernel::lock_ring_fd`] held, right after the kernel agreed.
         ///
-        /// Returns `false`, recording nothing, if the calling thread's id does not fit the
-        /// 32 bits it is stored in (after four billion threads): the ring is then entered
-        /// through its plain fd, which is always correct.
-        pub(crate) fn set_registered_index(&self, index: Option<u32>) -> bool {
+        /// Fails, recording nothing, if the fork handler that keeps a forked child from using
+        /// the index cannot be installed, or if the calling thread's id does not fit the 32
+        /// bits it is stored in (after four billion threads): the ring is then entered through
+        /// its plain fd, which is always correct. The error says which.
+        pub(crate) fn set_registered_index(
+            &self,
+            index: Option<u32>,
+        ) -> std::result::Result<(), &'static str> {
             let word = match index {
                 None => 0,
-                Some(i) => match u32::try_from(thread_id()) {
-                    Ok(t) => u64::from(t) << 32 | u64::from(i),
-                    Err(_) => return false,
-                },
+                Some(i) => {
+                    if !install_fork_handler() {
+                        return Err("could not install the fork handler (pthread_atfork failed)");
+                    }
+                    match u32::try_from(thread_id()) {
+                        Ok(t) => u64::from(t) << 32 | u64::from(i),
+                        Err(_) => return Err("this thread's id is too large to record"),
+                    }
+                }
             };
             // Relaxed: see `registered_index`; the lock orders writers.
             self.registered.store(word, Ordering::Relaxed);
-            true
+            Ok(())
         }
     }
 
@@ -316,8 +421,9 @@ mod kernel {
             // always belong to the same registration.
             let reg = self.registered.load(Ordering::Relaxed);
             // A registered ring index is only meaningful on the thread that registered it (the
-            // kernel keeps the table per task); elsewhere the real fd is used.
-            if reg != 0 && reg >> 32 == thread_id() {
+            // kernel keeps the table per task, and a forked child's thread has a new id);
+            // elsewhere the real fd is used. A thread without an id registered nothing.
+            if reg != 0 && reg >> 32 == current_thread_id() {
                 // SAFETY: the SQEs between head and tail were vouched for when committed; `argp`
                 // is null or points at `arg`/`ts`, alive for the call.
                 let r = unsafe {

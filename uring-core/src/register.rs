@@ -186,6 +186,7 @@ impl Registrar<'_> {
     ///
     /// Registering or unregistering the ring fd this way bypasses the ring's record of it
     /// (which decides how it enters the kernel): use [`Registrar::register_ring_fd`].
+    /// Enabling the ring this way is recorded as [`Registrar::enable_rings`] records it.
     pub unsafe fn raw(
         &self,
         name: &'static str,
@@ -194,8 +195,12 @@ impl Registrar<'_> {
         nr_args: u32,
     ) -> Result<u32> {
         // SAFETY: forwarded to the caller.
-        unsafe { sys::io_uring_register(self.kernel.as_fd(), opcode, arg, nr_args) }
-            .map_err(|e| Error::os(name, e))
+        let r = unsafe { sys::io_uring_register(self.kernel.as_fd(), opcode, arg, nr_args) }
+            .map_err(|e| Error::os(name, e))?;
+        if opcode & !sys::IORING_REGISTER_USE_REGISTERED_RING == sys::IORING_REGISTER_ENABLE_RINGS {
+            self.kernel.mark_enabled();
+        }
+        Ok(r)
     }
 
     /// A register op that takes no argument.
@@ -264,6 +269,8 @@ impl Registrar<'_> {
     /// `IORING_REGISTER_ENABLE_RINGS` (Linux 5.10): starts a ring built with
     /// [`crate::Builder::disabled`]; its restrictions, if any, apply from now on. Before this,
     /// submitting fails with `EBADFD`; on a ring that is not disabled this fails with `EBADFD`.
+    ///
+    /// Once this succeeds, [`Ring::info`] no longer reports [`crate::SetupFlags::R_DISABLED`].
     pub fn enable_rings(&self) -> Result<()> {
         self.no_arg(
             "IORING_REGISTER_ENABLE_RINGS",
@@ -617,6 +624,15 @@ impl Registrar<'_> {
     /// registered, the ring lives on until the registering thread exits. (Dropped on the
     /// registering thread, it is unregistered first.) Each thread has at most 16 entries
     /// (`EBUSY` when full).
+    ///
+    /// # Fork
+    ///
+    /// A forked child does not inherit the table: in the child no thread counts as the
+    /// registering one, so the child enters through the plain fd, and neither
+    /// [`Registrar::unregister_ring_fd`] nor dropping the ring there touches the parent's
+    /// index. (The first registration installs a `pthread_atfork` child handler for this.) The
+    /// child cannot register the ring fd itself either: its copy of the ring still records
+    /// the parent's registration, so this fails there with [`Error::RingFd`].
     pub fn register_ring_fd(&self) -> Result<u32> {
         const NAME: &str = "IORING_REGISTER_RING_FDS";
         let _guard = self.kernel.lock_ring_fd();
@@ -644,10 +660,10 @@ impl Registrar<'_> {
         if n != 1 {
             return Err(Error::os(NAME, io::Error::from_raw_os_error(libc::EIO)));
         }
-        if !self.kernel.set_registered_index(Some(up.offset)) {
-            // This thread cannot be recorded: undo, so no entry pins the ring unseen.
+        if let Err(why) = self.kernel.set_registered_index(Some(up.offset)) {
+            // The registration cannot be recorded: undo, so no entry pins the ring unseen.
             self.unregister_ring_index(up.offset)?;
-            return Err(Error::RingFd("this thread's id is too large to record"));
+            return Err(Error::RingFd(why));
         }
         Ok(up.offset)
     }
@@ -670,7 +686,8 @@ impl Registrar<'_> {
             ));
         }
         self.unregister_ring_index(index)?;
-        self.kernel.set_registered_index(None);
+        // Forgetting cannot fail.
+        let _ = self.kernel.set_registered_index(None);
         Ok(())
     }
 

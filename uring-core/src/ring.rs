@@ -78,9 +78,18 @@ impl<B: Backend> Ring<B> {
         }
     }
 
-    /// What the kernel answered at setup: real sizes, features, flags.
-    pub fn info(&self) -> &RingInfo {
-        &self.info
+    /// What the kernel answered at setup (real sizes, features, flags), with the flags brought
+    /// up to date: [`SetupFlags::R_DISABLED`] is reported only while the ring is disabled,
+    /// not after [`crate::Registrar::enable_rings`] succeeded (on any thread, through this
+    /// ring or its backend).
+    ///
+    /// Returned by value, since the flags can change; the sizes and features never do.
+    pub fn info(&self) -> RingInfo {
+        let mut info = self.info;
+        if self.backend.enabled_since_setup() {
+            info.flags.remove(SetupFlags::R_DISABLED);
+        }
+        info
     }
 
     /// The backend (the kernel's ring fd, or the simulated kernel).

@@ -98,6 +98,9 @@ bitflags::bitflags! {
 }
 
 /// What the kernel answered to `io_uring_setup`: real sizes, features, and the flags in force.
+///
+/// A snapshot, from [`crate::Ring::info`]: a copy taken before the ring is enabled keeps
+/// reporting [`SetupFlags::R_DISABLED`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingInfo {
     /// Number of SQ entries (a power of two, at least what was asked for).
@@ -106,7 +109,8 @@ pub struct RingInfo {
     pub cq_entries: u32,
     /// Features of the running kernel.
     pub features: Features,
-    /// The setup flags the ring was made with.
+    /// The setup flags in force: those the ring was made with, except
+    /// [`SetupFlags::R_DISABLED`] once the ring has been enabled (see [`crate::Ring::info`]).
     pub flags: SetupFlags,
 }
 

@@ -13,7 +13,7 @@ fn ten_times_the_cq(test: &str, b: Builder) {
     let Some(mut ring) = build_or_skip(test, &b) else {
         return;
     };
-    let info = *ring.info();
+    let info = ring.info();
     let (sq, cq) = (info.sq_entries, info.cq_entries);
     let total = 10 * cq;
 

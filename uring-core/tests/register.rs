@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
-use uring_core::{sys, Builder, Cancel, Error, Restriction, Ring, Sqe, SqeFlags};
+use uring_core::{sys, Builder, Cancel, Error, Restriction, Ring, SetupFlags, Sqe, SqeFlags};
 
 // --- helpers ------------------------------------------------------------------------------
 
@@ -277,6 +277,56 @@ fn restrictions_only_before_enable() {
         .register()
         .register_restrictions(&[Restriction::SqeOp(0)]);
     assert_eq!(errno(r), libc::EBADFD);
+}
+
+#[test]
+fn info_stops_reporting_disabled_once_enabled() {
+    let mut ring = Builder::new(4).disabled().build().unwrap();
+    let before = ring.info();
+    assert!(before.flags.contains(SetupFlags::R_DISABLED));
+    // A failed enabling (restrictions refusing it) changes nothing.
+    ring.register()
+        .register_restrictions(&[
+            Restriction::SqeOp(sys::IORING_OP_NOP as u8),
+            Restriction::RegisterOp(sys::IORING_REGISTER_PROBE as u8),
+        ])
+        .unwrap();
+    assert!(ring.info().flags.contains(SetupFlags::R_DISABLED));
+
+    ring.register().enable_rings().unwrap();
+    let after = ring.info();
+    assert!(!after.flags.contains(SetupFlags::R_DISABLED));
+    // Nothing else changed.
+    assert_eq!(after.flags, before.flags - SetupFlags::R_DISABLED);
+    assert_eq!(
+        (after.sq_entries, after.cq_entries, after.features),
+        (before.sq_entries, before.cq_entries, before.features)
+    );
+    assert_eq!(nop(&mut ring, 1, SqeFlags::empty(), 0), 0);
+
+    // The refused second enabling leaves it enabled.
+    assert_eq!(errno(ring.register().enable_rings()), libc::EACCES);
+    assert!(!ring.info().flags.contains(SetupFlags::R_DISABLED));
+
+    // Enabling through the raw register call counts too.
+    let raw = Builder::new(4).disabled().build().unwrap();
+    // SAFETY: ENABLE_RINGS takes no argument.
+    unsafe {
+        raw.register().raw(
+            "IORING_REGISTER_ENABLE_RINGS",
+            sys::IORING_REGISTER_ENABLE_RINGS,
+            std::ptr::null_mut(),
+            0,
+        )
+    }
+    .unwrap();
+    assert!(!raw.info().flags.contains(SetupFlags::R_DISABLED));
+
+    // A ring that never was disabled never says so.
+    let plain = Ring::new(4).unwrap();
+    assert!(!plain.info().flags.contains(SetupFlags::R_DISABLED));
+    assert_eq!(errno(plain.register().enable_rings()), libc::EBADFD);
+    assert!(!plain.info().flags.contains(SetupFlags::R_DISABLED));
 }
 
 // --- buffers ------------------------------------------------------------------------------

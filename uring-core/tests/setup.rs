@@ -101,7 +101,7 @@ fn clamp_builds_a_huge_ring_with_clamped_sizes() {
 fn ring_info_reports_real_sizes_and_features() {
     // The kernel rounds up to powers of two; the CQ defaults to twice the SQ.
     let mut ring = Builder::new(100).build().unwrap();
-    let info = *ring.info();
+    let info = ring.info();
     assert_eq!((info.sq_entries, info.cq_entries), (128, 256));
     assert_eq!(info.flags, SetupFlags::empty());
     assert_eq!(ring.sq().capacity(), 128);

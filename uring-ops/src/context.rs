@@ -389,7 +389,7 @@ impl Context {
     }
 
     fn from_parts(ring: Ring<Kernel>, supported: OpSet, allowed: OpSet) -> Self {
-        let info = *ring.info();
+        let info = ring.info();
         let fd = ring.as_raw_fd();
         let (sq, cq) = ring.into_split();
         Context {
