@@ -12,10 +12,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use uring_ops::core::{Builder as CoreBuilder, Error as CoreError, SetupFlags as CoreSetupFlags};
 use uring_ops::ops::{
     Fallocate, FallocateMode, Fsync, Nop, PollAdd, PollEvents, Read, Readv, Write, Writev,
 };
-use uring_ops::{Completion, Context, Error, Op, DROP_DRAIN_TIMEOUT};
+use uring_ops::{Completion, Context, ContextBuilder, Error, Op, DROP_DRAIN_TIMEOUT};
 
 /// Runs `f` on its own thread and fails the test if it takes longer than `limit`.
 fn bounded<T: Send + 'static>(
@@ -820,4 +821,143 @@ fn ops_belong_to_the_thread_that_pushed_them() {
         let (n, buf) = ctx.wait(again).unwrap();
         assert_eq!((n.unwrap(), &buf[..]), (4, &b"left"[..]));
     });
+}
+
+/// Reports a test that could not run on this kernel, straight to the process's stderr (which
+/// the test harness does not capture), so that a plain `cargo test` shows it.
+fn skip(test: &str, why: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
+}
+
+/// Builds the context, or reports the test skipped when the kernel refuses the setup with
+/// `EINVAL`/`EPERM`/`EOPNOTSUPP` (a setup flag it lacks, or does not allow this user).
+fn build_or_skip(test: &str, b: ContextBuilder) -> Option<Context> {
+    match b.build() {
+        Ok(ctx) => Some(ctx),
+        Err(Error::Core(e @ CoreError::Os { .. }))
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP)
+            ) =>
+        {
+            skip(
+                test,
+                format_args!("the kernel refused the ring's setup: {e}"),
+            );
+            None
+        }
+        Err(e) => panic!("{test}: build failed: {e}"),
+    }
+}
+
+/// The setup flags a context cannot honour are refused with `InvalidArgument` naming the
+/// flag, before any ring is made: the builders below have 0 entries, which uring-core and the
+/// kernel would refuse with another error, so the context's check comes first.
+#[test]
+fn refuses_setup_flags_it_cannot_honour() {
+    let cases = |entries: u32| {
+        let b = || CoreBuilder::new(entries);
+        let sqpoll = || b().sqpoll(Duration::from_millis(10));
+        [
+            (
+                ContextBuilder::with_builder(b().single_issuer().defer_taskrun()),
+                "IORING_SETUP_DEFER_TASKRUN",
+            ),
+            (
+                ContextBuilder::with_builder(b().single_issuer()),
+                "IORING_SETUP_SINGLE_ISSUER without SQPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(b().single_issuer()).allow::<Nop>(),
+                "IORING_SETUP_SINGLE_ISSUER without SQPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(b().iopoll()),
+                "IORING_SETUP_IOPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(sqpoll().iopoll()),
+                "IORING_SETUP_IOPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(b().iopoll().flags(CoreSetupFlags::HYBRID_IOPOLL)),
+                "IORING_SETUP_IOPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(b().disabled()),
+                "IORING_SETUP_R_DISABLED",
+            ),
+            (
+                ContextBuilder::with_builder(b().disabled()).allow::<Nop>(),
+                "IORING_SETUP_R_DISABLED",
+            ),
+        ]
+    };
+    for entries in [0, 8] {
+        for (b, name) in cases(entries) {
+            match b.build() {
+                Err(Error::InvalidArgument(why)) => {
+                    assert!(
+                        why.contains(name),
+                        "{entries} entries: {why:?} should name {name}"
+                    );
+                    assert_eq!(
+                        Error::InvalidArgument(why).raw_os_error(),
+                        Some(libc::EINVAL)
+                    );
+                }
+                other => panic!("{entries} entries, {name}: {other:?}"),
+            }
+        }
+    }
+    let refused = Context::with_builder(&CoreBuilder::new(0).iopoll()).unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidArgument(why) if why.contains("IORING_SETUP_IOPOLL")),
+        "{refused:?}"
+    );
+}
+
+/// An allowlist on a caller's builder: the context adds R_DISABLED (to register the
+/// restrictions, then enables the ring, so `info` no longer reports it) and keeps every flag
+/// and size of the builder; ops outside the list are refused, those in it run. Once with
+/// plain flags, once with SQPOLL.
+#[test]
+fn allowlist_on_a_user_builder_keeps_its_flags() {
+    const TEST: &str = "allowlist_on_a_user_builder_keeps_its_flags";
+    let f = temp_file("allow-builder", b"allowed");
+    for builder in [
+        CoreBuilder::new(8).cq_entries(64).clamp().submit_all(),
+        CoreBuilder::new(8)
+            .cq_entries(64)
+            .sqpoll(Duration::from_millis(10)),
+    ] {
+        let want = builder.setup_flags();
+        let b = ContextBuilder::with_builder(builder)
+            .allow::<Readv<Vec<u8>>>()
+            .allow::<Nop>();
+        let Some(ctx) = build_or_skip(TEST, b) else {
+            continue;
+        };
+        let info = *ctx.info();
+        // Every flag of the builder, and not R_DISABLED: the ring was enabled once restricted.
+        assert_eq!(info.flags, want, "{info:?}");
+        assert_eq!((info.sq_entries, info.cq_entries), (8, 64));
+        let e = ctx
+            .push(Writev::new(&f.file, vec![b"xyz".to_vec()], 0))
+            .unwrap_err();
+        assert!(
+            matches!(e.error, Error::NotAllowed { op: "WRITEV" }),
+            "{want:?}"
+        );
+        assert_eq!(e.op.into_bufs(), vec![b"xyz".to_vec()]);
+        let t = ctx
+            .push(Readv::new(&f.file, vec![vec![0u8; 7]], 0))
+            .unwrap();
+        let (n, bufs) = ctx.wait(t).unwrap();
+        assert_eq!((n.unwrap(), &bufs[0][..]), (7, &b"allowed"[..]));
+        assert_eq!(ctx.wait(ctx.push(Nop::new()).unwrap()).unwrap().unwrap(), 0);
+        // The context's own SQEs still pass the kernel's restrictions.
+        ctx.wake().unwrap();
+        assert!(ctx.wait_completions().unwrap().is_empty());
+    }
 }
