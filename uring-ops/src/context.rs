@@ -12,7 +12,8 @@
 //! Three mutexes and one condition variable:
 //!
 //! - `sq`: the submission half. Held to reserve, prepare and commit SQEs and to enter the kernel
-//!   for submission.
+//!   for submission (on an SQPOLL ring, also to wait in the kernel for the poller to free SQ
+//!   slots, which it does without any lock of ours).
 //! - `cq`: the completion half. Held to drain the CQ ring, and by *the poller* (see below) while
 //!   it sleeps in the kernel waiting for completions.
 //! - `shared`: the slab of in-flight ops, the tags, the completions waiting for
@@ -186,6 +187,10 @@ impl Shared {
 /// delivered. SQEs the kernel refused stay queued and go at the next [`Context::submit`] or
 /// wait, by any thread.
 ///
+/// On an SQPOLL ring ([`ContextBuilder::with_builder`]) `push` hands its SQEs to the kernel's
+/// poller thread (waking it if it sleeps) and does not wait for it to consume them; when the
+/// SQ is full, `push` waits for the poller to make room instead of failing.
+///
 /// # Threads
 ///
 /// The kernel ties each request to the thread that submitted it. Once that thread has exited,
@@ -195,6 +200,9 @@ impl Shared {
 /// Because `push` submits, the owning thread is always the one that pushed, never a thread that
 /// happened to submit or wait later: push long-lived ops from threads that outlive them.
 /// Completions reach, and tickets are redeemed by, any thread.
+///
+/// On an SQPOLL ring the kernel's poller thread issues every request, so ops belong to it, not
+/// to the thread that pushed them, and outlive that thread.
 ///
 /// Dropping the context cancels what is in flight, waits up to [`DROP_DRAIN_TIMEOUT`], and
 /// leaks (never frees) whatever the kernel may still use.
@@ -297,8 +305,11 @@ impl fmt::Debug for Context {
 /// The others are the builder's to choose; the context keeps them (see [`Context::info`]):
 ///
 /// - `IORING_SETUP_SQPOLL` (with its idle time and CPU): a kernel thread consumes the SQ.
-///   Before Linux 5.11 (no `IORING_FEAT_SQPOLL_NONFIXED`) the poller only takes registered
-///   files, and SQPOLL needs privileges on older kernels.
+///   [`Context::push`] publishes an op's SQEs, wakes the poller if it sleeps, and when the
+///   SQ is full waits for the poller to make room (`IORING_ENTER_SQ_WAIT`). Every request is
+///   issued by the poller thread, so ops no longer belong to the thread that pushed them (see
+///   "Threads" on [`Context`]). Before Linux 5.11 (no `IORING_FEAT_SQPOLL_NONFIXED`) the
+///   poller only takes registered files, and SQPOLL needs privileges on older kernels.
 /// - `IORING_SETUP_COOP_TASKRUN` (and `TASKRUN_FLAG`): the kernel no longer interrupts a
 ///   thread running in user space to finish its ops (a thread asleep, in a wait or on a lock,
 ///   is still woken). Completions of ops that finish through the submitting thread's task
@@ -579,8 +590,7 @@ impl Context {
         let n = entry.sqe_count();
         let mut sq = lock(&self.sq);
         if sq.free() < n {
-            // Queued SQEs the kernel has not taken yet: hand them over to make room.
-            if let Err(error) = self.submit_locked(&mut sq) {
+            if let Err(error) = self.make_room(&mut sq, n) {
                 return refuse(error, entry);
             }
         }
@@ -617,7 +627,8 @@ impl Context {
         Ok(Ticket::new(key, self.id))
     }
 
-    /// Hands queued SQEs to the kernel. Returns how many it consumed.
+    /// Hands queued SQEs to the kernel. Returns how many it consumed (on an SQPOLL ring, how
+    /// many were handed to the kernel's poller thread, which consumes them on its own time).
     ///
     /// When the kernel pushes back (`EBUSY`/`EAGAIN`) this reaps and tries again; if another
     /// thread is reaping at that moment, the SQEs stay queued for the next submit or wait.
@@ -627,6 +638,18 @@ impl Context {
     /// [`Error::Core`] with the kernel's errno.
     pub fn submit(&self) -> Result<u32> {
         self.submit_locked(&mut lock(&self.sq))
+    }
+
+    /// Hands queued SQEs (that the kernel has not taken yet) over to free `n` slots. On an
+    /// SQPOLL ring, where the kernel's poller consumes them on its own time, also waits until
+    /// it has; elsewhere the kernel consumes during the submit, and SQEs it refused stay
+    /// until it agrees.
+    fn make_room(&self, sq: &mut SubmissionQueue<Kernel>, n: u32) -> Result<()> {
+        self.submit_locked(sq)?;
+        if n <= sq.capacity() {
+            sq.wait_for_room(n)?;
+        }
+        Ok(())
     }
 
     fn submit_locked(&self, sq: &mut SubmissionQueue<Kernel>) -> Result<u32> {
@@ -922,7 +945,7 @@ impl Context {
     pub fn wake(&self) -> Result<()> {
         let mut sq = lock(&self.sq);
         if sq.free() == 0 {
-            self.submit_locked(&mut sq)?;
+            self.make_room(&mut sq, 1)?;
         }
         let mut r = sq.reserve(1).map_err(|e| match e {
             uring_core::Error::NoSpace { needed, free, .. } => Error::QueueFull { needed, free },

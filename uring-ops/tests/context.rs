@@ -850,6 +850,165 @@ fn build_or_skip(test: &str, b: ContextBuilder) -> Option<Context> {
     }
 }
 
+/// Two threads push NOPs and readvs of a known file through a 4-entry SQPOLL ring whose
+/// poller idles after 1 ms (pauses let it fall asleep): the SQ fills and pushes wait for the
+/// poller to make room instead of failing, and every completion arrives exactly once with
+/// the right data. Also with SINGLE_ISSUER, which SQPOLL makes the poller's.
+#[test]
+fn sqpoll_two_submitting_threads() {
+    const TEST: &str = "sqpoll_two_submitting_threads";
+    const PER_THREAD: u64 = 120;
+    const BLOCK: usize = 512;
+    let contents: Vec<u8> = (0..8 * BLOCK).map(|i| (i / BLOCK) as u8 + 1).collect();
+    let f = Arc::new(temp_file("sqpoll", &contents));
+    let sqpoll = || CoreBuilder::new(4).sqpoll(Duration::from_millis(1));
+    for (what, builder) in [
+        ("SQPOLL", sqpoll()),
+        ("SQPOLL|SINGLE_ISSUER", sqpoll().single_issuer()),
+    ] {
+        let want = builder.setup_flags();
+        let Some(ctx) = build_or_skip(TEST, ContextBuilder::with_builder(builder)) else {
+            continue;
+        };
+        assert!(ctx.info().flags.contains(want), "{what}: {:?}", ctx.info());
+        let ctx = Arc::new(ctx);
+        let f = Arc::clone(&f);
+        bounded(what, LIMIT, move || {
+            let pushers: Vec<_> = (0..2u64)
+                .map(|t| {
+                    let (ctx, f) = (Arc::clone(&ctx), Arc::clone(&f));
+                    thread::spawn(move || {
+                        let (mut nops, mut reads) = (Vec::new(), Vec::new());
+                        for i in 0..PER_THREAD {
+                            let tag = t * 1000 + i;
+                            if i % 2 == 0 {
+                                nops.push(ctx.push_tagged(Nop::new(), tag).unwrap());
+                            } else {
+                                let block = (tag % 8) as usize;
+                                let op = Readv::new(
+                                    &f.file,
+                                    vec![vec![0u8; BLOCK]],
+                                    (block * BLOCK) as u64,
+                                );
+                                reads.push((block, ctx.push_tagged(op, tag).unwrap()));
+                            }
+                            if i % 30 == 29 {
+                                thread::sleep(Duration::from_millis(5));
+                            }
+                        }
+                        (nops, reads)
+                    })
+                })
+                .collect();
+            let all = collect(&ctx, 2 * PER_THREAD as usize);
+            let tags: HashSet<u64> = all.iter().map(|c| c.tag).collect();
+            let want: HashSet<u64> = (0..2)
+                .flat_map(|t| (0..PER_THREAD).map(move |i| t * 1000 + i))
+                .collect();
+            assert_eq!(tags, want);
+            for c in &all {
+                let len = if c.tag % 2 == 0 { 0 } else { BLOCK as i32 };
+                assert_eq!(c.res, len, "tag {}", c.tag);
+            }
+            for h in pushers {
+                let (nops, reads) = h.join().unwrap();
+                for t in nops {
+                    assert_eq!(ctx.try_take(t).unwrap().unwrap(), 0);
+                }
+                for (block, t) in reads {
+                    let (n, bufs) = ctx.try_take(t).unwrap();
+                    assert_eq!(n.unwrap(), BLOCK);
+                    assert!(
+                        bufs[0].iter().all(|&b| b == block as u8 + 1),
+                        "block {block}"
+                    );
+                }
+            }
+            assert_eq!(ctx.in_flight(), 0);
+            assert!(ctx
+                .wait_completions_timeout(Duration::from_millis(5))
+                .unwrap()
+                .is_empty());
+        });
+    }
+}
+
+/// On an SQPOLL ring the poller thread issues every request: an op pushed by a thread that
+/// has exited since is not cancelled (compare `ops_belong_to_the_thread_that_pushed_them`).
+#[test]
+fn sqpoll_ops_outlive_the_thread_that_pushed_them() {
+    const TEST: &str = "sqpoll_ops_outlive_the_thread_that_pushed_them";
+    let b = ContextBuilder::with_builder(CoreBuilder::new(8).sqpoll(Duration::from_millis(1)));
+    let Some(ctx) = build_or_skip(TEST, b) else {
+        return;
+    };
+    bounded(TEST, LIMIT, move || {
+        let (rx_fd, mut tx_file) = pipe();
+        let orphan = thread::scope(|s| {
+            s.spawn(|| ctx.push(Read::new(&rx_fd, vec![0u8; 4], 0)).unwrap())
+                .join()
+                .unwrap()
+        });
+        let orphan = ctx
+            .wait_timeout(orphan, Duration::from_millis(20))
+            .map(|_| ())
+            .unwrap_err()
+            .unwrap();
+        tx_file.write_all(b"kept").unwrap();
+        let (n, buf) = ctx.wait(orphan).unwrap();
+        assert_eq!((n.unwrap(), &buf[..]), (4, &b"kept"[..]));
+    });
+}
+
+/// COOP_TASKRUN (with and without TASKRUN_FLAG): a pipe read finishes through the task work
+/// of the thread that pushed it, which the kernel no longer interrupts. That thread is asleep
+/// on a channel while another thread waits for the read: the kernel still wakes it to run the
+/// work, and the waiter gets the data. NOPs from two threads complete as usual.
+#[test]
+fn coop_taskrun_completes_ops_of_a_sleeping_submitter() {
+    const TEST: &str = "coop_taskrun_completes_ops_of_a_sleeping_submitter";
+    for builder in [
+        CoreBuilder::new(8).coop_taskrun(),
+        CoreBuilder::new(8).coop_taskrun().taskrun_flag(),
+    ] {
+        let want = builder.setup_flags();
+        let Some(ctx) = build_or_skip(TEST, ContextBuilder::with_builder(builder)) else {
+            return;
+        };
+        assert!(ctx.info().flags.contains(want), "{:?}", ctx.info());
+        let ctx = Arc::new(ctx);
+        bounded(TEST, LIMIT, move || {
+            let (rx_fd, mut tx_file) = pipe();
+            let (ticket_tx, ticket_rx) = mpsc::channel();
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            let submitter = {
+                let ctx = Arc::clone(&ctx);
+                thread::spawn(move || {
+                    let t = ctx.push(Read::new(&rx_fd, vec![0u8; 4], 0)).unwrap();
+                    ticket_tx.send(t).unwrap();
+                    // Asleep in the kernel (a futex wait) until the read has been redeemed.
+                    let _ = done_rx.recv();
+                    let t = ctx.push(Nop::new()).unwrap();
+                    assert_eq!(ctx.wait(t).unwrap().unwrap(), 0);
+                })
+            };
+            let t = ticket_rx.recv().unwrap();
+            thread::sleep(Duration::from_millis(20));
+            tx_file.write_all(b"coop").unwrap();
+            let (n, buf) = match ctx.wait_timeout(t, Duration::from_secs(5)) {
+                Ok(out) => out,
+                Err(_) => panic!("the read never completed"),
+            };
+            assert_eq!((n.unwrap(), &buf[..]), (4, &b"coop"[..]));
+            let t = ctx.push(Nop::new()).unwrap();
+            assert_eq!(ctx.wait(t).unwrap().unwrap(), 0);
+            done_tx.send(()).unwrap();
+            submitter.join().unwrap();
+            assert_eq!(ctx.in_flight(), 0);
+        });
+    }
+}
+
 /// The setup flags a context cannot honour are refused with `InvalidArgument` naming the
 /// flag, before any ring is made: the builders below have 0 entries, which uring-core and the
 /// kernel would refuse with another error, so the context's check comes first.
