@@ -287,6 +287,15 @@ impl Builder {
                 "DEFER_TASKRUN cannot be used with SQPOLL",
             ));
         }
+        if f.contains(SetupFlags::SQPOLL)
+            && f.intersects(SetupFlags::COOP_TASKRUN | SetupFlags::TASKRUN_FLAG)
+        {
+            // The kernel refuses them (EINVAL): task work runs on the SQPOLL thread, which
+            // interrupts no user task anyway.
+            return Err(Error::InvalidSetup(
+                "COOP_TASKRUN and TASKRUN_FLAG cannot be used with SQPOLL",
+            ));
+        }
         if (self.sq_thread_cpu_set || f.contains(SetupFlags::SQ_AFF))
             && !f.contains(SetupFlags::SQPOLL)
         {

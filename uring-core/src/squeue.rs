@@ -163,6 +163,51 @@ impl<B: Backend> SubmissionQueue<B> {
         Ok(())
     }
 
+    /// Waits until at least `n` slots are free, and returns how many are.
+    ///
+    /// On an SQPOLL ring the kernel's poller thread frees slots on its own time, so a full
+    /// queue right after [`SubmissionQueue::submit`] is normal: this publishes what is
+    /// committed, wakes the poller if it sleeps, and blocks in the kernel
+    /// (`IORING_ENTER_SQ_WAIT`, Linux 5.10) until it has consumed enough. On other rings the
+    /// kernel consumes SQEs only while submitting, so there is nothing to wait for: this
+    /// returns the free slots at once (perhaps fewer than `n`; submit first).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] when `n` is more than the queue holds; [`Error::Os`] when entering
+    /// the kernel fails (`EINTR` is retried).
+    pub fn wait_for_room(&mut self, n: u32) -> Result<u32> {
+        let entries = self.raw.entries;
+        if n > entries {
+            return Err(Error::NoSpace {
+                needed: n,
+                free: self.free(),
+                capacity: entries,
+            });
+        }
+        if !self.sqpoll {
+            return Ok(self.free());
+        }
+        self.flush();
+        loop {
+            let free = self.free();
+            if free >= n {
+                return Ok(free);
+            }
+            let mut flags = sys::IORING_ENTER_SQ_WAIT;
+            if self.sqpoll_needs_wakeup() {
+                flags |= sys::IORING_ENTER_SQ_WAKEUP;
+            }
+            // The kernel returns once at least one slot is free (or a signal arrives): loop
+            // until there are `n`.
+            match self.backend.enter(0, 0, flags, None) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(Error::os("io_uring_enter", e)),
+            }
+        }
+    }
+
     /// Publishes committed SQEs to the kernel's tail and returns how many are not yet consumed.
     #[inline]
     pub fn flush(&mut self) -> u32 {

@@ -67,10 +67,19 @@ fn refuses_cq_smaller_than_sq() {
 
 #[test]
 fn refuses_bad_flag_combinations() {
-    let cases: [(Builder, &str); 3] = [
+    let sqpoll = || Builder::new(8).sqpoll(Duration::from_millis(10));
+    let cases: [(Builder, &str); 5] = [
         (Builder::new(8).defer_taskrun(), "SINGLE_ISSUER"),
         (Builder::new(8).sqpoll_cpu(0), "SQPOLL"),
         (Builder::new(8).taskrun_flag(), "COOP_TASKRUN"),
+        (
+            sqpoll().coop_taskrun(),
+            "COOP_TASKRUN and TASKRUN_FLAG cannot be used with SQPOLL",
+        ),
+        (
+            sqpoll().coop_taskrun().taskrun_flag(),
+            "COOP_TASKRUN and TASKRUN_FLAG cannot be used with SQPOLL",
+        ),
     ];
     for (b, names) in cases {
         let flags = b.setup_flags();

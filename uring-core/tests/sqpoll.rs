@@ -117,3 +117,80 @@ fn sqpoll_submit_wakes_an_idle_poller() {
         Err(Error::Timeout)
     ));
 }
+
+/// Runs `f` on its own thread and fails the test if it takes longer than `limit`.
+fn bounded<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let r = f();
+        let _ = tx.send(());
+        r
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) => h.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung for {limit:?}"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match h.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(_) => unreachable!("the thread sends before it returns"),
+        },
+    }
+}
+
+/// A full SQ on an SQPOLL ring empties on the poller's time: `wait_for_room` wakes a sleeping
+/// poller and waits (`IORING_ENTER_SQ_WAIT`) until the slots asked for are free.
+#[test]
+fn wait_for_room_wakes_the_poller_and_waits_for_it() {
+    const TEST: &str = "wait_for_room_wakes_the_poller_and_waits_for_it";
+    let idle = Duration::from_millis(5);
+    let b = Builder::new(4).sqpoll(idle);
+    let Some(mut ring) = build_or_skip(TEST, &b) else {
+        return;
+    };
+    bounded(TEST, Duration::from_secs(20), move || {
+        let mut tally = Tally::new();
+        for round in 0..3u64 {
+            // Let the poller fall asleep, then fill the whole SQ and only publish it (no
+            // wake-up): the slots stay taken until someone wakes the poller.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !needs_wakeup(&mut ring) {
+                assert!(Instant::now() < deadline, "the poller never went idle");
+                std::thread::sleep(idle);
+            }
+            push_nops(&mut ring, 4, round * 4);
+            ring.sq().flush();
+            assert_eq!(ring.sq().wait_for_room(4).unwrap(), 4, "round {round}");
+            poll_cq(
+                &mut ring,
+                &mut tally,
+                (round as usize + 1) * 4,
+                Duration::from_secs(5),
+            );
+        }
+        tally.assert_exactly(12);
+        match ring.sq().wait_for_room(5) {
+            Err(Error::NoSpace {
+                needed: 5,
+                capacity: 4,
+                ..
+            }) => {}
+            other => panic!("more room than the SQ has: {other:?}"),
+        }
+    });
+}
+
+/// Without SQPOLL the kernel consumes SQEs only when submitting: `wait_for_room` reports the
+/// free slots without entering the kernel.
+#[test]
+fn wait_for_room_without_sqpoll_does_not_wait() {
+    let mut ring = Builder::new(4).build().unwrap();
+    push_nops(&mut ring, 3, 0);
+    let enters = ring.backend().enter_count();
+    assert_eq!(ring.sq().wait_for_room(4).unwrap(), 1);
+    assert_eq!(ring.backend().enter_count(), enters);
+    assert_eq!(ring.submit().unwrap(), 3);
+    assert_eq!(ring.sq().wait_for_room(4).unwrap(), 4);
+}

@@ -12,7 +12,8 @@
 //! Three mutexes and one condition variable:
 //!
 //! - `sq`: the submission half. Held to reserve, prepare and commit SQEs and to enter the kernel
-//!   for submission.
+//!   for submission (on an SQPOLL ring, also to wait in the kernel for the poller to free SQ
+//!   slots, which it does without any lock of ours).
 //! - `cq`: the completion half. Held to drain the CQ ring, and by *the poller* (see below) while
 //!   it sleeps in the kernel waiting for completions.
 //! - `shared`: the slab of in-flight ops, the tags, the completions waiting for
@@ -60,7 +61,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 use uring_core::{
-    sys, Builder, CompletionQueue, Cqe, Kernel, Restriction, Ring, RingInfo, SqeFlags,
+    sys, Builder, CompletionQueue, Cqe, Kernel, Restriction, Ring, RingInfo, SetupFlags, SqeFlags,
     SubmissionQueue,
 };
 
@@ -186,6 +187,10 @@ impl Shared {
 /// delivered. SQEs the kernel refused stay queued and go at the next [`Context::submit`] or
 /// wait, by any thread.
 ///
+/// On an SQPOLL ring ([`ContextBuilder::with_builder`]) `push` hands its SQEs to the kernel's
+/// poller thread (waking it if it sleeps) and does not wait for it to consume them; when the
+/// SQ is full, `push` waits for the poller to make room instead of failing.
+///
 /// # Threads
 ///
 /// The kernel ties each request to the thread that submitted it. Once that thread has exited,
@@ -195,6 +200,9 @@ impl Shared {
 /// Because `push` submits, the owning thread is always the one that pushed, never a thread that
 /// happened to submit or wait later: push long-lived ops from threads that outlive them.
 /// Completions reach, and tickets are redeemed by, any thread.
+///
+/// On an SQPOLL ring the kernel's poller thread issues every request, so ops belong to it, not
+/// to the thread that pushed them, and outlive that thread.
 ///
 /// Dropping the context cancels what is in flight, waits up to [`DROP_DRAIN_TIMEOUT`], and
 /// leaks (never frees) whatever the kernel may still use.
@@ -254,7 +262,13 @@ impl fmt::Debug for Context {
     }
 }
 
-/// Sets up a [`Context`]: sizes, and the allowlist of op types.
+/// Sets up a [`Context`]: the ring (sizes, or any [`Builder`] with its setup flags), and the
+/// allowlist of op types.
+///
+/// [`ContextBuilder::new`] makes a plain ring of the given size;
+/// [`ContextBuilder::with_builder`] takes a [`uring_core::Builder`] prepared by the caller, for
+/// SQPOLL, COOP_TASKRUN and the other setup flags (see "Setup flags" below for the few a
+/// context refuses).
 ///
 /// With no [`ContextBuilder::allow`] every op is permitted. With at least one, the ring is
 /// created disabled (`IORING_SETUP_R_DISABLED`), the allowed opcodes are registered as
@@ -267,6 +281,45 @@ impl fmt::Debug for Context {
 /// kernel (but not allowed to [`Context::push`] unless listed): `IORING_OP_NOP` for
 /// [`Context::wake`], `IORING_OP_ASYNC_CANCEL` for the cancellation on drop.
 ///
+/// # Setup flags
+///
+/// A context submits from every thread that pushes (under a lock) and waits, sleeping in the
+/// kernel, from every thread that waits. [`ContextBuilder::build`] therefore refuses, with
+/// [`Error::InvalidArgument`] naming the flag and before any ring is made:
+///
+/// - `IORING_SETUP_DEFER_TASKRUN`: the kernel runs completion work only when the thread that
+///   submitted waits for completions, and refuses (`EEXIST`) a wait from any other thread.
+/// - `IORING_SETUP_SINGLE_ISSUER` without SQPOLL: the kernel refuses (`EEXIST`) submissions
+///   from any thread but the one that made the ring (or enabled it, with an allowlist). With
+///   SQPOLL it is accepted: the kernel's poller thread is then the one issuer, whichever
+///   thread pushes. Registration (`io_uring_register` on [`Context::as_fd`]) is still refused
+///   to every thread but the one that built the context.
+/// - `IORING_SETUP_IOPOLL` (and `HYBRID_IOPOLL`): completions of a polled ring arrive only
+///   while a thread busy-polls it (a wait with nothing on the kernel's poll list returns at
+///   once, so a context's blocking waits would spin), and the kernel refuses the
+///   `ASYNC_CANCEL` the context's drop relies on. Use [`crate::Uring`] for polled I/O.
+/// - `IORING_SETUP_R_DISABLED`: the context starts its ring disabled itself when it has an
+///   allowlist, and enables it; a ring left disabled would refuse every submission. Use
+///   [`ContextBuilder::allow`] for restrictions.
+///
+/// The others are the builder's to choose; the context keeps them (see [`Context::info`]):
+///
+/// - `IORING_SETUP_SQPOLL` (with its idle time and CPU): a kernel thread consumes the SQ.
+///   [`Context::push`] publishes an op's SQEs, wakes the poller if it sleeps, and when the
+///   SQ is full waits for the poller to make room (`IORING_ENTER_SQ_WAIT`). Every request is
+///   issued by the poller thread, so ops no longer belong to the thread that pushed them (see
+///   "Threads" on [`Context`]). Before Linux 5.11 (no `IORING_FEAT_SQPOLL_NONFIXED`) the
+///   poller only takes registered files, and SQPOLL needs privileges on older kernels.
+/// - `IORING_SETUP_COOP_TASKRUN` (and `TASKRUN_FLAG`): the kernel no longer interrupts a
+///   thread running in user space to finish its ops (a thread asleep, in a wait or on a lock,
+///   is still woken). Completions of ops that finish through the submitting thread's task
+///   work (reads of pipes and sockets, polls) then wait until that thread next enters or
+///   leaves the kernel, which a busy thread does at least at its next timer tick. Waits still
+///   see every completion; with `TASKRUN_FLAG` they enter the kernel when the ring says task
+///   work is pending.
+/// - The rest (`CQSIZE`, `CLAMP`, `ATTACH_WQ`, `SUBMIT_ALL`, `SQE128`, `CQE32`,
+///   `NO_SQARRAY`) change nothing a context relies on.
+///
 /// # Examples
 ///
 /// ```
@@ -277,28 +330,53 @@ impl fmt::Debug for Context {
 /// assert!(matches!(refused.error, Error::NotAllowed { op: "WRITEV" }));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// A context on an SQPOLL ring with an allowlist:
+///
+/// ```
+/// use std::time::Duration;
+/// use uring_ops::{core::{Builder, SetupFlags}, ops::Nop, ContextBuilder};
+/// let ring = Builder::new(64).sqpoll(Duration::from_millis(100));
+/// let ctx = match ContextBuilder::with_builder(ring).allow::<Nop>().build() {
+///     Ok(ctx) => ctx,
+///     // Older kernels allow SQPOLL to privileged users only.
+///     Err(e) if e.raw_os_error() == Some(libc::EPERM) => return Ok(()),
+///     Err(e) => return Err(e.into()),
+/// };
+/// assert!(ctx.info().flags.contains(SetupFlags::SQPOLL));
+/// assert_eq!(ctx.wait(ctx.push(Nop::new()).map_err(|e| e.error)?)??, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ContextBuilder {
-    entries: u32,
-    cq_entries: Option<u32>,
+    ring: Builder,
     allowed: Option<OpSet>,
     register_ops: Vec<u8>,
 }
 
 impl ContextBuilder {
-    /// A context with `entries` SQ entries (rounded up to a power of two by the kernel).
+    /// A context with `entries` SQ entries (rounded up to a power of two by the kernel) and
+    /// default setup.
     pub fn new(entries: u32) -> Self {
+        Self::with_builder(Builder::new(entries))
+    }
+
+    /// A context on a ring set up by `ring`: its sizes and setup flags (SQPOLL with its idle
+    /// time and CPU, COOP_TASKRUN, ATTACH_WQ, ...). [`ContextBuilder::build`] refuses the
+    /// flags a context cannot honour; the "Setup flags" section above lists them and why.
+    /// An allowlist adds `IORING_SETUP_R_DISABLED` to the flags given here, keeping them all.
+    pub fn with_builder(ring: Builder) -> Self {
         ContextBuilder {
-            entries,
-            cq_entries: None,
+            ring,
             allowed: None,
             register_ops: Vec::new(),
         }
     }
 
-    /// `n` CQ entries (default: twice the SQ entries).
+    /// `n` CQ entries (default: the builder's, else twice the SQ entries). Overrides a size
+    /// set on the builder given to [`ContextBuilder::with_builder`].
     pub fn cq_entries(mut self, n: u32) -> Self {
-        self.cq_entries = Some(n);
+        self.ring = self.ring.cq_entries(n);
         self
     }
 
@@ -323,13 +401,13 @@ impl ContextBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Core`]: the setup refused (as for [`Builder::build`]), the probe, or the
-    /// restriction or enabling registration failing, with the kernel's errno.
+    /// [`Error::InvalidArgument`] naming a setup flag a context refuses (before any ring is
+    /// made; see "Setup flags" above); [`Error::Core`]: the setup refused (as for
+    /// [`Builder::build`]), the probe, or the restriction or enabling registration failing,
+    /// with the kernel's errno.
     pub fn build(&self) -> Result<Context> {
-        let mut b = Builder::new(self.entries);
-        if let Some(n) = self.cq_entries {
-            b = b.cq_entries(n);
-        }
+        check_setup_flags(self.ring.setup_flags())?;
+        let mut b = self.ring.clone();
         if self.allowed.is_some() {
             b = b.disabled();
         }
@@ -344,6 +422,34 @@ impl ContextBuilder {
         };
         Ok(Context::from_parts(ring, supported, allowed))
     }
+}
+
+/// Refuses the setup flags a [`Context`] cannot honour (see "Setup flags" on
+/// [`ContextBuilder`]), naming the flag and why.
+fn check_setup_flags(f: SetupFlags) -> Result<()> {
+    let why = if f.contains(SetupFlags::DEFER_TASKRUN) {
+        "IORING_SETUP_DEFER_TASKRUN: the kernel runs completion work only when the submitting \
+         thread waits, and refuses (EEXIST) a wait from any other thread, while a Context \
+         submits and waits from any thread"
+    } else if f.contains(SetupFlags::SINGLE_ISSUER) && !f.contains(SetupFlags::SQPOLL) {
+        "IORING_SETUP_SINGLE_ISSUER without SQPOLL: the kernel refuses (EEXIST) submissions \
+         from any thread but the one that made the ring, while a Context submits from every \
+         thread that pushes (with SQPOLL the poller thread is the single issuer, and it is \
+         accepted)"
+    } else if f.intersects(SetupFlags::IOPOLL | SetupFlags::HYBRID_IOPOLL) {
+        "IORING_SETUP_IOPOLL: a polled ring completes only while a thread busy-polls it, so a \
+         Context's blocking waits would spin, and it refuses the ASYNC_CANCEL a Context's drop \
+         relies on (use Uring for polled I/O)"
+    } else if f.contains(SetupFlags::R_DISABLED) {
+        "IORING_SETUP_R_DISABLED: a Context disables and enables its ring itself, to register \
+         an allowlist (ContextBuilder::allow); a ring left disabled would refuse every \
+         submission"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument(format!(
+        "a Context cannot use {why}"
+    )))
 }
 
 /// Registers the restrictions of a disabled ring and enables it.
@@ -386,6 +492,17 @@ impl Context {
     /// A builder, for the CQ size and an allowlist.
     pub fn builder(entries: u32) -> ContextBuilder {
         ContextBuilder::new(entries)
+    }
+
+    /// A context, every op permitted, on a ring set up by `builder` (as
+    /// [`crate::Uring::with_builder`]); [`ContextBuilder::with_builder`] adds an allowlist.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ContextBuilder::build`]: setup flags a context refuses are named in an
+    /// [`Error::InvalidArgument`] before any ring is made.
+    pub fn with_builder(builder: &Builder) -> Result<Self> {
+        ContextBuilder::with_builder(builder.clone()).build()
     }
 
     fn from_parts(ring: Ring<Kernel>, supported: OpSet, allowed: OpSet) -> Self {
@@ -473,8 +590,7 @@ impl Context {
         let n = entry.sqe_count();
         let mut sq = lock(&self.sq);
         if sq.free() < n {
-            // Queued SQEs the kernel has not taken yet: hand them over to make room.
-            if let Err(error) = self.submit_locked(&mut sq) {
+            if let Err(error) = self.make_room(&mut sq, n) {
                 return refuse(error, entry);
             }
         }
@@ -511,7 +627,8 @@ impl Context {
         Ok(Ticket::new(key, self.id))
     }
 
-    /// Hands queued SQEs to the kernel. Returns how many it consumed.
+    /// Hands queued SQEs to the kernel. Returns how many it consumed (on an SQPOLL ring, how
+    /// many were handed to the kernel's poller thread, which consumes them on its own time).
     ///
     /// When the kernel pushes back (`EBUSY`/`EAGAIN`) this reaps and tries again; if another
     /// thread is reaping at that moment, the SQEs stay queued for the next submit or wait.
@@ -521,6 +638,18 @@ impl Context {
     /// [`Error::Core`] with the kernel's errno.
     pub fn submit(&self) -> Result<u32> {
         self.submit_locked(&mut lock(&self.sq))
+    }
+
+    /// Hands queued SQEs (that the kernel has not taken yet) over to free `n` slots. On an
+    /// SQPOLL ring, where the kernel's poller consumes them on its own time, also waits until
+    /// it has; elsewhere the kernel consumes during the submit, and SQEs it refused stay
+    /// until it agrees.
+    fn make_room(&self, sq: &mut SubmissionQueue<Kernel>, n: u32) -> Result<()> {
+        self.submit_locked(sq)?;
+        if n <= sq.capacity() {
+            sq.wait_for_room(n)?;
+        }
+        Ok(())
     }
 
     fn submit_locked(&self, sq: &mut SubmissionQueue<Kernel>) -> Result<u32> {
@@ -816,7 +945,7 @@ impl Context {
     pub fn wake(&self) -> Result<()> {
         let mut sq = lock(&self.sq);
         if sq.free() == 0 {
-            self.submit_locked(&mut sq)?;
+            self.make_room(&mut sq, 1)?;
         }
         let mut r = sq.reserve(1).map_err(|e| match e {
             uring_core::Error::NoSpace { needed, free, .. } => Error::QueueFull { needed, free },

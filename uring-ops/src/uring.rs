@@ -494,6 +494,10 @@ pub(crate) fn cancel_all(
         reap(cq, slab);
         let _ = sq.submit();
     }
+    // On an SQPOLL ring the poller thread empties the SQ on its own time: wait for it.
+    if sq.free() == 0 {
+        let _ = sq.wait_for_room(1);
+    }
     if let Ok(mut r) = sq.reserve(1) {
         r.first()
             .set_opcode(sys::IORING_OP_ASYNC_CANCEL as u8)

@@ -12,10 +12,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use uring_ops::core::{Builder as CoreBuilder, Error as CoreError, SetupFlags as CoreSetupFlags};
 use uring_ops::ops::{
     Fallocate, FallocateMode, Fsync, Nop, PollAdd, PollEvents, Read, Readv, Write, Writev,
 };
-use uring_ops::{Completion, Context, Error, Op, DROP_DRAIN_TIMEOUT};
+use uring_ops::{Completion, Context, ContextBuilder, Error, Op, DROP_DRAIN_TIMEOUT};
 
 /// Runs `f` on its own thread and fails the test if it takes longer than `limit`.
 fn bounded<T: Send + 'static>(
@@ -820,4 +821,302 @@ fn ops_belong_to_the_thread_that_pushed_them() {
         let (n, buf) = ctx.wait(again).unwrap();
         assert_eq!((n.unwrap(), &buf[..]), (4, &b"left"[..]));
     });
+}
+
+/// Reports a test that could not run on this kernel, straight to the process's stderr (which
+/// the test harness does not capture), so that a plain `cargo test` shows it.
+fn skip(test: &str, why: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
+}
+
+/// Builds the context, or reports the test skipped when the kernel refuses the setup with
+/// `EINVAL`/`EPERM`/`EOPNOTSUPP` (a setup flag it lacks, or does not allow this user).
+fn build_or_skip(test: &str, b: ContextBuilder) -> Option<Context> {
+    match b.build() {
+        Ok(ctx) => Some(ctx),
+        Err(Error::Core(e @ CoreError::Os { .. }))
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP)
+            ) =>
+        {
+            skip(
+                test,
+                format_args!("the kernel refused the ring's setup: {e}"),
+            );
+            None
+        }
+        Err(e) => panic!("{test}: build failed: {e}"),
+    }
+}
+
+/// Two threads push NOPs and readvs of a known file through a 4-entry SQPOLL ring whose
+/// poller idles after 1 ms (pauses let it fall asleep): the SQ fills and pushes wait for the
+/// poller to make room instead of failing, and every completion arrives exactly once with
+/// the right data. Also with SINGLE_ISSUER, which SQPOLL makes the poller's.
+#[test]
+fn sqpoll_two_submitting_threads() {
+    const TEST: &str = "sqpoll_two_submitting_threads";
+    const PER_THREAD: u64 = 120;
+    const BLOCK: usize = 512;
+    let contents: Vec<u8> = (0..8 * BLOCK).map(|i| (i / BLOCK) as u8 + 1).collect();
+    let f = Arc::new(temp_file("sqpoll", &contents));
+    let sqpoll = || CoreBuilder::new(4).sqpoll(Duration::from_millis(1));
+    for (what, builder) in [
+        ("SQPOLL", sqpoll()),
+        ("SQPOLL|SINGLE_ISSUER", sqpoll().single_issuer()),
+    ] {
+        let want = builder.setup_flags();
+        let Some(ctx) = build_or_skip(TEST, ContextBuilder::with_builder(builder)) else {
+            continue;
+        };
+        assert!(ctx.info().flags.contains(want), "{what}: {:?}", ctx.info());
+        let ctx = Arc::new(ctx);
+        let f = Arc::clone(&f);
+        bounded(what, LIMIT, move || {
+            let pushers: Vec<_> = (0..2u64)
+                .map(|t| {
+                    let (ctx, f) = (Arc::clone(&ctx), Arc::clone(&f));
+                    thread::spawn(move || {
+                        let (mut nops, mut reads) = (Vec::new(), Vec::new());
+                        for i in 0..PER_THREAD {
+                            let tag = t * 1000 + i;
+                            if i % 2 == 0 {
+                                nops.push(ctx.push_tagged(Nop::new(), tag).unwrap());
+                            } else {
+                                let block = (tag % 8) as usize;
+                                let op = Readv::new(
+                                    &f.file,
+                                    vec![vec![0u8; BLOCK]],
+                                    (block * BLOCK) as u64,
+                                );
+                                reads.push((block, ctx.push_tagged(op, tag).unwrap()));
+                            }
+                            if i % 30 == 29 {
+                                thread::sleep(Duration::from_millis(5));
+                            }
+                        }
+                        (nops, reads)
+                    })
+                })
+                .collect();
+            let all = collect(&ctx, 2 * PER_THREAD as usize);
+            let tags: HashSet<u64> = all.iter().map(|c| c.tag).collect();
+            let want: HashSet<u64> = (0..2)
+                .flat_map(|t| (0..PER_THREAD).map(move |i| t * 1000 + i))
+                .collect();
+            assert_eq!(tags, want);
+            for c in &all {
+                let len = if c.tag % 2 == 0 { 0 } else { BLOCK as i32 };
+                assert_eq!(c.res, len, "tag {}", c.tag);
+            }
+            for h in pushers {
+                let (nops, reads) = h.join().unwrap();
+                for t in nops {
+                    assert_eq!(ctx.try_take(t).unwrap().unwrap(), 0);
+                }
+                for (block, t) in reads {
+                    let (n, bufs) = ctx.try_take(t).unwrap();
+                    assert_eq!(n.unwrap(), BLOCK);
+                    assert!(
+                        bufs[0].iter().all(|&b| b == block as u8 + 1),
+                        "block {block}"
+                    );
+                }
+            }
+            assert_eq!(ctx.in_flight(), 0);
+            assert!(ctx
+                .wait_completions_timeout(Duration::from_millis(5))
+                .unwrap()
+                .is_empty());
+        });
+    }
+}
+
+/// On an SQPOLL ring the poller thread issues every request: an op pushed by a thread that
+/// has exited since is not cancelled (compare `ops_belong_to_the_thread_that_pushed_them`).
+#[test]
+fn sqpoll_ops_outlive_the_thread_that_pushed_them() {
+    const TEST: &str = "sqpoll_ops_outlive_the_thread_that_pushed_them";
+    let b = ContextBuilder::with_builder(CoreBuilder::new(8).sqpoll(Duration::from_millis(1)));
+    let Some(ctx) = build_or_skip(TEST, b) else {
+        return;
+    };
+    bounded(TEST, LIMIT, move || {
+        let (rx_fd, mut tx_file) = pipe();
+        let orphan = thread::scope(|s| {
+            s.spawn(|| ctx.push(Read::new(&rx_fd, vec![0u8; 4], 0)).unwrap())
+                .join()
+                .unwrap()
+        });
+        let orphan = ctx
+            .wait_timeout(orphan, Duration::from_millis(20))
+            .map(|_| ())
+            .unwrap_err()
+            .unwrap();
+        tx_file.write_all(b"kept").unwrap();
+        let (n, buf) = ctx.wait(orphan).unwrap();
+        assert_eq!((n.unwrap(), &buf[..]), (4, &b"kept"[..]));
+    });
+}
+
+/// COOP_TASKRUN (with and without TASKRUN_FLAG): a pipe read finishes through the task work
+/// of the thread that pushed it, which the kernel no longer interrupts. That thread is asleep
+/// on a channel while another thread waits for the read: the kernel still wakes it to run the
+/// work, and the waiter gets the data. NOPs from two threads complete as usual.
+#[test]
+fn coop_taskrun_completes_ops_of_a_sleeping_submitter() {
+    const TEST: &str = "coop_taskrun_completes_ops_of_a_sleeping_submitter";
+    for builder in [
+        CoreBuilder::new(8).coop_taskrun(),
+        CoreBuilder::new(8).coop_taskrun().taskrun_flag(),
+    ] {
+        let want = builder.setup_flags();
+        let Some(ctx) = build_or_skip(TEST, ContextBuilder::with_builder(builder)) else {
+            return;
+        };
+        assert!(ctx.info().flags.contains(want), "{:?}", ctx.info());
+        let ctx = Arc::new(ctx);
+        bounded(TEST, LIMIT, move || {
+            let (rx_fd, mut tx_file) = pipe();
+            let (ticket_tx, ticket_rx) = mpsc::channel();
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            let submitter = {
+                let ctx = Arc::clone(&ctx);
+                thread::spawn(move || {
+                    let t = ctx.push(Read::new(&rx_fd, vec![0u8; 4], 0)).unwrap();
+                    ticket_tx.send(t).unwrap();
+                    // Asleep in the kernel (a futex wait) until the read has been redeemed.
+                    let _ = done_rx.recv();
+                    let t = ctx.push(Nop::new()).unwrap();
+                    assert_eq!(ctx.wait(t).unwrap().unwrap(), 0);
+                })
+            };
+            let t = ticket_rx.recv().unwrap();
+            thread::sleep(Duration::from_millis(20));
+            tx_file.write_all(b"coop").unwrap();
+            let (n, buf) = match ctx.wait_timeout(t, Duration::from_secs(5)) {
+                Ok(out) => out,
+                Err(_) => panic!("the read never completed"),
+            };
+            assert_eq!((n.unwrap(), &buf[..]), (4, &b"coop"[..]));
+            let t = ctx.push(Nop::new()).unwrap();
+            assert_eq!(ctx.wait(t).unwrap().unwrap(), 0);
+            done_tx.send(()).unwrap();
+            submitter.join().unwrap();
+            assert_eq!(ctx.in_flight(), 0);
+        });
+    }
+}
+
+/// The setup flags a context cannot honour are refused with `InvalidArgument` naming the
+/// flag, before any ring is made: the builders below have 0 entries, which uring-core and the
+/// kernel would refuse with another error, so the context's check comes first.
+#[test]
+fn refuses_setup_flags_it_cannot_honour() {
+    let cases = |entries: u32| {
+        let b = || CoreBuilder::new(entries);
+        let sqpoll = || b().sqpoll(Duration::from_millis(10));
+        [
+            (
+                ContextBuilder::with_builder(b().single_issuer().defer_taskrun()),
+                "IORING_SETUP_DEFER_TASKRUN",
+            ),
+            (
+                ContextBuilder::with_builder(b().single_issuer()),
+                "IORING_SETUP_SINGLE_ISSUER without SQPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(b().single_issuer()).allow::<Nop>(),
+                "IORING_SETUP_SINGLE_ISSUER without SQPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(b().iopoll()),
+                "IORING_SETUP_IOPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(sqpoll().iopoll()),
+                "IORING_SETUP_IOPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(b().iopoll().flags(CoreSetupFlags::HYBRID_IOPOLL)),
+                "IORING_SETUP_IOPOLL",
+            ),
+            (
+                ContextBuilder::with_builder(b().disabled()),
+                "IORING_SETUP_R_DISABLED",
+            ),
+            (
+                ContextBuilder::with_builder(b().disabled()).allow::<Nop>(),
+                "IORING_SETUP_R_DISABLED",
+            ),
+        ]
+    };
+    for entries in [0, 8] {
+        for (b, name) in cases(entries) {
+            match b.build() {
+                Err(Error::InvalidArgument(why)) => {
+                    assert!(
+                        why.contains(name),
+                        "{entries} entries: {why:?} should name {name}"
+                    );
+                    assert_eq!(
+                        Error::InvalidArgument(why).raw_os_error(),
+                        Some(libc::EINVAL)
+                    );
+                }
+                other => panic!("{entries} entries, {name}: {other:?}"),
+            }
+        }
+    }
+    let refused = Context::with_builder(&CoreBuilder::new(0).iopoll()).unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidArgument(why) if why.contains("IORING_SETUP_IOPOLL")),
+        "{refused:?}"
+    );
+}
+
+/// An allowlist on a caller's builder: the context adds R_DISABLED (to register the
+/// restrictions, then enables the ring, so `info` no longer reports it) and keeps every flag
+/// and size of the builder; ops outside the list are refused, those in it run. Once with
+/// plain flags, once with SQPOLL.
+#[test]
+fn allowlist_on_a_user_builder_keeps_its_flags() {
+    const TEST: &str = "allowlist_on_a_user_builder_keeps_its_flags";
+    let f = temp_file("allow-builder", b"allowed");
+    for builder in [
+        CoreBuilder::new(8).cq_entries(64).clamp().submit_all(),
+        CoreBuilder::new(8)
+            .cq_entries(64)
+            .sqpoll(Duration::from_millis(10)),
+    ] {
+        let want = builder.setup_flags();
+        let b = ContextBuilder::with_builder(builder)
+            .allow::<Readv<Vec<u8>>>()
+            .allow::<Nop>();
+        let Some(ctx) = build_or_skip(TEST, b) else {
+            continue;
+        };
+        let info = *ctx.info();
+        // Every flag of the builder, and not R_DISABLED: the ring was enabled once restricted.
+        assert_eq!(info.flags, want, "{info:?}");
+        assert_eq!((info.sq_entries, info.cq_entries), (8, 64));
+        let e = ctx
+            .push(Writev::new(&f.file, vec![b"xyz".to_vec()], 0))
+            .unwrap_err();
+        assert!(
+            matches!(e.error, Error::NotAllowed { op: "WRITEV" }),
+            "{want:?}"
+        );
+        assert_eq!(e.op.into_bufs(), vec![b"xyz".to_vec()]);
+        let t = ctx
+            .push(Readv::new(&f.file, vec![vec![0u8; 7]], 0))
+            .unwrap();
+        let (n, bufs) = ctx.wait(t).unwrap();
+        assert_eq!((n.unwrap(), &bufs[0][..]), (7, &b"allowed"[..]));
+        assert_eq!(ctx.wait(ctx.push(Nop::new()).unwrap()).unwrap().unwrap(), 0);
+        // The context's own SQEs still pass the kernel's restrictions.
+        ctx.wake().unwrap();
+        assert!(ctx.wait_completions().unwrap().is_empty());
+    }
 }
