@@ -54,16 +54,22 @@ const GEN_ONE: u64 = 1 << 32;
 
 /// Slot states, in the low two bits of a slot's tag; bit 2 marks an [`Entry::SINGLE`] entry;
 /// the key is above them.
+///
+/// `IN_FLIGHT` is the largest state, so that `SINGLE | IN_FLIGHT` is the largest low byte any
+/// tag has: the completion fast path (`tag == ud + (SINGLE | IN_FLIGHT)`) then matches only
+/// that state, since for every other tag the user data it would need (`tag - 7`) borrows into
+/// the index bits and so names another slot.
 const FREE: u64 = 0;
-/// The kernel may still use the entry; it is kept for redemption.
-const IN_FLIGHT: u64 = 1;
 /// Finished; the entry waits to be redeemed.
-const DONE: u64 = 2;
+const DONE: u64 = 1;
 /// The kernel may still use the entry; it is dropped when it finishes (its key is gone).
-const DETACHED: u64 = 3;
+const DETACHED: u64 = 2;
+/// The kernel may still use the entry; it is kept for redemption.
+const IN_FLIGHT: u64 = 3;
 const STATE_MASK: u64 = 3;
 /// The entry is [`Entry::SINGLE`]: its result is kept in the slot.
 const SINGLE: u64 = 4;
+const _: () = assert!(SINGLE | IN_FLIGHT == SINGLE | STATE_MASK && FREE == 0);
 
 /// The key of a tag or of user data: generation and index, without SQE number or state.
 #[inline]
@@ -371,8 +377,8 @@ impl Slab {
         // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
         let slot = unsafe { &mut *p };
         // Fast path: a single-CQE entry kept for redemption. The sum equals the tag only when
-        // the SQE number is 0 and the key matches (a number of 251 or more carries into the
-        // index, and leaves low bits below 5).
+        // the slot is that (see `IN_FLIGHT`) and `ud` is its key exactly: SQE number 0 (a
+        // number of 249 or more carries into the index, which then names another slot).
         if slot.tag == ud.wrapping_add(SINGLE | IN_FLIGHT) {
             slot.result = pack_result(res, flags);
             slot.tag = ud.wrapping_add(SINGLE | DONE);
@@ -603,6 +609,9 @@ impl Drop for Slab {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     //! The slab on its own (no kernel), so that Miri can check its pointer discipline:
     //! `cargo +nightly miri test -p uring-ops --lib slab`.
@@ -680,8 +689,8 @@ mod tests {
         assert_eq!(slab.take::<Single<Nop>>(keys[0]).err(), Some(true));
         for (i, &key) in keys.iter().enumerate() {
             // A single entry has one SQE: user data with another SQE number names nothing,
-            // also when the number carries into the index (255 + 5).
-            for sub in [1, 4, 251, 255] {
+            // also when the number carries into the index (255 + 7).
+            for sub in [1, 4, 249, 255] {
                 assert_eq!(slab.complete(key | sub, 0, 0), Completed::Stale);
             }
             assert_eq!(slab.complete(key, i as i32, 0), Completed::Done);
