@@ -21,7 +21,7 @@
 use loom::thread;
 use std::sync::Arc;
 use uring_core::sim::{Sim, SimConfig};
-use uring_core::{sys, Builder, Error, Ring};
+use uring_core::{sys, Builder, Error, Ring, Sqe};
 
 fn manual(start_index: u32) -> SimConfig {
     SimConfig {
@@ -59,6 +59,9 @@ enum Mode {
     FlushPop,
     /// `submit()` and `wait()`: the entry paths (which, in manual mode, only yield).
     SubmitWait,
+    /// As `FlushPop`, queueing each SQE with `SubmissionQueue::push` (a copy into a slot that
+    /// is not zeroed first) rather than a reservation filled in place.
+    PushFlushPop,
 }
 
 /// Pushes `n` NOPs (each injecting `res_of(i)`) one at a time into a ring that may be full, and
@@ -69,17 +72,28 @@ fn drive(ring: &mut Ring<Sim>, n: u32, mode: Mode) {
     while reaped < n {
         let mut progress = false;
         if pushed < n {
-            match ring.sq().reserve(1) {
-                Ok(mut r) => {
-                    r.first()
-                        .set_opcode(sys::IORING_OP_NOP as u8)
-                        .set_nop_flags(sys::IORING_NOP_INJECT_RESULT)
-                        .set_len(res_of(pushed) as u32)
-                        .set_user_data(u64::from(pushed));
+            let nop = |sqe: &mut Sqe| {
+                sqe.set_opcode(sys::IORING_OP_NOP as u8)
+                    .set_nop_flags(sys::IORING_NOP_INJECT_RESULT)
+                    .set_len(res_of(pushed) as u32)
+                    .set_user_data(u64::from(pushed));
+            };
+            let queued = if mode == Mode::PushFlushPop {
+                let mut sqe = Sqe::zeroed();
+                nop(&mut sqe);
+                // SAFETY: a NOP names no memory.
+                unsafe { ring.sq().push(&sqe) }
+            } else {
+                ring.sq().reserve(1).map(|mut r| {
+                    nop(r.first());
                     // SAFETY: a NOP names no memory.
                     unsafe { r.commit() };
+                })
+            };
+            match queued {
+                Ok(()) => {
                     match mode {
-                        Mode::FlushPop => {
+                        Mode::FlushPop | Mode::PushFlushPop => {
                             ring.sq().flush();
                         }
                         Mode::SubmitWait => {
@@ -167,4 +181,12 @@ fn full_rings_partial_consumption() {
 #[test]
 fn submit_and_wait_paths() {
     model(2, 2, u32::MAX - 1, 3, u32::MAX, Mode::SubmitWait);
+}
+
+/// As [`full_rings_partial_consumption`], queueing with `SubmissionQueue::push`: its copy into
+/// a slot happens after the kernel's last read of that slot's previous SQE, and before the
+/// kernel reads it.
+#[test]
+fn push_into_full_rings_partial_consumption() {
+    model(2, 2, u32::MAX - 1, 3, 1, Mode::PushFlushPop);
 }

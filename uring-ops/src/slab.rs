@@ -54,16 +54,22 @@ const GEN_ONE: u64 = 1 << 32;
 
 /// Slot states, in the low two bits of a slot's tag; bit 2 marks an [`Entry::SINGLE`] entry;
 /// the key is above them.
+///
+/// `IN_FLIGHT` is the largest state, so that `SINGLE | IN_FLIGHT` is the largest low byte any
+/// tag has: the completion fast path (`tag == ud + (SINGLE | IN_FLIGHT)`) then matches only
+/// that state, since for every other tag the user data it would need (`tag - 7`) borrows into
+/// the index bits and so names another slot.
 const FREE: u64 = 0;
-/// The kernel may still use the entry; it is kept for redemption.
-const IN_FLIGHT: u64 = 1;
 /// Finished; the entry waits to be redeemed.
-const DONE: u64 = 2;
+const DONE: u64 = 1;
 /// The kernel may still use the entry; it is dropped when it finishes (its key is gone).
-const DETACHED: u64 = 3;
+const DETACHED: u64 = 2;
+/// The kernel may still use the entry; it is kept for redemption.
+const IN_FLIGHT: u64 = 3;
 const STATE_MASK: u64 = 3;
 /// The entry is [`Entry::SINGLE`]: its result is kept in the slot.
 const SINGLE: u64 = 4;
+const _: () = assert!(SINGLE | IN_FLIGHT == SINGLE | STATE_MASK && FREE == 0);
 
 /// The key of a tag or of user data: generation and index, without SQE number or state.
 #[inline]
@@ -140,11 +146,12 @@ unsafe fn on_cqe_entry<E: Entry>(s: *mut Storage, sub: u32, res: i32, flags: u32
 }
 
 /// The vtable a slot holding an `E` records: none for a [`Entry::SINGLE`] entry without drop
-/// glue, which needs neither (the slot keeps its result; nothing to drop). Recording `None`
-/// is one store of a constant, where a table is an address computed and stored.
+/// glue stored inline, which needs neither (the slot keeps its result; nothing to drop). An
+/// entry that does not fit inline is boxed, and its box must be freed: it keeps its table.
+/// Recording `None` is one store of a constant, where a table is an address computed and stored.
 #[inline]
 fn vtable_of<E: Entry>() -> Option<&'static VTable> {
-    if E::SINGLE && !std::mem::needs_drop::<E>() {
+    if E::SINGLE && !std::mem::needs_drop::<E>() && fits::<E>() {
         None
     } else {
         Some(&Table::<E>::VTABLE)
@@ -370,8 +377,8 @@ impl Slab {
         // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
         let slot = unsafe { &mut *p };
         // Fast path: a single-CQE entry kept for redemption. The sum equals the tag only when
-        // the SQE number is 0 and the key matches (a number of 251 or more carries into the
-        // index, and leaves low bits below 5).
+        // the slot is that (see `IN_FLIGHT`) and `ud` is its key exactly: SQE number 0 (a
+        // number of 249 or more carries into the index, which then names another slot).
         if slot.tag == ud.wrapping_add(SINGLE | IN_FLIGHT) {
             slot.result = pack_result(res, flags);
             slot.tag = ud.wrapping_add(SINGLE | DONE);
@@ -602,6 +609,9 @@ impl Drop for Slab {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     //! The slab on its own (no kernel), so that Miri can check its pointer discipline:
     //! `cargo +nightly miri test -p uring-ops --lib slab`.
@@ -679,8 +689,8 @@ mod tests {
         assert_eq!(slab.take::<Single<Nop>>(keys[0]).err(), Some(true));
         for (i, &key) in keys.iter().enumerate() {
             // A single entry has one SQE: user data with another SQE number names nothing,
-            // also when the number carries into the index (255 + 5).
-            for sub in [1, 4, 251, 255] {
+            // also when the number carries into the index (255 + 7).
+            for sub in [1, 4, 249, 255] {
                 assert_eq!(slab.complete(key | sub, 0, 0), Completed::Stale);
             }
             assert_eq!(slab.complete(key, i as i32, 0), Completed::Done);
@@ -815,6 +825,80 @@ mod tests {
     #[test]
     fn multi_entries_boxed() {
         multi_entries::<{ INLINE }>();
+    }
+
+    /// A single-CQE entry without drop glue that is still boxed in its slot: too large (or,
+    /// with `A`, too aligned) to be stored inline.
+    #[repr(C)]
+    struct Boxed<A, const N: usize> {
+        words: [u64; N],
+        _align: [A; 0],
+    }
+
+    // SAFETY: prepares nothing; one SQE, one completion.
+    unsafe impl<A: Send + 'static, const N: usize> Entry for Boxed<A, N> {
+        type Output = (u64, i32);
+        const SQE_POINTS_INTO_SELF: bool = false;
+        const SINGLE: bool = true;
+        fn sqe_count(&self) -> u32 {
+            1
+        }
+        fn check(&self, _ops: &OpCheck) -> crate::Result<()> {
+            Ok(())
+        }
+        fn prepare(&mut self, _i: u32, _sqe: &mut Sqe) {}
+        fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
+            true
+        }
+        fn finish(self) -> (u64, i32) {
+            (self.words[N - 1], 0)
+        }
+        fn finish_with(self, res: i32, _flags: u32) -> (u64, i32) {
+            (self.words[N - 1], res)
+        }
+    }
+
+    /// A boxed entry without drop glue still has its box to free: dropped when it finishes
+    /// detached, and when the slab is dropped with it finished. (Under Miri, a box left behind
+    /// is a leak, which fails the run.)
+    fn boxed_single_entries_are_freed<A: Send + 'static, const N: usize>() {
+        assert!(!fits::<Boxed<A, N>>() && !std::mem::needs_drop::<Boxed<A, N>>());
+        assert!(
+            vtable_of::<Boxed<A, N>>().is_some(),
+            "a boxed entry records how to free its box"
+        );
+        let new = |v| Boxed::<A, N> {
+            words: [v; N],
+            _align: [],
+        };
+        let mut slab = Slab::new();
+        let (taken, _) = slab.insert(new(1)).ok().unwrap();
+        let (detached, _) = slab.insert(new(2)).ok().unwrap();
+        let (left, _) = slab.insert(new(3)).ok().unwrap();
+        let (detached_done, _) = slab.insert(new(4)).ok().unwrap();
+        assert!(slab.detach::<Boxed<A, N>>(detached));
+        for key in [taken, detached, left, detached_done] {
+            let want = if key == detached {
+                Completed::Freed
+            } else {
+                Completed::Done
+            };
+            assert_eq!(slab.complete(key, 7, 0), want);
+        }
+        assert_eq!(slab.take::<Boxed<A, N>>(taken).ok(), Some((1, 7)));
+        assert!(slab.detach::<Boxed<A, N>>(detached_done));
+        assert_eq!(slab.in_flight(), 0);
+        drop(slab);
+    }
+
+    #[test]
+    fn boxed_single_entries_are_freed_large() {
+        boxed_single_entries_are_freed::<u8, { INLINE / 8 + 1 }>();
+    }
+
+    #[test]
+    fn boxed_single_entries_are_freed_aligned() {
+        boxed_single_entries_are_freed::<u128, 1>();
     }
 
     /// A slab dropped with an entry in flight leaks that entry (and its chunk) rather than
