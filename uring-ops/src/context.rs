@@ -52,8 +52,8 @@ use crate::error::{Error, PushError, Result};
 use crate::op::{res_to_io, Entry, Op, OpCheck, OpSet, Submit};
 use crate::slab::{slot_index, Completed, Slab};
 use crate::uring::{
-    cancel_all, dispatch, next_ring_id, probe, slab_full, user_data, Ticket, DROP_DRAIN_TIMEOUT,
-    INTERNAL,
+    cancel_all, dispatch, next_ring_id, probe, slab_full, too_many_sqes, user_data, Ticket,
+    DROP_DRAIN_TIMEOUT, INTERNAL, MAX_SQES,
 };
 use std::fmt;
 use std::io;
@@ -588,6 +588,9 @@ impl Context {
             return refuse(error, entry);
         }
         let n = entry.sqe_count();
+        if n > MAX_SQES {
+            return Err(too_many_sqes(n, entry));
+        }
         let mut sq = lock(&self.sq);
         if sq.free() < n {
             if let Err(error) = self.make_room(&mut sq, n) {

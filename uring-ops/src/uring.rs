@@ -215,6 +215,9 @@ impl Uring {
             });
         }
         let n = entry.sqe_count();
+        if n > MAX_SQES {
+            return Err(too_many_sqes(n, entry));
+        }
         let mut r = match self.ring.sq().reserve(n) {
             Ok(r) => r,
             Err(uring_core::Error::NoSpace { needed, free, .. }) => {
@@ -542,6 +545,22 @@ pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) -> Option<(u64, Co
         return None;
     }
     Some((key_of(ud), done))
+}
+
+/// The most SQEs one submission may have: their numbers share the user data's low
+/// [`SUB_BITS`] bits with nothing else (a chain has at most [`crate::chain::MAX_LINKS`]).
+pub(crate) const MAX_SQES: u32 = 1 << SUB_BITS;
+
+/// The refusal of a submission of more than [`MAX_SQES`] SQEs (whose numbers would spill into
+/// the slot index of their user data).
+#[cold]
+pub(crate) fn too_many_sqes<T: Submit>(n: u32, entry: T::Entry) -> PushError<T> {
+    PushError {
+        error: Error::InvalidArgument(format!(
+            "a submission has at most {MAX_SQES} SQEs, this one has {n}"
+        )),
+        op: T::from_entry(entry),
+    }
 }
 
 /// The refusal of an op because the ring already holds [`MAX_ENTRIES`] submissions.

@@ -78,3 +78,58 @@ fn an_unsupported_op_is_refused_by_name_and_given_back() {
     let t = ring.push(Nop::new()).unwrap();
     assert_eq!(ring.wait(t).unwrap().unwrap(), 0);
 }
+
+/// A submission of more SQEs than their numbers have room for in the user data (256) is
+/// refused at push, whole and handed back, before anything is reserved: its completions would
+/// otherwise name the next slot. (Chains refuse this themselves; this is the ring's own guard,
+/// for any entry.)
+#[test]
+fn a_submission_of_more_than_256_sqes_is_refused() {
+    use crate::op::{Entry, OpCheck, Submit};
+    use uring_core::Sqe;
+
+    struct Many(u32);
+    // SAFETY: prepares NOPs naming no memory; finishes after one completion per SQE.
+    unsafe impl Entry for Many {
+        type Output = ();
+        const SQE_POINTS_INTO_SELF: bool = false;
+        fn sqe_count(&self) -> u32 {
+            self.0
+        }
+        fn check(&self, _ops: &OpCheck) -> crate::Result<()> {
+            Ok(())
+        }
+        fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
+            sqe.set_opcode(uring_core::sys::IORING_OP_NOP as u8);
+        }
+        fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
+            self.0 -= 1;
+            self.0 == 0
+        }
+        fn finish(self) {}
+    }
+    // SAFETY: its own entry; the contract is `Entry`'s above.
+    unsafe impl Submit for Many {
+        type Output = ();
+        type Entry = Many;
+        fn into_entry(self) -> Many {
+            self
+        }
+        fn from_entry(e: Many) -> Many {
+            e
+        }
+    }
+
+    let mut ring = Uring::new(512).unwrap();
+    let err = ring.push(Many(257)).unwrap_err();
+    assert!(
+        matches!(&err.error, Error::InvalidArgument(m) if m.contains("at most 256 SQEs, this one has 257")),
+        "{:?}",
+        err.error
+    );
+    assert_eq!((err.op.0, ring.in_flight()), (257, 0));
+    assert_eq!(ring.submit().unwrap(), 0, "nothing was queued");
+    let t = ring.push(Many(256)).map_err(|e| e.error).unwrap();
+    ring.wait(t).unwrap();
+    assert_eq!(ring.in_flight(), 0);
+}
