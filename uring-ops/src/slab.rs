@@ -568,8 +568,11 @@ impl Slab {
         let slot = unsafe { &mut *p };
         match state {
             DONE => {
-                drop(read_out_slot::<E>(slot, key, self.free));
+                let out = read_out_slot::<E>(slot, key, self.free);
+                // On the free list before the entry is dropped, so that a panic in its `Drop`
+                // does not lose the slot.
                 self.free = p;
+                drop(out);
             }
             IN_FLIGHT => slot.tag = key | (slot.tag & SINGLE) | DETACHED,
             _ => return false,
