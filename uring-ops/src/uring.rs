@@ -20,7 +20,7 @@ pub const DROP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const INTERNAL: u64 = (INTERNAL_INDEX as u64) << SUB_BITS;
 
 /// The user data of SQE number `sub` of the entry keyed `key` (the key has those bits clear;
-/// `sub` is below 256, as [`crate::chain::MAX_LINKS`] guarantees).
+/// `sub` is below [`MAX_SQES`], which every push checks).
 #[inline]
 pub(crate) fn user_data(key: u64, sub: u32) -> u64 {
     debug_assert!(sub < 1 << SUB_BITS);
