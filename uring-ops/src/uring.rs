@@ -9,7 +9,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use uring_core::{sys, Builder, CompletionQueue, Kernel, Ring, SubmissionQueue};
+use uring_core::{sys, Builder, CompletionQueue, Kernel, Ring, SetupFlags, SubmissionQueue};
 
 /// How long dropping a ring with ops in flight waits for them after cancelling them. What has
 /// not completed by then is leaked, never freed.
@@ -110,6 +110,8 @@ pub struct Uring {
     slab: Slab,
     ops: OpCheck,
     id: u64,
+    /// Whether the ring has a kernel poller thread (`IORING_SETUP_SQPOLL`).
+    sqpoll: bool,
 }
 
 impl fmt::Debug for Uring {
@@ -173,6 +175,7 @@ impl Uring {
 
     pub(crate) fn from_parts(ring: Ring<Kernel>, supported: OpSet, allowed: OpSet) -> Self {
         Uring {
+            sqpoll: ring.info().flags.contains(SetupFlags::SQPOLL),
             ring,
             slab: Slab::new(),
             ops: OpCheck::new(supported, allowed),
@@ -203,8 +206,12 @@ impl Uring {
     ///
     /// The op comes back untouched inside the [`PushError`]: [`Error::Unsupported`] naming the
     /// op, [`Error::NotAllowed`], [`Error::QueueFull`] when the SQ lacks room (the ring is left
-    /// unchanged), [`Error::TooManyOps`] when the ring already tracks its maximum of ops,
-    /// [`Error::InvalidArgument`].
+    /// unchanged; call [`Uring::submit`] and push again), [`Error::TooManyOps`] when the ring
+    /// already tracks its maximum of ops, [`Error::InvalidArgument`].
+    ///
+    /// On an SQPOLL ring the kernel's poller thread consumes SQEs on its own time, so a full
+    /// SQ only means it has not caught up: `push` then publishes what is queued, wakes the
+    /// poller if it sleeps, and waits for room (`IORING_ENTER_SQ_WAIT`) instead of failing.
     #[inline]
     pub fn push<T: Submit>(&mut self, op: T) -> Result<Ticket<T>, PushError<T>> {
         let mut entry = op.into_entry();
@@ -220,18 +227,7 @@ impl Uring {
         }
         let mut r = match self.ring.sq().reserve(n) {
             Ok(r) => r,
-            Err(uring_core::Error::NoSpace { needed, free, .. }) => {
-                return Err(PushError {
-                    error: Error::QueueFull { needed, free },
-                    op: T::from_entry(entry),
-                })
-            }
-            Err(e) => {
-                return Err(PushError {
-                    error: e.into(),
-                    op: T::from_entry(entry),
-                })
-            }
+            Err(e) => return self.push_when_full(entry, e),
         };
         let key = if T::Entry::SQE_POINTS_INTO_SELF {
             // Prepared in place: the SQEs may point into the entry, which is at its final
@@ -265,6 +261,35 @@ impl Uring {
         // with entries in flight leaks them).
         unsafe { r.commit() };
         Ok(Ticket::new(key, self.id))
+    }
+
+    /// The rest of [`Uring::push`] when the SQ had no room for `entry` (`e`): on an SQPOLL
+    /// ring, whose poller consumes SQEs on its own time, waits for it to make room and pushes
+    /// again; otherwise hands the op back with the error.
+    #[cold]
+    #[inline(never)]
+    fn push_when_full<T: Submit>(
+        &mut self,
+        entry: T::Entry,
+        e: uring_core::Error,
+    ) -> Result<Ticket<T>, PushError<T>> {
+        let n = entry.sqe_count();
+        let sq = self.ring.sq();
+        let error = match e {
+            uring_core::Error::NoSpace { .. } if self.sqpoll && n <= sq.capacity() => {
+                match sq.wait_for_room(n) {
+                    // With `&mut self` nobody else takes the room: this push succeeds.
+                    Ok(_) => return self.push(T::from_entry(entry)),
+                    Err(e) => e.into(),
+                }
+            }
+            uring_core::Error::NoSpace { needed, free, .. } => Error::QueueFull { needed, free },
+            e => e.into(),
+        };
+        Err(PushError {
+            error,
+            op: T::from_entry(entry),
+        })
     }
 
     /// Hands queued SQEs to the kernel. Returns how many it consumed.

@@ -279,3 +279,32 @@ fn raw_sqe_through_the_typed_ring() {
     assert_eq!(err.op.into_sqe().opcode(), 250);
     std::fs::remove_file(path).unwrap();
 }
+
+/// On an SQPOLL ring the kernel's poller consumes SQEs on its own time: a push that finds the
+/// SQ full waits for it to make room instead of failing with `QueueFull` (which a push/submit
+/// retry loop could only spin on). 64 NOPs through a 4-entry SQ, never calling `submit`.
+#[test]
+fn push_waits_for_the_sqpoll_thread_to_make_room() {
+    let builder = uring_core::Builder::new(4).sqpoll(std::time::Duration::from_millis(5));
+    let mut ring = match Uring::with_builder(&builder) {
+        Ok(ring) => ring,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EINVAL)) => {
+            eprintln!(
+                "push_waits_for_the_sqpoll_thread_to_make_room: skipped: no SQPOLL ring here: {e}"
+            );
+            return;
+        }
+        Err(e) => panic!("setup: {e}"),
+    };
+    let mut tickets = Vec::new();
+    for i in 0..64 {
+        match ring.push(Nop::new().inject_result(i)) {
+            Ok(t) => tickets.push(t),
+            Err(e) => panic!("push {i} on a 4-entry SQPOLL ring: {}", e.error),
+        }
+    }
+    for (i, t) in tickets.into_iter().enumerate() {
+        assert_eq!(ring.wait(t).unwrap().unwrap(), i as u32);
+    }
+    assert_eq!(ring.in_flight(), 0);
+}
