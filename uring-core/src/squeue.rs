@@ -268,6 +268,11 @@ impl<B: Backend> SubmissionQueue<B> {
     /// On an SQPOLL ring no system call is made while the poller is awake. SQEs the kernel did
     /// not consume stay queued (and their slots stay taken) until a later submit.
     ///
+    /// On an SQPOLL ring the poller consumes on its own time, so the count returned there is
+    /// not of SQEs consumed: it is how many published SQEs the poller had not consumed yet
+    /// at the time of this call, those published by earlier calls included (0 once it has
+    /// taken them all).
+    ///
     /// # Errors
     ///
     /// [`Error::Busy`] for `EAGAIN`/`EBUSY` (reap completions, then submit again), [`Error::Os`]
@@ -278,7 +283,8 @@ impl<B: Backend> SubmissionQueue<B> {
     }
 
     /// As [`SubmissionQueue::submit`], and enters the kernel waiting until `want` completions are
-    /// in the CQ. Returns the number of SQEs consumed.
+    /// in the CQ. Returns the number of SQEs consumed (on an SQPOLL ring, as for
+    /// [`SubmissionQueue::submit`], the number not consumed yet).
     ///
     /// The wait ends early when a signal interrupts it after SQEs were consumed; use
     /// [`crate::CompletionQueue::wait`] to be sure.
