@@ -167,10 +167,14 @@ impl<B: Backend> SubmissionQueue<B> {
     ///
     /// On an SQPOLL ring the kernel's poller thread frees slots on its own time, so a full
     /// queue right after [`SubmissionQueue::submit`] is normal: this publishes what is
-    /// committed, wakes the poller if it sleeps, and blocks in the kernel
-    /// (`IORING_ENTER_SQ_WAIT`, Linux 5.10) until it has consumed enough. On other rings the
-    /// kernel consumes SQEs only while submitting, so there is nothing to wait for: this
-    /// returns the free slots at once (perhaps fewer than `n`; submit first).
+    /// committed, wakes the poller if it sleeps with SQEs left to consume (even when there is
+    /// room already), and waits until it has consumed enough. The kernel can only wait for a
+    /// full queue to have a first free slot (`IORING_ENTER_SQ_WAIT`, Linux 5.10): while the
+    /// queue is full this blocks in the kernel; while it has room but less than `n`, this
+    /// yields and then sleeps in growing steps of up to 1 ms, instead of spinning on the
+    /// system call. On other rings the kernel consumes SQEs only while submitting, so there is
+    /// nothing to wait for: this returns the free slots at once (perhaps fewer than `n`;
+    /// submit first).
     ///
     /// # Errors
     ///
@@ -189,22 +193,52 @@ impl<B: Backend> SubmissionQueue<B> {
             return Ok(self.free());
         }
         self.flush();
+        // Whether this call has woken the poller: once woken, it does not sleep again while
+        // SQEs are queued (it re-reads the tail after announcing its sleep), so one wake-up is
+        // enough, except before blocking in the kernel, where checking again costs nothing.
+        let mut woken = false;
+        let mut round = 0u32;
         loop {
             let free = self.free();
-            if free >= n {
-                return Ok(free);
-            }
-            let mut flags = sys::IORING_ENTER_SQ_WAIT;
-            if self.sqpoll_needs_wakeup() {
+            let enough = free >= n;
+            // Only a full queue can be waited for in the kernel.
+            let block = !enough && free == 0;
+            let mut flags = 0;
+            // SQEs are queued (published above): a sleeping poller must be woken to take them,
+            // whether or not we wait, or they would sit there until the next submit.
+            if free < entries && (block || !woken) && self.sqpoll_needs_wakeup() {
                 flags |= sys::IORING_ENTER_SQ_WAKEUP;
             }
-            // The kernel returns once at least one slot is free (or a signal arrives): loop
-            // until there are `n`.
-            match self.backend.enter(0, 0, flags, None) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => return Err(Error::os("io_uring_enter", e)),
+            if block {
+                // Returns once a slot is free (or a signal arrives).
+                flags |= sys::IORING_ENTER_SQ_WAIT;
+            } else if !enough && flags == 0 && round >= BACK_OFF_YIELDS {
+                // About to sleep: an entry without flags fails if the poller will never
+                // consume (a disabled ring: `EBADFD`; the poller gone: `EOWNERDEAD`).
+                self.enter_for_room(0)?;
             }
+            if flags != 0 && !self.enter_for_room(flags)? {
+                continue;
+            }
+            woken |= flags & sys::IORING_ENTER_SQ_WAKEUP != 0;
+            if enough {
+                return Ok(free);
+            }
+            if !block {
+                // Room, but not enough: `IORING_ENTER_SQ_WAIT` would return at once (it waits
+                // only while the queue is full), so give the awake poller time instead.
+                back_off(&mut round);
+            }
+        }
+    }
+
+    /// Enters the kernel for [`SubmissionQueue::wait_for_room`] with `flags` (submitting and
+    /// waiting for nothing); `Ok(false)` when interrupted by a signal.
+    fn enter_for_room(&self, flags: u32) -> Result<bool> {
+        match self.backend.enter(0, 0, flags, None) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(false),
+            Err(e) => Err(Error::os("io_uring_enter", e)),
         }
     }
 
@@ -234,6 +268,11 @@ impl<B: Backend> SubmissionQueue<B> {
     /// On an SQPOLL ring no system call is made while the poller is awake. SQEs the kernel did
     /// not consume stay queued (and their slots stay taken) until a later submit.
     ///
+    /// On an SQPOLL ring the poller consumes on its own time, so the count returned there is
+    /// not of SQEs consumed: it is how many published SQEs the poller had not consumed yet
+    /// at the time of this call, those published by earlier calls included (0 once it has
+    /// taken them all).
+    ///
     /// # Errors
     ///
     /// [`Error::Busy`] for `EAGAIN`/`EBUSY` (reap completions, then submit again), [`Error::Os`]
@@ -244,7 +283,8 @@ impl<B: Backend> SubmissionQueue<B> {
     }
 
     /// As [`SubmissionQueue::submit`], and enters the kernel waiting until `want` completions are
-    /// in the CQ. Returns the number of SQEs consumed.
+    /// in the CQ. Returns the number of SQEs consumed (on an SQPOLL ring, as for
+    /// [`SubmissionQueue::submit`], the number not consumed yet).
     ///
     /// The wait ends early when a signal interrupts it after SQEs were consumed; use
     /// [`crate::CompletionQueue::wait`] to be sure.
@@ -320,6 +360,22 @@ impl<B: Backend> SubmissionQueue<B> {
         // Relaxed: a hint word written by the kernel; nothing is read through it.
         self.raw.flags().load(Ordering::Relaxed)
     }
+}
+
+/// How many rounds of [`back_off`] yield before it starts sleeping.
+const BACK_OFF_YIELDS: u32 = 16;
+
+/// One round of waiting for an SQPOLL poller that is awake and consuming: yields the CPU for
+/// the first rounds (the poller usually needs microseconds), then sleeps 1 µs, 2 µs, ... up to
+/// 1 ms, so that a poller busy with a long batch is not raced by system calls.
+fn back_off(round: &mut u32) {
+    if *round < BACK_OFF_YIELDS {
+        crate::sync::yield_now();
+    } else {
+        let exp = (*round - BACK_OFF_YIELDS).min(10);
+        std::thread::sleep(std::time::Duration::from_micros(1 << exp));
+    }
+    *round = round.saturating_add(1);
 }
 
 /// `n` SQEs reserved in place in the submission queue, zeroed. Fill them with the [`Sqe`]

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{build_or_skip, push_nops, Tally};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use uring_core::{sys, Builder, Error, Ring, SetupFlags};
 
@@ -193,4 +194,123 @@ fn wait_for_room_without_sqpoll_does_not_wait() {
     assert_eq!(ring.backend().enter_count(), enters);
     assert_eq!(ring.submit().unwrap(), 3);
     assert_eq!(ring.sq().wait_for_room(4).unwrap(), 4);
+}
+
+/// `wait_for_room` publishes what is committed, so it must also wake a sleeping poller when
+/// there is room already: otherwise the published SQEs sit in the SQ, consumed by nobody,
+/// until the next submit (and the CQ, polled here without a system call, stays empty).
+#[test]
+fn wait_for_room_wakes_the_poller_when_there_is_room() {
+    const TEST: &str = "wait_for_room_wakes_the_poller_when_there_is_room";
+    let idle = Duration::from_millis(5);
+    let b = Builder::new(4).sqpoll(idle);
+    let Some(mut ring) = build_or_skip(TEST, &b) else {
+        return;
+    };
+    let mut tally = Tally::new();
+    for round in 0..3u64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !needs_wakeup(&mut ring) {
+            assert!(Instant::now() < deadline, "the poller never went idle");
+            std::thread::sleep(idle);
+        }
+        // Committed, not published: the sleeping poller cannot have taken it.
+        push_nops(&mut ring, 1, round);
+        let enters = ring.backend().enter_count();
+        assert_eq!(ring.sq().wait_for_room(1).unwrap(), 3, "round {round}");
+        assert_eq!(
+            ring.backend().enter_count(),
+            enters + 1,
+            "round {round}: one entry, to wake the poller"
+        );
+        poll_cq(
+            &mut ring,
+            &mut tally,
+            round as usize + 1,
+            Duration::from_secs(5),
+        );
+    }
+    tally.assert_exactly(3);
+}
+
+/// The kernel waits only for a full SQ to get a first free slot (`IORING_ENTER_SQ_WAIT`
+/// returns at once otherwise): waiting for more slots while the poller is busy must not spin
+/// on `io_uring_enter`. The poller is kept busy by a large read of `/dev/zero`, which it
+/// copies inline for milliseconds before it consumes the NOPs queued behind it.
+#[test]
+fn wait_for_room_for_several_slots_does_not_spin() {
+    const TEST: &str = "wait_for_room_for_several_slots_does_not_spin";
+    const LEN: usize = 64 << 20;
+    // A long idle time: the poller stays awake for the whole test.
+    let b = Builder::new(4).sqpoll(Duration::from_secs(2));
+    let Some(mut ring) = build_or_skip(TEST, &b) else {
+        return;
+    };
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let mut buf = vec![1u8; LEN];
+    bounded(TEST, Duration::from_secs(20), move || {
+        let mut tally = Tally::new();
+        // Wake the poller and see it work.
+        push_nops(&mut ring, 1, 0);
+        ring.submit().unwrap();
+        poll_cq(&mut ring, &mut tally, 1, Duration::from_secs(5));
+
+        let mut r = ring.sq().reserve(1).unwrap();
+        r.first()
+            .set_opcode(sys::IORING_OP_READ as u8)
+            .set_fd(zero.as_raw_fd())
+            .set_addr(buf.as_mut_ptr() as u64)
+            .set_len(LEN as u32)
+            .set_user_data(100);
+        // SAFETY: `buf` and `zero` outlive the read: the read's completion is reaped below,
+        // before they are dropped.
+        unsafe { r.commit() };
+        push_nops(&mut ring, 2, 1);
+        ring.submit().unwrap();
+        let enters = ring.backend().enter_count();
+        assert_eq!(ring.sq().wait_for_room(4).unwrap(), 4);
+        let made = ring.backend().enter_count() - enters;
+        // With back-off: a wake-up at most, then an entry per sleep (at most 1 ms apart, and
+        // the poller is busy for milliseconds). Spinning makes thousands.
+        assert!(made < 50, "{made} io_uring_enter calls while waiting");
+
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut read = None;
+        while tally.count() < 3 || read.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the read and NOPs did not complete"
+            );
+            match ring.cq().pop() {
+                Some(cqe) if cqe.user_data() == 100 => read = Some(cqe.raw_result()),
+                Some(cqe) => tally.add(cqe),
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        tally.assert_exactly(3);
+        let n = read.unwrap();
+        assert!(n > 0, "read of /dev/zero: {n}");
+        assert!(buf[..n as usize].iter().all(|&b| b == 0));
+        drop(zero);
+    });
+}
+
+/// A disabled SQPOLL ring is never served by its poller: waiting for room fails (`EBADFD`)
+/// instead of waiting forever, whether the SQ is full (blocking in the kernel) or has room
+/// but not enough (backing off in user space).
+#[test]
+fn wait_for_room_on_a_disabled_ring_fails() {
+    const TEST: &str = "wait_for_room_on_a_disabled_ring_fails";
+    let b = Builder::new(4).sqpoll(Duration::from_millis(5)).disabled();
+    let Some(mut ring) = build_or_skip(TEST, &b) else {
+        return;
+    };
+    bounded(TEST, Duration::from_secs(20), move || {
+        push_nops(&mut ring, 2, 0);
+        let e = ring.sq().wait_for_room(4).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADFD), "{e}");
+        push_nops(&mut ring, 2, 2);
+        let e = ring.sq().wait_for_room(1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADFD), "{e}");
+    });
 }

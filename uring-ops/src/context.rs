@@ -630,8 +630,10 @@ impl Context {
         Ok(Ticket::new(key, self.id))
     }
 
-    /// Hands queued SQEs to the kernel. Returns how many it consumed (on an SQPOLL ring, how
-    /// many were handed to the kernel's poller thread, which consumes them on its own time).
+    /// Hands queued SQEs to the kernel. Returns how many it consumed. On an SQPOLL ring, where
+    /// the kernel's poller thread consumes them on its own time, it returns instead how many
+    /// it had not consumed yet at the time of this call, those handed over by earlier pushes
+    /// and submits included (see [`SubmissionQueue::submit`]).
     ///
     /// When the kernel pushes back (`EBUSY`/`EAGAIN`) this reaps and tries again; if another
     /// thread is reaping at that moment, the SQEs stay queued for the next submit or wait.
