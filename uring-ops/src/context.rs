@@ -657,6 +657,23 @@ impl Context {
         Ok(())
     }
 
+    /// Hands queued SQEs over before a wait. On an SQPOLL ring, not if another thread holds the
+    /// SQ: every holder publishes what it commits and wakes the poller before it lets go, so
+    /// there is nothing a waiter must hand over, and the holder may itself be waiting for the
+    /// poller to make room (a push into a full SQ), which a waiter, whose op may be done
+    /// already, must not wait behind.
+    fn submit_before_waiting(&self) -> Result<()> {
+        if !self.info.flags.contains(SetupFlags::SQPOLL) {
+            return self.submit().map(drop);
+        }
+        let mut sq = match self.sq.try_lock() {
+            Ok(sq) => sq,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(()),
+        };
+        self.submit_locked(&mut sq).map(drop)
+    }
+
     fn submit_locked(&self, sq: &mut SubmissionQueue<Kernel>) -> Result<u32> {
         let mut refusals = 0;
         loop {
@@ -748,7 +765,7 @@ impl Context {
         deadline: Option<Instant>,
         mut ready: impl FnMut(&mut Shared) -> Option<R>,
     ) -> Result<Option<R>> {
-        self.submit()?;
+        self.submit_before_waiting()?;
         self.reap();
         let mut sh = lock(&self.shared);
         loop {
@@ -793,7 +810,7 @@ impl Context {
     /// kernel until a completion arrives, unless something was dispatched since the caller's
     /// check (`seen`), or `timeout` passes.
     fn poll(&self, seen: u64, timeout: Option<Duration>) -> Result<()> {
-        self.submit()?;
+        self.submit_before_waiting()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut cq = lock(&self.cq);
         loop {
@@ -998,6 +1015,42 @@ impl Drop for Context {
 mod tests {
     use super::*;
     use crate::ops::{Nop, Readv, Writev};
+
+    /// On an SQPOLL ring a waiter does not wait for the SQ lock before waiting: its holder may
+    /// be a push waiting for the poller to make room, for as long as the poller is busy, while
+    /// the waiter's op is done already. Here the test holds the SQ lock itself, so a waiter
+    /// that took it would block until the end of the test.
+    #[test]
+    fn sqpoll_waiters_do_not_wait_behind_the_sq_lock() {
+        let builder = Builder::new(4).sqpoll(Duration::from_millis(5));
+        let ctx = match Context::with_builder(&builder) {
+            Ok(ctx) => ctx,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EINVAL)) => {
+                eprintln!("sqpoll_waiters_do_not_wait_behind_the_sq_lock: skipped: no SQPOLL ring here: {e}");
+                return;
+            }
+            Err(e) => panic!("setup: {e}"),
+        };
+        let t = ctx.push(Nop::new().inject_result(9)).unwrap();
+        let done = ctx.push(Nop::new()).unwrap();
+        assert_eq!(ctx.wait(done).unwrap().unwrap(), 0);
+        let guard = lock(&ctx.sq);
+        let (finished, got) = std::thread::scope(|s| {
+            let waiter = s.spawn(|| ctx.wait_timeout(t, Duration::from_secs(10)));
+            let start = Instant::now();
+            while !waiter.is_finished() && start.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let finished = waiter.is_finished();
+            drop(guard);
+            (finished, waiter.join().unwrap())
+        });
+        assert!(finished, "the waiter blocked on the SQ lock");
+        match got {
+            Ok(res) => assert_eq!(res.unwrap(), 9),
+            Err(_) => panic!("the NOP did not complete"),
+        }
+    }
 
     /// The allowlist is the kernel's too: with the library's own check bypassed, a refused
     /// opcode fails in the kernel with `EACCES`, and allowed ones (with SQE flags) still run.
