@@ -6,6 +6,8 @@
 // Real io_uring system calls: Miri cannot run them (the sim tests cover Miri).
 #![cfg(not(miri))]
 
+mod common;
+
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -97,7 +99,10 @@ fn lacks_op(ring: &Ring, op: u32, name: &str) -> bool {
     if probe.supports(op as u8) {
         return false;
     }
-    println!("skipped: this kernel does not support IORING_OP_{name}");
+    common::skip(
+        module_path!(),
+        format_args!("this kernel does not support IORING_OP_{name}"),
+    );
     true
 }
 
@@ -106,7 +111,10 @@ fn lacks_op(ring: &Ring, op: u32, name: &str) -> bool {
 fn lacks_register_op<T: std::fmt::Debug>(r: &Result<T, Error>, name: &str) -> bool {
     if let Err(e) = r {
         if e.raw_os_error() == Some(libc::EINVAL) {
-            println!("skipped: this kernel refuses {name} with EINVAL (too old?)");
+            common::skip(
+                module_path!(),
+                format_args!("this kernel refuses {name} with EINVAL (too old?)"),
+            );
             return true;
         }
     }

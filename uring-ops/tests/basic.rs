@@ -289,7 +289,8 @@ fn push_waits_for_the_sqpoll_thread_to_make_room() {
     let mut ring = match Uring::with_builder(&builder) {
         Ok(ring) => ring,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EINVAL)) => {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "push_waits_for_the_sqpoll_thread_to_make_room: skipped: no SQPOLL ring here: {e}"
             );
             return;

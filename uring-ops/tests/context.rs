@@ -231,7 +231,10 @@ fn fallocate_writes_fsync_punch_hole() {
         let t = ctx.push(Fallocate::new(&f.file, 0, INIT + GROW)).unwrap();
         match ctx.wait(t).unwrap() {
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-                eprintln!("fallocate_writes_fsync_punch_hole: skipped: the temp file system has no fallocate");
+                skip(
+                    "fallocate_writes_fsync_punch_hole",
+                    "the temp file system has no fallocate",
+                );
                 return;
             }
             r => r.unwrap(),

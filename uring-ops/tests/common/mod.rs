@@ -52,16 +52,23 @@ pub fn kernel_at_least(major: u32, minor: u32) -> bool {
     (a, b) >= (major, minor)
 }
 
+/// Reports a test that could not run here. Written straight to the process's stderr (not
+/// through `eprintln!`, which the test harness captures), so it shows in a plain `cargo test`.
+pub fn skip(why: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
+
 /// Returns from the test, saying why, when the ring's probe lacks the op.
 #[macro_export]
 macro_rules! require_op {
     ($ring:expr, $op:ty) => {
         if !$ring.supports(<$op as uring_ops::Op>::OPCODE) {
-            eprintln!(
-                "skipped: the running kernel lacks IORING_OP_{} ({})",
+            $crate::common::skip(format_args!(
+                "{}: the running kernel lacks IORING_OP_{} ({})",
+                module_path!(),
                 uring_ops::core::opcode_name(<$op as uring_ops::Op>::OPCODE),
                 <$op as uring_ops::Op>::NAME
-            );
+            ));
             return;
         }
     };
@@ -72,10 +79,13 @@ macro_rules! require_op {
 macro_rules! require_kernel {
     ($major:expr, $minor:expr, $what:expr) => {
         if !$crate::common::kernel_at_least($major, $minor) {
-            eprintln!(
-                "skipped: {} needs Linux {}.{} or later",
-                $what, $major, $minor
-            );
+            $crate::common::skip(format_args!(
+                "{}: {} needs Linux {}.{} or later",
+                module_path!(),
+                $what,
+                $major,
+                $minor
+            ));
             return;
         }
     };
