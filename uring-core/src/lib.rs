@@ -54,8 +54,9 @@ pub use error::{Error, Result};
 pub use register::*;
 pub use ring::Ring;
 pub use setup::{Builder, Features, RingInfo, SetupFlags, MAX_CQ_ENTRIES, MAX_ENTRIES};
-pub use sqe::{opcode_name, Sqe, SqeFlags};
+pub use sqe::{Sqe, SqeFlags};
 pub use squeue::{Reservation, SubmissionQueue};
+pub use uring_sys::opcode_name;
 
 /// The raw kernel ABI this crate is built on, for what the typed API does not cover.
 pub use uring_sys as sys;

@@ -375,81 +375,6 @@ const _: () = {
     );
 };
 
-/// Opcode names of the pinned UAPI, indexed by opcode, for messages (`"READV"`).
-const OP_NAMES: &[&str] = &[
-    "NOP",
-    "READV",
-    "WRITEV",
-    "FSYNC",
-    "READ_FIXED",
-    "WRITE_FIXED",
-    "POLL_ADD",
-    "POLL_REMOVE",
-    "SYNC_FILE_RANGE",
-    "SENDMSG",
-    "RECVMSG",
-    "TIMEOUT",
-    "TIMEOUT_REMOVE",
-    "ACCEPT",
-    "ASYNC_CANCEL",
-    "LINK_TIMEOUT",
-    "CONNECT",
-    "FALLOCATE",
-    "OPENAT",
-    "CLOSE",
-    "FILES_UPDATE",
-    "STATX",
-    "READ",
-    "WRITE",
-    "FADVISE",
-    "MADVISE",
-    "SEND",
-    "RECV",
-    "OPENAT2",
-    "EPOLL_CTL",
-    "SPLICE",
-    "PROVIDE_BUFFERS",
-    "REMOVE_BUFFERS",
-    "TEE",
-    "SHUTDOWN",
-    "RENAMEAT",
-    "UNLINKAT",
-    "MKDIRAT",
-    "SYMLINKAT",
-    "LINKAT",
-    "MSG_RING",
-    "FSETXATTR",
-    "SETXATTR",
-    "FGETXATTR",
-    "GETXATTR",
-    "SOCKET",
-    "URING_CMD",
-    "SEND_ZC",
-    "SENDMSG_ZC",
-    "READ_MULTISHOT",
-    "WAITID",
-    "FUTEX_WAIT",
-    "FUTEX_WAKE",
-    "FUTEX_WAITV",
-    "FIXED_FD_INSTALL",
-    "FTRUNCATE",
-    "BIND",
-    "LISTEN",
-    "RECV_ZC",
-    "EPOLL_WAIT",
-    "READV_FIXED",
-    "WRITEV_FIXED",
-    "PIPE",
-    "NOP128",
-    "URING_CMD128",
-];
-const _: () = assert!(OP_NAMES.len() == sys::IORING_OP_LAST as usize);
-
-/// The name of opcode `op` without the `IORING_OP_` prefix, or `"UNKNOWN"`.
-pub fn opcode_name(op: u8) -> &'static str {
-    OP_NAMES.get(op as usize).copied().unwrap_or("UNKNOWN")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,11 +448,5 @@ mod tests {
         assert_eq!(s.as_raw().opcode, 0);
         assert_eq!(s.user_data(), 0);
         assert_eq!(s.addr3(), 0);
-    }
-
-    #[test]
-    fn opcode_names() {
-        assert_eq!(opcode_name(sys::IORING_OP_NOP as u8), "NOP");
-        assert_eq!(opcode_name(sys::IORING_OP_READV as u8), "READV");
     }
 }

@@ -9,75 +9,6 @@ use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use uring_sys::*;
 
-/// Opcode names, indexed by opcode, as in `linux/io_uring.h` at the pinned version.
-const OP_NAMES: &[&str] = &[
-    "NOP",
-    "READV",
-    "WRITEV",
-    "FSYNC",
-    "READ_FIXED",
-    "WRITE_FIXED",
-    "POLL_ADD",
-    "POLL_REMOVE",
-    "SYNC_FILE_RANGE",
-    "SENDMSG",
-    "RECVMSG",
-    "TIMEOUT",
-    "TIMEOUT_REMOVE",
-    "ACCEPT",
-    "ASYNC_CANCEL",
-    "LINK_TIMEOUT",
-    "CONNECT",
-    "FALLOCATE",
-    "OPENAT",
-    "CLOSE",
-    "FILES_UPDATE",
-    "STATX",
-    "READ",
-    "WRITE",
-    "FADVISE",
-    "MADVISE",
-    "SEND",
-    "RECV",
-    "OPENAT2",
-    "EPOLL_CTL",
-    "SPLICE",
-    "PROVIDE_BUFFERS",
-    "REMOVE_BUFFERS",
-    "TEE",
-    "SHUTDOWN",
-    "RENAMEAT",
-    "UNLINKAT",
-    "MKDIRAT",
-    "SYMLINKAT",
-    "LINKAT",
-    "MSG_RING",
-    "FSETXATTR",
-    "SETXATTR",
-    "FGETXATTR",
-    "GETXATTR",
-    "SOCKET",
-    "URING_CMD",
-    "SEND_ZC",
-    "SENDMSG_ZC",
-    "READ_MULTISHOT",
-    "WAITID",
-    "FUTEX_WAIT",
-    "FUTEX_WAKE",
-    "FUTEX_WAITV",
-    "FIXED_FD_INSTALL",
-    "FTRUNCATE",
-    "BIND",
-    "LISTEN",
-    "RECV_ZC",
-    "EPOLL_WAIT",
-    "READV_FIXED",
-    "WRITEV_FIXED",
-    "PIPE",
-    "NOP128",
-    "URING_CMD128",
-];
-
 const FEATURES: &[(u32, &str)] = &[
     (IORING_FEAT_SINGLE_MMAP, "SINGLE_MMAP"),
     (IORING_FEAT_NODROP, "NODROP"),
@@ -138,7 +69,7 @@ fn main() -> std::io::Result<()> {
     };
     let (mut yes, mut no) = (Vec::new(), Vec::new());
     for op in ops {
-        let name = OP_NAMES.get(op.op as usize).copied().unwrap_or("?");
+        let name = opcode_name(op.op);
         if op.flags as u32 & IO_URING_OP_SUPPORTED != 0 {
             yes.push(name)
         } else {

@@ -7,6 +7,7 @@
 //!   `cargo xtask regen-bindings`. Integer typedefs are plain Rust integers (`__u32` is `u32`).
 //! - [`io_uring_setup`], [`io_uring_enter`], [`io_uring_enter_ext`] and [`io_uring_register`] are
 //!   thin wrappers over the syscalls that return [`std::io::Result`] carrying the kernel's errno.
+//! - [`opcode_name`] names the UAPI's opcodes, for the messages and tools of every layer.
 //!
 //! Memory safety of what the kernel does with the pointers handed to it (ring memory, buffers,
 //! iovecs) belongs to the layers above: `uring-core` for ring memory, `uring-ops` for op buffers.
@@ -26,6 +27,8 @@ pub mod bindings;
 pub use bindings::*;
 
 mod layout;
+mod names;
+pub use names::opcode_name;
 
 // bindgen does not derive `Clone` for `io_uring_sqe`: its last union ends in a flexible array
 // (`cmd[]`). A bitwise clone is sound: the struct is plain integers.
