@@ -314,6 +314,12 @@ impl Registrar<'_> {
     /// `n` empty buffer slots, to fill with [`Registrar::update_buffers`]. An op using an empty
     /// slot fails with `EFAULT`.
     pub fn register_buffers_sparse(&self, n: u32) -> Result<()> {
+        self.register_sparse("IORING_REGISTER_BUFFERS2", sys::IORING_REGISTER_BUFFERS2, n)
+    }
+
+    /// A sparse table of `n` empty slots through `opcode` (`IORING_REGISTER_BUFFERS2` or
+    /// `IORING_REGISTER_FILES2`), with `IORING_RSRC_REGISTER_SPARSE`.
+    fn register_sparse(&self, name: &'static str, opcode: u32, n: u32) -> Result<()> {
         let mut rr = sys::io_uring_rsrc_register {
             nr: n,
             flags: sys::IORING_RSRC_REGISTER_SPARSE,
@@ -323,8 +329,8 @@ impl Registrar<'_> {
         // kernel only reads it, and with the sparse flag and `data == 0` reads nothing else.
         unsafe {
             self.raw(
-                "IORING_REGISTER_BUFFERS2",
-                sys::IORING_REGISTER_BUFFERS2,
+                name,
+                opcode,
                 (&mut rr as *mut sys::io_uring_rsrc_register).cast(),
                 size_of::<sys::io_uring_rsrc_register>() as u32,
             )
@@ -408,21 +414,7 @@ impl Registrar<'_> {
     /// empty file slots, to fill with [`Registrar::update_files`] or by ops that install
     /// direct descriptors. An SQE naming an empty slot fails with `EBADF`.
     pub fn register_files_sparse(&self, n: u32) -> Result<()> {
-        let mut rr = sys::io_uring_rsrc_register {
-            nr: n,
-            flags: sys::IORING_RSRC_REGISTER_SPARSE,
-            ..Default::default()
-        };
-        // SAFETY: as in `register_buffers_sparse`.
-        unsafe {
-            self.raw(
-                "IORING_REGISTER_FILES2",
-                sys::IORING_REGISTER_FILES2,
-                (&mut rr as *mut sys::io_uring_rsrc_register).cast(),
-                size_of::<sys::io_uring_rsrc_register>() as u32,
-            )
-        }?;
-        Ok(())
+        self.register_sparse("IORING_REGISTER_FILES2", sys::IORING_REGISTER_FILES2, n)
     }
 
     /// `IORING_REGISTER_FILES_UPDATE` (Linux 5.5): puts `fds` into the fixed-file slots

@@ -227,7 +227,7 @@ impl Uring {
         }
         let mut r = match self.ring.sq().reserve(n) {
             Ok(r) => r,
-            Err(e) => return self.push_when_full(entry, e),
+            Err(e) => return self.push_when_full(entry, n, e),
         };
         let key = if T::Entry::SQE_POINTS_INTO_SELF {
             // Prepared in place: the SQEs may point into the entry, which is at its final
@@ -263,7 +263,7 @@ impl Uring {
         Ok(Ticket::new(key, self.id))
     }
 
-    /// The rest of [`Uring::push`] when the SQ had no room for `entry` (`e`): on an SQPOLL
+    /// The rest of [`Uring::push`] when the SQ had no room for `entry`'s `n` SQEs (`e`): on an SQPOLL
     /// ring, whose poller consumes SQEs on its own time, waits for it to make room and pushes
     /// again; otherwise hands the op back with the error.
     #[cold]
@@ -271,9 +271,9 @@ impl Uring {
     fn push_when_full<T: Submit>(
         &mut self,
         entry: T::Entry,
+        n: u32,
         e: uring_core::Error,
     ) -> Result<Ticket<T>, PushError<T>> {
-        let n = entry.sqe_count();
         let sq = self.ring.sq();
         let error = match e {
             uring_core::Error::NoSpace { .. } if self.sqpoll && n <= sq.capacity() => {

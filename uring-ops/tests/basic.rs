@@ -1,7 +1,10 @@
 //! First real-kernel checks of typed ops and ownership.
 
+mod common;
+
+use common::pipe;
 use std::io::{Read as _, Write as _};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use uring_ops::ops::{Nop, Read, Readv, Write, Writev};
 use uring_ops::{Error, Target, Uring};
 
@@ -16,14 +19,6 @@ fn temp_file(name: &str, contents: &[u8]) -> (std::fs::File, std::path::PathBuf)
         .unwrap();
     f.write_all(contents).unwrap();
     (f, path)
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Linked chains on the real kernel: typed results per link, cancellation reported as such,
 //! link timeouts, hard links, all-or-nothing placement, shared buffers.
 
+mod common;
+
+use common::{pipe, temp_file};
 use std::io::{self, Write as _};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 use uring_ops::core::{sys, Sqe};
 use uring_ops::ops::{
@@ -38,40 +40,8 @@ unsafe impl<O: Op> Op for Raw<O> {
     }
 }
 
-struct TempFile {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn temp_file(name: &str, contents: &[u8]) -> TempFile {
-    let path = std::env::temp_dir().join(format!("uring-chain-{}-{name}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    file.write_all(contents).unwrap();
-    TempFile { file, path }
-}
-
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 fn errno<T>(r: &io::Result<T>) -> Option<i32> {

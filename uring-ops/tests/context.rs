@@ -4,6 +4,9 @@
 //!
 //! Every test that could hang runs under a watchdog that fails it instead.
 
+mod common;
+
+use common::temp_file;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read as _, Seek, SeekFrom, Write as _};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -41,31 +44,6 @@ fn bounded<T: Send + 'static>(
 }
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A temporary file, removed on drop.
-struct TempFile {
-    file: std::fs::File,
-    path: std::path::PathBuf,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn temp_file(name: &str, contents: &[u8]) -> TempFile {
-    let path = std::env::temp_dir().join(format!("uring-ops-ctx-{}-{name}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    file.write_all(contents).unwrap();
-    TempFile { file, path }
-}
 
 fn pipe() -> (OwnedFd, std::fs::File) {
     let mut fds = [0; 2];
