@@ -45,7 +45,7 @@ pub use chain::{Chain, Linked, MAX_LINKS};
 pub use chain::{ChainEntry, LinkMeta, Links};
 pub use context::{Completion, Context, ContextBuilder};
 pub use error::{Error, PushError, Result};
-pub use fd::{Fd, IntoTarget, Target};
+pub use fd::{Fd, FixedFd, IntoTarget, Target};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};
 #[doc(hidden)]
