@@ -12,7 +12,8 @@
 //!   nothing, for chains), [`Reservation::commit`] queues them, `submit` hands them over.
 //! - Completions come as [`Cqe`]s from a [`Batch`]: the CQ head is published once per batch.
 //! - [`Ring::register`] gives typed registration (probe, restrictions, buffers, files, eventfd,
-//!   personalities, io-wq limits, the ring fd, synchronous cancel).
+//!   personalities, io-wq limits, the ring fd, synchronous cancel, provided-buffer rings:
+//!   [`BufRingMem`]).
 //! - The [`sim`] backend runs the same ring code over heap memory serviced in-process, which
 //!   is what Miri and loom check.
 //!
@@ -31,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod buf_ring;
 mod cqe;
 mod cqueue;
 mod error;
@@ -47,6 +49,7 @@ mod sync;
 #[cfg(not(loom))]
 pub use backend::Kernel;
 pub use backend::{Backend, DefaultBackend};
+pub use buf_ring::{BufRingFlags, BufRingMem, MAX_BUF_RING_ENTRIES};
 pub use cqe::{Cqe, CqeFlags};
 pub use cqueue::{Batch, CompletionQueue};
 pub use error::{Error, Result};
