@@ -118,6 +118,38 @@ pub enum Error {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A socket address that cannot be made ([`crate::SockAddr`]). `EINVAL`.
+    #[error("bad socket address ({len} bytes): {why}")]
+    BadSockAddr {
+        /// What is wrong with it.
+        why: &'static str,
+        /// The length given.
+        len: usize,
+    },
+    /// An op's arguments do not go together (a multishot accept into one named slot, a
+    /// bundle receive with `MSG_WAITALL`, ...). `EINVAL`.
+    #[error("{op}: {why}")]
+    BadArgument {
+        /// The op type's name.
+        op: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A provided-buffer ring or group of a bad shape ([`crate::BufRing`],
+    /// [`crate::BufGroup`]). `EINVAL`.
+    #[error("{count} provided buffers of {size} bytes: {why}")]
+    ProvidedBufShape {
+        /// Buffers asked for.
+        count: u32,
+        /// Bytes each.
+        size: u32,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Every buffer group id is taken by a live [`crate::BufRing`] or [`crate::BufGroup`] of
+    /// this process. `EBUSY`.
+    #[error("all 65536 buffer group ids are in use")]
+    NoBufGroupId,
     /// The ring layer failed.
     #[error(transparent)]
     Core(#[from] uring_core::Error),
@@ -141,7 +173,11 @@ impl Error {
             | Error::SkipSuccess
             | Error::NotAnErrno { .. }
             | Error::ContextSetupFlag { .. }
-            | Error::FixedBufShape { .. } => libc::EINVAL,
+            | Error::FixedBufShape { .. }
+            | Error::BadSockAddr { .. }
+            | Error::BadArgument { .. }
+            | Error::ProvidedBufShape { .. } => libc::EINVAL,
+            Error::NoBufGroupId => libc::EBUSY,
             Error::Core(e) => return e.raw_os_error(),
         })
     }

@@ -181,7 +181,6 @@ pub struct FixedFd {
 
 impl FixedFd {
     /// The slot `index`, as the kernel reported it (for the ops that fill slots).
-    #[allow(dead_code)] // the ops that fill slots come with the remaining opcodes
     pub(crate) fn new(index: u32) -> Self {
         FixedFd { index }
     }
@@ -287,6 +286,79 @@ impl From<Fd> for Target {
 impl From<&Fd> for Target {
     fn from(fd: &Fd) -> Self {
         Target::from(fd.clone())
+    }
+}
+
+/// What an op that creates a descriptor (`Socket`, `Accept`, ...) gives back: an owned
+/// [`OwnedFd`], or a [`FixedFd`] when it installs the descriptor into a registered-file slot.
+/// Implemented by these two types only.
+pub trait NewFd: crate::op::sealed::Sealed + Sized + Send + fmt::Debug + 'static {
+    /// Whether the descriptor goes into a registered-file slot.
+    #[doc(hidden)]
+    const FIXED: bool;
+    /// The descriptor a completion `res` reports, for an op installed as `slot` says.
+    #[doc(hidden)]
+    fn from_result(res: i32, slot: Slot) -> std::io::Result<Self>;
+}
+
+impl crate::op::sealed::Sealed for OwnedFd {}
+impl crate::op::sealed::Sealed for FixedFd {}
+
+impl NewFd for OwnedFd {
+    const FIXED: bool = false;
+    fn from_result(res: i32, _slot: Slot) -> std::io::Result<Self> {
+        let fd = crate::op::res_to_io(res)?;
+        // SAFETY: a successful completion of an op that creates a descriptor reports a new
+        // descriptor of this process that nothing else owns; it is taken once, here.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) })
+    }
+}
+
+impl NewFd for FixedFd {
+    const FIXED: bool = true;
+    fn from_result(res: i32, slot: Slot) -> std::io::Result<Self> {
+        let n = crate::op::res_to_io(res)?;
+        Ok(FixedFd::new(match slot {
+            Slot::Index(i) => i,
+            // The kernel reports the slot it picked.
+            Slot::Any | Slot::None => n,
+        }))
+    }
+}
+
+/// Where an op puts the descriptor it creates: a plain descriptor, a chosen slot of the
+/// registered-file table, or any free slot (`IORING_FILE_INDEX_ALLOC`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// A plain descriptor.
+    None,
+    /// Registered-file slot `n`.
+    Index(u32),
+    /// Any free slot the kernel picks (Linux 5.19).
+    Any,
+}
+
+impl Slot {
+    /// The SQE's `file_index`: 0, slot + 1, or `IORING_FILE_INDEX_ALLOC`.
+    pub(crate) fn file_index(self) -> u32 {
+        match self {
+            Slot::None => 0,
+            Slot::Index(n) => n.wrapping_add(1),
+            Slot::Any => uring_core::sys::IORING_FILE_INDEX_ALLOC,
+        }
+    }
+
+    /// Refuses a slot index the SQE cannot carry (its `file_index` would read as "none" or
+    /// "any").
+    pub(crate) fn check(self, op: &'static str) -> crate::Result<()> {
+        match self {
+            Slot::Index(n) if n >= u32::MAX - 1 => Err(crate::Error::BadArgument {
+                op,
+                why: "a registered-file slot index must be below 4294967294",
+            }),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -12,6 +12,9 @@
 //!   and registered buffers ([`FixedBuf`], from a [`FixedBufs`] pool) for the fixed ops.
 //! - Multishot ops ([`Multishot`]) stay in flight across many completions; [`Uring::drain`]
 //!   takes what has arrived without ending them.
+//! - Receives can take their buffer from a provided-buffer ring ([`BufRing`]) as data
+//!   arrives; each comes back as an owned [`ProvidedBuf`] that returns to the ring when
+//!   dropped (module [`pbuf`]).
 //! - Errors on push hand the op back ([`PushError`]), so no buffer is lost.
 //! - [`Chain`] links typed ops (`IOSQE_IO_LINK`, hard links, link timeouts) into one
 //!   all-or-nothing submission with a typed result per link; [`SharedBuf`] lets its links share
@@ -24,6 +27,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod addr;
 mod buf;
 mod chain;
 mod context;
@@ -34,24 +38,27 @@ mod multishot;
 mod op;
 pub mod ops;
 mod options;
+pub mod pbuf;
 mod raw;
 mod shared_buf;
 mod slab;
 mod uring;
 
+pub use addr::SockAddr;
 pub use buf::{IoBuf, IoBufMut};
 pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]
 pub use chain::{ChainEntry, LinkMeta, Links};
 pub use context::{Completion, Context, ContextBuilder};
 pub use error::{Error, PushError, Result};
-pub use fd::{Fd, FixedFd, IntoTarget, Target};
+pub use fd::{Fd, FixedFd, IntoTarget, NewFd, Target};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};
 #[doc(hidden)]
 pub use op::{Entry, OpCheck};
 pub use op::{Op, OpSet, Submit};
 pub use options::{OpExt, SqeOptions, WithOptions};
+pub use pbuf::{BufGroup, BufRing, BufRingBuilder, IntoGroup, ProvidedBuf};
 pub use raw::{RawCompletion, RawSqe};
 pub use shared_buf::SharedBuf;
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};

@@ -21,7 +21,11 @@
 //! Required fields become the constructor's parameters, in order, each of a kind
 //! ([`super::kinds`]): `file()` takes `impl IntoTarget`, `buf(B)` a buffer, `bufs(B)` /
 //! `bufs_mut(B)` a `Vec<B>` (kept with its iovec array), `timespec()` a `Duration` (kept inline,
-//! so the op is prepared in place), `plain(T)` a `T`. `prepare` writes every address through
+//! so the op is prepared in place), `sockaddr()` an `impl Into<SockAddr>` (kept inline, so the
+//! op is prepared in place), `group()` a provided-buffer ring or group (`impl IntoGroup`),
+//! `provision()` the group whose free buffers to hand to the kernel, `msg(B)` / `msg_mut(B)` a
+//! `Vec<B>` (kept with its iovec array in a heap `msghdr`), `plain(T)` a `T`. The kinds `dest`
+//! and `peer` are optional: `state` fields set by hand-written methods. `prepare` writes every address through
 //! [`super::kinds::SqeKinds`]; the ring writes the opcode after it, and applies
 //! [`crate::SqeOptions`] through [`crate::WithOptions`].
 //!
@@ -135,6 +139,11 @@ macro_rules! op {
     (@pty bufs_mut $t:ty) => { Vec<$t> };
     (@pty timespec) => { std::time::Duration };
     (@pty plain $t:ty) => { $t };
+    (@pty sockaddr) => { impl Into<$crate::SockAddr> };
+    (@pty group) => { impl $crate::IntoGroup };
+    (@pty provision) => { impl $crate::IntoGroup };
+    (@pty msg $t:ty) => { Vec<$t> };
+    (@pty msg_mut $t:ty) => { Vec<$t> };
 
     // From a constructor parameter to the field.
     (@init file $v:ident) => { $crate::IntoTarget::into_target($v) };
@@ -143,6 +152,13 @@ macro_rules! op {
     (@init bufs_mut $v:ident) => { $crate::ops::kinds::IoVecs::writable($v) };
     (@init timespec $v:ident) => { $crate::ops::kinds::Timespec::new($v) };
     (@init plain $v:ident) => { $v };
+    (@init sockaddr $v:ident) => { Into::<$crate::SockAddr>::into($v) };
+    (@init group $v:ident) => { $crate::IntoGroup::into_group($v) };
+    (@init provision $v:ident) => {
+        $crate::ops::kinds::Provision::reserve($crate::IntoGroup::into_group($v), u16::MAX)
+    };
+    (@init msg $v:ident) => { $crate::ops::kinds::MsgHdr::readable($v) };
+    (@init msg_mut $v:ident) => { $crate::ops::kinds::MsgHdr::writable($v) };
 
     (@name $name:ident) => { stringify!($name) };
     (@name $name:ident $opname:expr) => { $opname };

@@ -20,10 +20,17 @@ pub(crate) mod kinds;
 mod cancel;
 mod fs;
 mod link_timeout;
+mod msg;
+pub(crate) mod msg_hdr;
+mod net;
 mod nop;
 mod poll;
+mod provide;
 mod rw;
+mod sendrecv;
+mod sockcmd;
 mod timeout;
+mod zc;
 
 #[cfg(test)]
 mod tests;
@@ -31,7 +38,15 @@ mod tests;
 pub use cancel::AsyncCancel;
 pub use fs::{Fallocate, FallocateMode, Fsync};
 pub use link_timeout::{LinkTimeout, LinkTimeoutOutcome};
+pub use msg::{MsgReceived, RecvMsg, RecvMsgMulti, RecvMsgOut, SendMsg};
+pub use net::{Accept, AcceptOutput, Bind, Connect, Listen, Shutdown, Socket};
 pub use nop::Nop;
 pub use poll::{PollAdd, PollEvents, PollRemove};
+pub use provide::{ProvideBuffers, RemoveBuffers};
 pub use rw::{Read, ReadFixed, Readv, Write, WriteFixed, Writev};
+pub use sendrecv::{Recv, RecvBundle, RecvProvided, Send};
+pub use sockcmd::{GetSockOpt, SetSockOpt, SiocInq, SiocOutq};
 pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove};
+pub use zc::{SendMsgZc, SendZc, ZcNotification, ZcSent};
+#[doc(hidden)]
+pub use zc::{SendMsgZcOp, SendZcOp, ZcEntry};

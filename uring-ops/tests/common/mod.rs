@@ -102,3 +102,9 @@ macro_rules! require_kernel {
         }
     };
 }
+
+/// Pushes `op`, waits for it and returns its output.
+pub fn run<T: uring_ops::Submit>(ring: &mut uring_ops::Uring, op: T) -> T::Output {
+    let t = ring.push(op).map_err(|e| e.error).unwrap();
+    ring.wait(t).unwrap()
+}
