@@ -74,7 +74,7 @@ const LINK_TIMEOUT: u8 = sys::IORING_OP_LINK_TIMEOUT as u8;
 /// let mut ring = Uring::new(8)?;
 /// let buf = SharedBuf::new(vec![0u8; 7]);
 /// let chain = Chain::new(Read::new(&src, buf.clone(), 0)).then(Write::new(&dst, buf, 0));
-/// let ticket = ring.push(chain).map_err(|e| e.error)?;
+/// let ticket = ring.push(chain)?;
 /// let (read, write) = ring.wait(ticket)?;
 /// assert_eq!(read.into_inner().0?, 7); // the read's handle is dropped here
 /// let (written, buf) = write.into_inner();
@@ -85,7 +85,7 @@ const LINK_TIMEOUT: u8 = sys::IORING_OP_LINK_TIMEOUT as u8;
 /// // A failed first link cancels the rest, and says so.
 /// use uring_ops::ops::Nop;
 /// let chain = Chain::new(Nop::new().inject_result(-libc::EIO)).then(Nop::new());
-/// let ticket = ring.push(chain).map_err(|e| e.error)?;
+/// let ticket = ring.push(chain)?;
 /// let (first, second) = ring.wait(ticket)?;
 /// assert!(first.into_inner().is_err());
 /// match second {

@@ -222,7 +222,7 @@ impl Shared {
 /// use std::sync::Arc;
 /// use uring_ops::{ops::Nop, Context};
 /// let ctx = Arc::new(Context::new(8)?);
-/// let t = ctx.push(Nop::new()).map_err(|e| e.error)?;
+/// let t = ctx.push(Nop::new())?;
 /// let other = Arc::clone(&ctx);
 /// let res = std::thread::spawn(move || other.wait(t)).join().unwrap()?;
 /// assert_eq!(res?, 0);
@@ -344,7 +344,7 @@ impl fmt::Debug for Context {
 ///     Err(e) => return Err(e.into()),
 /// };
 /// assert!(ctx.info().flags.contains(SetupFlags::SQPOLL));
-/// assert_eq!(ctx.wait(ctx.push(Nop::new()).map_err(|e| e.error)?)??, 0);
+/// assert_eq!(ctx.wait(ctx.push(Nop::new())?)??, 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]

@@ -122,7 +122,7 @@ impl Pool {
 /// let mut buf = pool.get().expect("a free buffer");
 /// buf.extend_from_slice(b"hello");
 /// let f = std::fs::File::create(std::env::temp_dir().join("fixed-doc"))?;
-/// let t = ring.push(WriteFixed::new(&f, buf, 0)).map_err(|e| e.error)?;
+/// let t = ring.push(WriteFixed::new(&f, buf, 0))?;
 /// let (n, buf) = ring.wait(t)?;
 /// assert_eq!(n?, 5);
 /// drop(buf); // back to the pool

@@ -101,7 +101,7 @@ impl<T> Ticket<T> {
 /// ```
 /// use uring_ops::{ops::Nop, Uring};
 /// let mut ring = Uring::new(8)?;
-/// let t = ring.push(Nop::new()).map_err(|e| e.error)?;
+/// let t = ring.push(Nop::new())?;
 /// ring.wait(t)??;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -51,7 +51,7 @@ bitflags::bitflags! {
 /// use uring_ops::Uring;
 /// # let f = std::fs::File::open("/dev/zero")?;
 /// let mut ring = Uring::new(8)?;
-/// let t = ring.push(PollAdd::new(&f, PollEvents::IN)).map_err(|e| e.error)?;
+/// let t = ring.push(PollAdd::new(&f, PollEvents::IN))?;
 /// let ready = ring.wait(t)??;
 /// assert!(ready.contains(PollEvents::IN));
 /// # Ok::<(), Box<dyn std::error::Error>>(())

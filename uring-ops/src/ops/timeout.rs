@@ -79,7 +79,7 @@ pub enum TimeoutFired {
 /// use uring_ops::ops::{Timeout, TimeoutFired};
 /// use uring_ops::Uring;
 /// let mut ring = Uring::new(8)?;
-/// let t = ring.push(Timeout::new(Duration::from_millis(10))).map_err(|e| e.error)?;
+/// let t = ring.push(Timeout::new(Duration::from_millis(10)))?;
 /// assert_eq!(ring.wait(t)??, TimeoutFired::Expired);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
