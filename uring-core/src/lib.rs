@@ -1,30 +1,10 @@
-//! io_uring rings: setup, the submission and completion queues with their memory ordering,
-//! entering the kernel, and registration.
-//!
-//! # Example
-//!
-//! One NOP through the rings: reserve an SQE in place, fill it, commit, submit, reap the CQE.
-//!
-//! ```
-//! use uring_core::{sys, Builder};
-//! # if cfg!(miri) { return Ok(()); } // Miri cannot make io_uring system calls.
-//!
-//! let mut ring = Builder::new(8).build()?;
-//! let mut sqes = ring.sq().reserve(1)?; // one zeroed SQE, in the ring itself
-//! sqes.first().set_opcode(sys::IORING_OP_NOP as u8).set_user_data(42);
-//! // SAFETY: a NOP names no memory, so nothing has to outlive it.
-//! unsafe { sqes.commit() };
-//! ring.submit_and_wait(1)?;
-//! let cqe = ring.cq().pop().expect("the NOP's completion");
-//! assert_eq!((cqe.user_data(), cqe.result()?), (42, 0));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # What it holds
 //!
-//! This is the layer for people who build their own runtime on raw SQEs. It owns the ring
-//! memory and every atomic access to it; what an SQE points at is the caller's business, which
-//! is why committing SQEs is `unsafe` (the typed, owning layer is `uring-ops`).
+//! This crate owns the ring memory and every atomic access to it; what an SQE points at is the
+//! caller's business, which is why committing SQEs is `unsafe` (the typed, owning layer is
+//! `uring-ops`).
 //!
 //! - [`Builder`] sets a ring up (every setup flag, checked before the kernel sees it) and
 //!   [`Ring`] holds it: a [`SubmissionQueue`] and a [`CompletionQueue`], usable together through

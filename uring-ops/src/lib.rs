@@ -1,32 +1,4 @@
-//! Typed io_uring operations that own their buffers until the kernel is done with them.
-//!
-//! # Example
-//!
-//! A read that owns its buffer until the kernel is done and then hands it back, and a two-link
-//! chain (the fsync starts only once the write has succeeded).
-//!
-//! ```
-//! use uring_ops::ops::{Fsync, Read, Write};
-//! use uring_ops::{Chain, Uring};
-//!
-//! let path = std::env::temp_dir().join(format!("uring-ops-example-{}", std::process::id()));
-//! std::fs::write(&path, "hello, ring")?;
-//! let file = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
-//! let mut ring = Uring::new(8)?;
-//!
-//! let ticket = ring.push(Read::new(&file, Vec::with_capacity(64), 0))?;
-//! let (read, buf) = ring.wait(ticket)?;
-//! assert_eq!((read?, &buf[..]), (11, &b"hello, ring"[..]));
-//!
-//! let chain = Chain::new(Write::new(&file, b"HELLO".to_vec(), 0)).then(Fsync::new(&file));
-//! let ticket = ring.push(chain)?;
-//! let (write, fsync) = ring.wait(ticket)?;
-//! assert_eq!(write.into_inner().0?, 5);
-//! fsync.into_inner()?;
-//! assert_eq!(std::fs::read(&path)?, b"HELLO, ring");
-//! # std::fs::remove_file(&path)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # What it holds
 //!
