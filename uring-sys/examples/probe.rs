@@ -70,27 +70,6 @@ fn main() -> ExitCode {
     }
 }
 
-const FEATURES: &[(u32, &str)] = &[
-    (IORING_FEAT_SINGLE_MMAP, "SINGLE_MMAP"),
-    (IORING_FEAT_NODROP, "NODROP"),
-    (IORING_FEAT_SUBMIT_STABLE, "SUBMIT_STABLE"),
-    (IORING_FEAT_RW_CUR_POS, "RW_CUR_POS"),
-    (IORING_FEAT_CUR_PERSONALITY, "CUR_PERSONALITY"),
-    (IORING_FEAT_FAST_POLL, "FAST_POLL"),
-    (IORING_FEAT_POLL_32BITS, "POLL_32BITS"),
-    (IORING_FEAT_SQPOLL_NONFIXED, "SQPOLL_NONFIXED"),
-    (IORING_FEAT_EXT_ARG, "EXT_ARG"),
-    (IORING_FEAT_NATIVE_WORKERS, "NATIVE_WORKERS"),
-    (IORING_FEAT_RSRC_TAGS, "RSRC_TAGS"),
-    (IORING_FEAT_CQE_SKIP, "CQE_SKIP"),
-    (IORING_FEAT_LINKED_FILE, "LINKED_FILE"),
-    (IORING_FEAT_REG_REG_RING, "REG_REG_RING"),
-    (IORING_FEAT_RECVSEND_BUNDLE, "RECVSEND_BUNDLE"),
-    (IORING_FEAT_MIN_TIMEOUT, "MIN_TIMEOUT"),
-    (IORING_FEAT_RW_ATTR, "RW_ATTR"),
-    (IORING_FEAT_NO_IOWAIT, "NO_IOWAIT"),
-];
-
 fn probe(entries: u32) -> io::Result<()> {
     let mut p = io_uring_params::default();
     let ring = io_uring_setup(entries, &mut p)
@@ -101,11 +80,7 @@ fn probe(entries: u32) -> io::Result<()> {
         p.sq_entries,
         p.cq_entries
     );
-    let feats: Vec<&str> = FEATURES
-        .iter()
-        .filter(|(b, _)| p.features & b != 0)
-        .map(|(_, n)| *n)
-        .collect();
+    let feats: Vec<&str> = feature_names(p.features).collect();
     println!("features 0x{:x}: {}", p.features, feats.join(" "));
 
     // Probe: which opcodes this kernel supports.

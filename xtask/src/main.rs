@@ -2,11 +2,14 @@
 //!
 //! Run with `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
 //!
-//! - `regen-bindings [--check] [--headers DIR]`: regenerate `uring-sys/src/bindings.rs` from the
-//!   pinned Linux UAPI headers (see [`bindings`]).
+//! - `regen-bindings [--check | --update [VERSION] [--suite SUITE] | --update --headers DIR]`:
+//!   regenerate `uring-sys/src/bindings.rs` and `names.rs` from the Linux UAPI headers kept in
+//!   `uapi/` (see [`bindings`]), or replace those headers first (see [`uapi`]).
 
 mod apt;
 mod bindings;
+mod names;
+mod uapi;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -37,13 +40,17 @@ fn print_help() {
     println!(
         "cargo xtask <command>\n\n\
          commands:\n  \
-         regen-bindings [--check] [--headers DIR]\n      \
-         regenerate uring-sys/src/bindings.rs from Linux UAPI headers\n      \
-         (default: Debian linux-libc-dev {} from {}, fetched into target/)\n      \
-         --check     fail if the checked-in file differs from a fresh generation\n      \
-         --headers   use this UAPI include tree instead (e.g. from `make headers_install`)",
-        bindings::PINNED_VERSION,
-        bindings::PINNED_SUITE,
+         regen-bindings [--check]\n      \
+         regenerate uring-sys/src/{{bindings,names}}.rs from the UAPI headers in uapi/\n      \
+         (no network; needs libclang and rustfmt)\n      \
+         --check     fail if a checked-in file differs from a fresh generation\n  \
+         regen-bindings --update [VERSION] [--suite SUITE]\n      \
+         replace uapi/ by Debian's linux-libc-dev VERSION (default: the newest) from\n      \
+         SUITE (default: {}), fetched with apt-get download, then regenerate\n  \
+         regen-bindings --update --headers DIR\n      \
+         replace uapi/ from a UAPI include tree (e.g. `make headers_install`), then\n      \
+         regenerate",
+        uapi::DEFAULT_SUITE,
     );
 }
 
