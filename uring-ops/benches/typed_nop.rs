@@ -98,7 +98,7 @@ fn typed(ring: &mut Uring, batches: u64) -> u64 {
 
 /// Typed 64-byte reads of `/dev/zero`, batch 32, each op's buffer reused by the next batch.
 fn typed_read(ring: &mut Uring, batches: u64) -> u64 {
-    let f = std::fs::File::open("/dev/zero").expect("/dev/zero");
+    let f = uring_ops::Fd::new(std::fs::File::open("/dev/zero").expect("/dev/zero"));
     let mut sum = 0u64;
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(64)).collect();
     let mut tickets = Vec::with_capacity(BATCH as usize);

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Instant;
 use uring_ops::ops::{Fsync, Read, Write};
-use uring_ops::{Chain, Linked, SharedBuf, Ticket, Uring};
+use uring_ops::{Chain, Fd, Linked, SharedBuf, Ticket, Uring};
 
 type CopyChain = Chain<(Read<SharedBuf<Vec<u8>>>, Write<SharedBuf<Vec<u8>>>)>;
 
@@ -123,6 +123,8 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
         .map_err(|e| format!("opening {dst_name}: {e}"))?;
     let size = src_meta.len();
     let block = args.block as u64;
+    // Shared handles: every op holds one, so a file stays open until its last op completes.
+    let (src, dst) = (Fd::new(src), Fd::new(dst));
 
     let started = Instant::now();
     let mut ring = Uring::new(2 * args.depth).map_err(|e| format!("setting up the ring: {e}"))?;
@@ -202,8 +204,7 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
         .map_err(|e| format!("fsync {dst_name}: {e}"))?;
     let seconds = started.elapsed().as_secs_f64();
 
-    let written = dst
-        .metadata()
+    let written = std::fs::metadata(&args.dst)
         .map_err(|e| format!("reading {dst_name}'s size: {e}"))?
         .len();
     if written != size {

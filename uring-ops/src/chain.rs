@@ -2,7 +2,7 @@
 //! all at once, completing into one typed result per link.
 
 use crate::error::{Error, Result};
-use crate::op::{Entry, Op, OpCheck, SqeOptions, Submit};
+use crate::op::{check_op, prepare_op, sealed, Entry, Op, OpCheck, Submit};
 use std::fmt;
 use uring_core::{sys, Sqe, SqeFlags};
 
@@ -47,12 +47,12 @@ const LINK_TIMEOUT: u8 = sys::IORING_OP_LINK_TIMEOUT as u8;
 ///
 /// # Skip-success
 ///
-/// Links with [`SqeOptions::skip_success`] are refused (`Error::InvalidArgument`). A chain is
-/// finished when every SQE has posted its completion; with skipped successes the ring would
-/// have to infer that from the kernel's rule that a failed skip-success link silences the rest
-/// of the chain, which is only sound if the kernel submits the chain as one unit. It does not
-/// promise to: an SQPOLL thread shared between rings submits at most 8 SQEs per round, and a
-/// submission cut short (a failed request allocation) can end in the middle of a chain, whose
+/// No link can ask for `IOSQE_CQE_SKIP_SUCCESS` ([`crate::SqeOptions`] does not offer it). A
+/// chain is finished when every SQE has posted its completion; with skipped successes the ring
+/// would have to infer that from the kernel's rule that a failed skip-success link silences the
+/// rest of the chain, which is only sound if the kernel submits the chain as one unit. It does
+/// not promise to: an SQPOLL thread shared between rings submits at most 8 SQEs per round, and
+/// a submission cut short (a failed request allocation) can end in the middle of a chain, whose
 /// tail then runs as a chain of its own. Finishing early in those cases would free memory the
 /// kernel still uses, so every link posts its completion and the chain finishes on the last.
 ///
@@ -69,11 +69,11 @@ const LINK_TIMEOUT: u8 = sys::IORING_OP_LINK_TIMEOUT as u8;
 /// let (src_path, dst_path) = (dir.join("chain-doc-src"), dir.join("chain-doc-dst"));
 /// std::fs::File::create(&src_path)?.write_all(b"linked!")?;
 /// let src = std::fs::File::open(&src_path)?;
-/// let dst = std::fs::File::create(&dst_path)?;
+/// let dst = std::fs::File::create(&dst_path)?; // moved into the write: closed when it is done
 ///
 /// let mut ring = Uring::new(8)?;
 /// let buf = SharedBuf::new(vec![0u8; 7]);
-/// let chain = Chain::new(Read::new(&src, buf.clone(), 0)).then(Write::new(&dst, buf, 0));
+/// let chain = Chain::new(Read::new(src, buf.clone(), 0)).then(Write::new(dst, buf, 0));
 /// let ticket = ring.push(chain)?;
 /// let (read, write) = ring.wait(ticket)?;
 /// assert_eq!(read.into_inner().0?, 7); // the read's handle is dropped here
@@ -121,9 +121,9 @@ impl<A: Op> Chain<(A,)> {
 }
 
 impl<O: Op> Chain<Vec<O>> {
-    /// A chain of ops of one type, linked in order (up to [`MAX_LINKS`]; more, or none, is
-    /// refused at push with [`Error::InvalidArgument`]). It completes into a `Vec` of
-    /// [`Linked`] outputs, in order.
+    /// A chain of ops of one type, linked in order (up to [`MAX_LINKS`]; more is refused at
+    /// push with [`Error::ChainTooLong`], none with [`Error::EmptyChain`]). It completes into
+    /// a `Vec` of [`Linked`] outputs, in order.
     pub fn from_vec(ops: Vec<O>) -> Self {
         Chain {
             meta: ops.new_meta(),
@@ -243,10 +243,6 @@ pub struct LinkMeta {
     flags: u32,
 }
 
-mod sealed {
-    pub trait Sealed {}
-}
-
 /// The links of a [`Chain`]: tuples of 1 to 8 ops, or a `Vec` of ops of one type. Implemented
 /// by this crate only.
 #[doc(hidden)]
@@ -263,11 +259,9 @@ pub trait Links: sealed::Sealed + Send + 'static {
     fn opcode(&self, i: usize) -> u8;
     /// Type name of link `i`.
     fn name(&self, i: usize) -> &'static str;
-    /// Checks link `i`'s op against the ring.
+    /// Checks link `i`'s op against the ring, and its arguments.
     fn check(&self, i: usize, ops: &OpCheck) -> Result<()>;
-    /// SQE options of link `i`.
-    fn options(&self, i: usize) -> SqeOptions;
-    /// Prepares link `i`'s SQE (the op's `prepare`).
+    /// Prepares link `i`'s SQE (the op's `prepare`, then its opcode).
     fn prepare(&mut self, i: usize, sqe: &mut Sqe);
     /// Whether `res` fails link `i` ([`Op::fails_link`]).
     fn fails_link(&self, i: usize, res: i32) -> bool;
@@ -301,7 +295,7 @@ macro_rules! tuple_links {
             }
             fn opcode(&self, i: usize) -> u8 {
                 match i {
-                    $($i => $T::OPCODE,)+
+                    $($i => self.$i.opcode(),)+
                     _ => u8::MAX,
                 }
             }
@@ -313,21 +307,14 @@ macro_rules! tuple_links {
             }
             fn check(&self, i: usize, ops: &OpCheck) -> Result<()> {
                 match i {
-                    $($i => ops.check::<$T>(),)+
+                    $($i => check_op(&self.$i, ops),)+
                     _ => Ok(()),
-                }
-            }
-            #[inline]
-            fn options(&self, i: usize) -> SqeOptions {
-                match i {
-                    $($i => self.$i.options(),)+
-                    _ => SqeOptions::new(),
                 }
             }
             #[inline]
             fn prepare(&mut self, i: usize, sqe: &mut Sqe) {
                 match i {
-                    $($i => self.$i.prepare(sqe),)+
+                    $($i => prepare_op(&mut self.$i, sqe),)+
                     _ => {}
                 }
             }
@@ -409,23 +396,19 @@ impl<O: Op> Links for Vec<O> {
     fn link_count(&self) -> usize {
         self.len()
     }
-    fn opcode(&self, _i: usize) -> u8 {
-        O::OPCODE
+    fn opcode(&self, i: usize) -> u8 {
+        self.get(i).map_or(u8::MAX, Op::opcode)
     }
     fn name(&self, _i: usize) -> &'static str {
         O::NAME
     }
-    fn check(&self, _i: usize, ops: &OpCheck) -> Result<()> {
-        ops.check::<O>()
-    }
-    #[inline]
-    fn options(&self, i: usize) -> SqeOptions {
-        self.get(i).map_or(SqeOptions::new(), Op::options)
+    fn check(&self, i: usize, ops: &OpCheck) -> Result<()> {
+        self.get(i).map_or(Ok(()), |op| check_op(op, ops))
     }
     #[inline]
     fn prepare(&mut self, i: usize, sqe: &mut Sqe) {
         if let Some(op) = self.get_mut(i) {
-            op.prepare(sqe);
+            prepare_op(op, sqe);
         }
     }
     fn fails_link(&self, i: usize, res: i32) -> bool {
@@ -520,11 +503,14 @@ impl<L: Links> ChainEntry<L> {
     }
 }
 
-// SAFETY: `prepare` forwards to the links' `Op::prepare` (each names only memory its op owns,
-// and the ops stay inside this entry, unmoved, while the ring holds it); the entry finishes when
-// every one of its SQEs has posted its final completion (no skip-success is accepted, and a CQE
-// flagged `IORING_CQE_F_MORE` is not final), so no completion, and no kernel access to the
-// entry's memory, can follow.
+impl<L: Links> sealed::Sealed for ChainEntry<L> {}
+impl<L: Links> sealed::Sealed for Chain<L> {}
+
+// SAFETY: `prepare` forwards to the links' `Op::prepare` (each names only memory and files its
+// op owns, and the ops stay inside this entry, unmoved, while the ring holds it); the entry
+// finishes when every one of its SQEs has posted its final completion (no op can set
+// skip-success, and a CQE flagged `IORING_CQE_F_MORE` is not final), so no completion, and no
+// kernel access to the entry's memory, can follow.
 unsafe impl<L: Links> Entry for ChainEntry<L> {
     type Output = L::Output;
 
@@ -536,38 +522,23 @@ unsafe impl<L: Links> Entry for ChainEntry<L> {
     fn check(&self, ops: &OpCheck) -> Result<()> {
         let n = self.links.link_count();
         if n == 0 {
-            return Err(Error::InvalidArgument(
-                "a chain needs at least one link".into(),
-            ));
+            return Err(Error::EmptyChain);
         }
         if n > MAX_LINKS {
-            return Err(Error::InvalidArgument(format!(
-                "a chain has at most {MAX_LINKS} links, this one has {n}"
-            )));
+            return Err(Error::ChainTooLong {
+                links: n,
+                max: MAX_LINKS,
+            });
         }
         for i in 0..n {
             self.links.check(i, ops)?;
-            let name = self.links.name(i);
-            crate::op::refuse_buffer_select(&self.links.options(i), name)?;
-            if self.links.options(i).skips_success() {
-                return Err(Error::InvalidArgument(format!(
-                    "link {i} ({name}) sets skip_success, which chains refuse: a chain finishes \
-                     when every link has posted its completion (see Chain, \"Skip-success\")"
-                )));
-            }
-            if self.links.opcode(i) == LINK_TIMEOUT {
-                if i == 0 {
-                    return Err(Error::InvalidArgument(format!(
-                        "link 0 is a {name}: a link timeout guards the link before it, so it \
-                         cannot start a chain"
-                    )));
-                }
-                if self.links.opcode(i - 1) == LINK_TIMEOUT {
-                    return Err(Error::InvalidArgument(format!(
-                        "link {i} ({name}) follows another link timeout: a link timeout must \
-                         follow the op it guards"
-                    )));
-                }
+            if self.links.opcode(i) == LINK_TIMEOUT
+                && (i == 0 || self.links.opcode(i - 1) == LINK_TIMEOUT)
+            {
+                return Err(Error::MisplacedLinkTimeout {
+                    link: i,
+                    op: self.links.name(i),
+                });
             }
         }
         Ok(())
@@ -577,7 +548,6 @@ unsafe impl<L: Links> Entry for ChainEntry<L> {
     fn prepare(&mut self, i: u32, sqe: &mut Sqe) {
         let i = i as usize;
         self.links.prepare(i, sqe);
-        self.links.options(i).apply(sqe);
         if i + 1 < self.links.link_count() {
             sqe.add_flags(self.link_flag(i));
         }
@@ -607,8 +577,7 @@ unsafe impl<L: Links> Entry for ChainEntry<L> {
     }
 }
 
-// SAFETY: a chain is entered as a `ChainEntry`, whose contract is above.
-unsafe impl<L: Links> Submit for Chain<L> {
+impl<L: Links> Submit for Chain<L> {
     type Output = L::Output;
     type Entry = ChainEntry<L>;
 
@@ -691,28 +660,51 @@ mod tests {
     #[test]
     fn refusals() {
         let ops = all();
-        let err = |e: Result<()>| match e {
-            Err(Error::InvalidArgument(m)) => m,
-            other => panic!("{other:?}"),
-        };
-        let m = err(Chain::new(LinkTimeout::new(Duration::ZERO))
-            .into_entry()
-            .check(&ops));
-        assert!(m.contains("link 0 is a LinkTimeout"), "{m}");
+        let check = |e: ChainEntry<_>| e.check(&ops).unwrap_err();
+        assert!(matches!(
+            check(Chain::new(LinkTimeout::new(Duration::ZERO)).into_entry()),
+            Error::MisplacedLinkTimeout {
+                link: 0,
+                op: "LinkTimeout"
+            }
+        ));
         let c = Chain::new(Nop::new())
             .link_timeout(Duration::ZERO)
             .link_timeout(Duration::ZERO);
-        let m = err(c.into_entry().check(&ops));
-        assert!(m.contains("link 2 (LinkTimeout) follows another"), "{m}");
-        let c = Chain::new(Nop::new()).then(Nop::new().options(SqeOptions::new().skip_success()));
-        let m = err(c.into_entry().check(&ops));
-        assert!(m.contains("link 1 (Nop) sets skip_success"), "{m}");
-        let m = err(Chain::from_vec(Vec::<Nop>::new()).into_entry().check(&ops));
-        assert!(m.contains("at least one"), "{m}");
-        let m = err(Chain::from_vec(vec![Nop::new(); 257])
+        let e = c.into_entry().check(&ops).unwrap_err();
+        assert!(
+            matches!(e, Error::MisplacedLinkTimeout { link: 2, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "link 2 (LinkTimeout) does not follow an op it could guard: a link timeout must \
+             come right after the op it guards"
+        );
+        // An op's own argument check runs for links too.
+        let c = Chain::new(Nop::new()).then(Nop::new().inject_result(i32::MIN));
+        let e = c.into_entry().check(&ops).unwrap_err();
+        assert!(matches!(e, Error::NotAnErrno { res: i32::MIN }), "{e:?}");
+        let e = Chain::from_vec(Vec::<Nop>::new())
             .into_entry()
-            .check(&ops));
-        assert!(m.contains("at most 256 links, this one has 257"), "{m}");
+            .check(&ops)
+            .unwrap_err();
+        assert!(matches!(e, Error::EmptyChain), "{e:?}");
+        let e = Chain::from_vec(vec![Nop::new(); 257])
+            .into_entry()
+            .check(&ops)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ChainTooLong {
+                    links: 257,
+                    max: 256
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
         assert!(Chain::from_vec(vec![Nop::new(); 256])
             .into_entry()
             .check(&ops)
@@ -725,7 +717,7 @@ mod tests {
         let mut allowed = OpSet::empty();
         allowed.insert(Nop::OPCODE);
         let c = Chain::new(Nop::new())
-            .then(Read::new(Target::Fd(0), vec![0u8; 1], 0))
+            .then(Read::new(Target::fixed(0), vec![0u8; 1], 0))
             .link_timeout(Duration::ZERO);
         match c.into_entry().check(&OpCheck::new(supported, allowed)) {
             Err(Error::NotAllowed { op: "READ" }) => {}
@@ -735,7 +727,7 @@ mod tests {
         supported.insert(Nop::OPCODE);
         supported.insert(Read::<Vec<u8>>::OPCODE);
         let c = Chain::new(Nop::new())
-            .then(Read::new(Target::Fd(0), vec![0u8; 1], 0))
+            .then(Read::new(Target::fixed(0), vec![0u8; 1], 0))
             .link_timeout(Duration::ZERO);
         match c.into_entry().check(&OpCheck::new(supported, OpSet::all())) {
             Err(Error::Unsupported {
@@ -804,7 +796,7 @@ mod tests {
         assert!(b.is_cancelled());
         // A short read fails its link.
         let (r, n) = run(
-            Chain::new(Read::new(Target::Fd(0), vec![0u8; 8], 0)).then(Nop::new()),
+            Chain::new(Read::new(Target::fixed(0), vec![0u8; 8], 0)).then(Nop::new()),
             &[(0, 3), (1, ecanceled)],
         );
         assert_eq!(r.ran().unwrap().0.unwrap(), 3);
@@ -855,7 +847,7 @@ mod tests {
 
     #[test]
     fn a_refused_chain_comes_back_whole() {
-        let c = Chain::new(Read::new(Target::Fd(0), vec![1u8, 2], 0)).then(Nop::new());
+        let c = Chain::new(Read::new(Target::fixed(0), vec![1u8, 2], 0)).then(Nop::new());
         let c = Chain::from_entry(c.into_entry());
         let (r, _) = c.into_links();
         assert_eq!(r.into_buf(), [1, 2]);

@@ -285,7 +285,7 @@ impl fmt::Debug for Context {
 ///
 /// A context submits from every thread that pushes (under a lock) and waits, sleeping in the
 /// kernel, from every thread that waits. [`ContextBuilder::build`] therefore refuses, with
-/// [`Error::InvalidArgument`] naming the flag and before any ring is made:
+/// [`Error::ContextSetupFlag`] naming the flag and why, before any ring is made:
 ///
 /// - `IORING_SETUP_DEFER_TASKRUN`: the kernel runs completion work only when the thread that
 ///   submitted waits for completions, and refuses (`EEXIST`) a wait from any other thread.
@@ -325,7 +325,7 @@ impl fmt::Debug for Context {
 /// ```
 /// use uring_ops::{ops::{Nop, Readv, Writev}, Context, Error};
 /// let ctx = Context::builder(16).allow::<Readv<Vec<u8>>>().allow::<Nop>().build()?;
-/// let f = std::fs::File::open("/dev/null")?;
+/// let f = uring_ops::Fd::new(std::fs::File::open("/dev/null")?);
 /// let refused = ctx.push(Writev::new(&f, vec![vec![1u8]], 0)).unwrap_err();
 /// assert!(matches!(refused.error, Error::NotAllowed { op: "WRITEV" }));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -401,7 +401,7 @@ impl ContextBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming a setup flag a context refuses (before any ring is
+    /// [`Error::ContextSetupFlag`] naming a setup flag a context refuses (before any ring is
     /// made; see "Setup flags" above); [`Error::Core`]: the setup refused (as for
     /// [`Builder::build`]), the probe, or the restriction or enabling registration failing,
     /// with the kernel's errno.
@@ -427,29 +427,37 @@ impl ContextBuilder {
 /// Refuses the setup flags a [`Context`] cannot honour (see "Setup flags" on
 /// [`ContextBuilder`]), naming the flag and why.
 fn check_setup_flags(f: SetupFlags) -> Result<()> {
-    let why = if f.contains(SetupFlags::DEFER_TASKRUN) {
-        "IORING_SETUP_DEFER_TASKRUN: the kernel runs completion work only when the submitting \
-         thread waits, and refuses (EEXIST) a wait from any other thread, while a Context \
-         submits and waits from any thread"
+    let (flag, why) = if f.contains(SetupFlags::DEFER_TASKRUN) {
+        (
+            "DEFER_TASKRUN",
+            "the kernel runs completion work only when the submitting thread waits, and \
+             refuses (EEXIST) a wait from any other thread, while a Context submits and waits \
+             from any thread",
+        )
     } else if f.contains(SetupFlags::SINGLE_ISSUER) && !f.contains(SetupFlags::SQPOLL) {
-        "IORING_SETUP_SINGLE_ISSUER without SQPOLL: the kernel refuses (EEXIST) submissions \
-         from any thread but the one that made the ring, while a Context submits from every \
-         thread that pushes (with SQPOLL the poller thread is the single issuer, and it is \
-         accepted)"
+        (
+            "SINGLE_ISSUER",
+            "without SQPOLL the kernel refuses (EEXIST) submissions from any thread but the one \
+             that made the ring, while a Context submits from every thread that pushes (with \
+             SQPOLL the poller thread is the single issuer, and it is accepted)",
+        )
     } else if f.intersects(SetupFlags::IOPOLL | SetupFlags::HYBRID_IOPOLL) {
-        "IORING_SETUP_IOPOLL: a polled ring completes only while a thread busy-polls it, so a \
-         Context's blocking waits would spin, and it refuses the ASYNC_CANCEL a Context's drop \
-         relies on (use Uring for polled I/O)"
+        (
+            "IOPOLL",
+            "a polled ring completes only while a thread busy-polls it, so a Context's blocking \
+             waits would spin, and it refuses the ASYNC_CANCEL a Context's drop relies on (use \
+             Uring for polled I/O)",
+        )
     } else if f.contains(SetupFlags::R_DISABLED) {
-        "IORING_SETUP_R_DISABLED: a Context disables and enables its ring itself, to register \
-         an allowlist (ContextBuilder::allow); a ring left disabled would refuse every \
-         submission"
+        (
+            "R_DISABLED",
+            "a Context disables and enables its ring itself, to register an allowlist \
+             (ContextBuilder::allow); a ring left disabled would refuse every submission",
+        )
     } else {
         return Ok(());
     };
-    Err(Error::InvalidArgument(format!(
-        "a Context cannot use {why}"
-    )))
+    Err(Error::ContextSetupFlag { flag, why })
 }
 
 /// Registers the restrictions of a disabled ring and enables it.
@@ -500,7 +508,7 @@ impl Context {
     /// # Errors
     ///
     /// As for [`ContextBuilder::build`]: setup flags a context refuses are named in an
-    /// [`Error::InvalidArgument`] before any ring is made.
+    /// [`Error::ContextSetupFlag`] before any ring is made.
     pub fn with_builder(builder: &Builder) -> Result<Self> {
         ContextBuilder::with_builder(builder.clone()).build()
     }
@@ -559,7 +567,7 @@ impl Context {
     /// [`Error::NotAllowed`] naming the op, [`Error::QueueFull`] when the submission queue is
     /// still full after handing its SQEs to the kernel (the kernel refused them, or the op
     /// needs more SQEs than the ring has), [`Error::TooManyOps`] when the ring already tracks
-    /// its maximum of ops, [`Error::InvalidArgument`], [`Error::Core`].
+    /// its maximum of ops, the op's own argument errors, [`Error::Core`].
     pub fn push<T: Submit>(&self, op: T) -> Result<Ticket<T>, PushError<T>> {
         self.push_inner(op, None)
     }
@@ -606,10 +614,10 @@ impl Context {
         };
         let key = {
             let mut sh = lock(&self.shared);
-            let (key, e) = match sh.slab.insert(entry) {
-                Ok(k) => k,
-                Err(entry) => return Err(slab_full(entry)),
+            let Some(slot) = sh.slab.vacant() else {
+                return Err(slab_full(entry));
             };
+            let (key, e) = slot.insert(entry);
             for i in 0..n {
                 let sqe = r.get(i).expect("reserved");
                 e.prepare(i, sqe);
@@ -1065,7 +1073,7 @@ mod tests {
             .allow::<Nop>()
             .build()
             .unwrap();
-        let f = std::fs::File::open("/dev/null").unwrap();
+        let f = crate::Fd::new(std::fs::File::open("/dev/null").unwrap());
         let refused = ctx
             .push(Writev::new(&f, vec![vec![0u8; 4]], 0))
             .unwrap_err();
@@ -1074,9 +1082,7 @@ mod tests {
         let t = ctx.push(Writev::new(&f, vec![vec![0u8; 4]], 0)).unwrap();
         let (res, _) = ctx.wait(t).unwrap();
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EACCES));
-        let t = ctx
-            .push(Nop::new().options(crate::SqeOptions::new().asynchronous()))
-            .unwrap();
+        let t = ctx.push(crate::OpExt::asynchronous(Nop::new())).unwrap();
         assert_eq!(ctx.wait(t).unwrap().unwrap(), 0);
     }
 

@@ -122,7 +122,7 @@ impl Pool {
 /// let mut buf = pool.get().expect("a free buffer");
 /// buf.extend_from_slice(b"hello");
 /// let f = std::fs::File::create(std::env::temp_dir().join("fixed-doc"))?;
-/// let t = ring.push(WriteFixed::new(&f, buf, 0))?;
+/// let t = ring.push(WriteFixed::new(f, buf, 0))?;
 /// let (n, buf) = ring.wait(t)?;
 /// assert_eq!(n?, 5);
 /// drop(buf); // back to the pool
@@ -149,27 +149,22 @@ impl FixedBufs {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a zero or too large `count` (at most
+    /// [`Error::FixedBufShape`] for a zero or too large `count` (at most
     /// [`MAX_FIXED_BUFS`]) or `size` (at most [`MAX_FIXED_BUF_SIZE`]); [`Error::Core`] when the
     /// kernel refuses: `EBUSY` if the ring already has registered buffers, `ENOMEM` past the
     /// locked-memory limit (`RLIMIT_MEMLOCK`).
     pub fn register(ring: &Uring, count: usize, size: usize) -> Result<Self> {
+        let shape = |why| Error::FixedBufShape { count, size, why };
         if count == 0 || count > MAX_FIXED_BUFS {
-            return Err(Error::InvalidArgument(format!(
-                "fixed buffer count {count}: must be in 1..={MAX_FIXED_BUFS}"
-            )));
+            return Err(shape("the count must be in 1..=16384 (MAX_FIXED_BUFS)"));
         }
         if size == 0 || size > MAX_FIXED_BUF_SIZE {
-            return Err(Error::InvalidArgument(format!(
-                "fixed buffer size {size}: must be in 1..={MAX_FIXED_BUF_SIZE}"
-            )));
+            return Err(shape("the size must be in 1..=1 GiB (MAX_FIXED_BUF_SIZE)"));
         }
         let layout = count
             .checked_mul(size)
             .and_then(|total| Layout::from_size_align(total, ALIGN).ok())
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("{count} fixed buffers of {size} bytes: too large"))
-            })?;
+            .ok_or_else(|| shape("the pool's size overflows"))?;
         let dup = ring
             .ring()
             .as_fd()
@@ -360,6 +355,7 @@ impl DerefMut for FixedBuf {
 // while any `FixedBuf` holds the pool (so across moves of `self`); it is valid for `size`
 // bytes, all initialised. `fixed_index` is the index this memory was registered under.
 unsafe impl IoBuf for FixedBuf {
+    const FIXED: bool = true;
     fn stable_ptr(&self) -> *const u8 {
         self.pool.buf_ptr(self.index)
     }

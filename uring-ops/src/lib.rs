@@ -7,6 +7,9 @@
 //!   [`Ticket`]. Safe code cannot make the kernel touch freed memory: a dropped or forgotten
 //!   ticket leaves the op in the ring, and a ring dropped with ops in flight cancels them, waits
 //!   a bounded time, and leaks (never frees) what the kernel may still use.
+//! - Nor can it make an op act on a file it was not given: an op holds its file open
+//!   ([`Target`]: a share of an [`Fd`], or a registered-file index) until its completion is
+//!   reaped, however late the kernel looks the descriptor up.
 //! - Buffers are anything implementing [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, ...,
 //!   and registered buffers ([`FixedBuf`], from a [`FixedBufs`] pool) for the fixed ops.
 //! - Multishot ops ([`Multishot`]) stay in flight across many completions; [`Uring::drain`]
@@ -27,10 +30,12 @@ mod buf;
 mod chain;
 mod context;
 mod error;
+mod fd;
 mod fixed_buf;
 mod multishot;
 mod op;
 pub mod ops;
+mod options;
 mod raw;
 mod shared_buf;
 mod slab;
@@ -42,9 +47,13 @@ pub use chain::{Chain, Linked, MAX_LINKS};
 pub use chain::{ChainEntry, LinkMeta, Links};
 pub use context::{Completion, Context, ContextBuilder};
 pub use error::{Error, PushError, Result};
+pub use fd::{Fd, FixedFd, IntoTarget, Target};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};
-pub use op::{Entry, Op, OpCheck, OpSet, SqeOptions, Submit, Target};
+#[doc(hidden)]
+pub use op::{Entry, OpCheck};
+pub use op::{Op, OpSet, Submit};
+pub use options::{OpExt, SqeOptions, WithOptions};
 pub use raw::{RawCompletion, RawSqe};
 pub use shared_buf::SharedBuf;
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};

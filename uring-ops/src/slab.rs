@@ -330,40 +330,26 @@ impl Slab {
         true
     }
 
+    /// A free slot to store an entry in ([`Vacant::insert`]), growing the slab if needed;
+    /// `None` when the slab already holds [`MAX_ENTRIES`]. (Separate from the insert itself
+    /// so that a refused entry is never moved in and back out: the push path keeps it where
+    /// it is.)
+    #[inline]
+    pub(crate) fn vacant(&mut self) -> Option<Vacant<'_>> {
+        if self.free.is_null() && !self.grow() {
+            return None;
+        }
+        Some(Vacant { slab: self })
+    }
+
     /// Stores `e` in a free slot, marked in flight. Returns the slot's key and the entry, in
     /// place, to prepare its SQEs; or `e` back when the slab already holds [`MAX_ENTRIES`].
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn insert<E: Entry>(&mut self, e: E) -> Result<(u64, &mut E), E> {
-        if self.free.is_null() && !self.grow() {
-            return Err(e);
+        match self.vacant() {
+            Some(v) => Ok(v.insert(e)),
+            None => Err(e),
         }
-        // SAFETY: a slot on the free list, in a live chunk (the field's invariant); `&mut self`
-        // excludes every other access to it.
-        let slot = unsafe { &mut *self.free };
-        self.free = slot.next_free;
-        // A free slot's tag is its key alone (state FREE, SINGLE clear): adding the new state
-        // is enough.
-        let key = slot.tag;
-        debug_assert_eq!(key, key_of(key));
-        // An add rather than an or (the low bits are clear): the compiler makes it one `lea`.
-        slot.tag = key + (IN_FLIGHT | if E::SINGLE { SINGLE } else { 0 });
-        slot.vtable = vtable_of::<E>();
-        if fits::<E>() {
-            // SAFETY: the storage is free, large and aligned enough for `E` (`fits`).
-            unsafe { slot.storage.as_mut_ptr().cast::<E>().write(e) };
-        } else {
-            // SAFETY: the storage is free and holds a pointer.
-            unsafe {
-                slot.storage
-                    .as_mut_ptr()
-                    .cast::<*mut E>()
-                    .write(Box::into_raw(Box::new(e)))
-            };
-        }
-        self.in_flight += 1;
-        // SAFETY: the slot now holds a live `E`, borrowed mutably with `self`.
-        let e = unsafe { &mut *entry_ptr::<E>(&mut slot.storage) };
-        Ok((key, e))
     }
 
     /// Records a completion with user data `ud` (the SQE's key and number) for the entry it
@@ -581,6 +567,48 @@ impl Slab {
     }
 }
 
+/// A free slot of a slab, found by [`Slab::vacant`].
+pub(crate) struct Vacant<'a> {
+    /// `slab.free` is not null.
+    slab: &'a mut Slab,
+}
+
+impl<'a> Vacant<'a> {
+    /// Stores `e` in the free slot, marked in flight. Returns the slot's key and the entry, in
+    /// place, to prepare its SQEs.
+    #[inline]
+    pub(crate) fn insert<E: Entry>(self, e: E) -> (u64, &'a mut E) {
+        let slab = self.slab;
+        // SAFETY: a slot on the free list (not null: `Vacant`'s invariant), in a live chunk
+        // (the field's invariant); `&mut` to the slab excludes every other access to it.
+        let slot = unsafe { &mut *slab.free };
+        slab.free = slot.next_free;
+        // A free slot's tag is its key alone (state FREE, SINGLE clear): adding the new state
+        // is enough.
+        let key = slot.tag;
+        debug_assert_eq!(key, key_of(key));
+        // An add rather than an or (the low bits are clear): the compiler makes it one `lea`.
+        slot.tag = key + (IN_FLIGHT | if E::SINGLE { SINGLE } else { 0 });
+        slot.vtable = vtable_of::<E>();
+        if fits::<E>() {
+            // SAFETY: the storage is free, large and aligned enough for `E` (`fits`).
+            unsafe { slot.storage.as_mut_ptr().cast::<E>().write(e) };
+        } else {
+            // SAFETY: the storage is free and holds a pointer.
+            unsafe {
+                slot.storage
+                    .as_mut_ptr()
+                    .cast::<*mut E>()
+                    .write(Box::into_raw(Box::new(e)))
+            };
+        }
+        slab.in_flight += 1;
+        // SAFETY: the slot now holds a live `E`, borrowed mutably with the slab.
+        let e = unsafe { &mut *entry_ptr::<E>(&mut slot.storage) };
+        (key, e)
+    }
+}
+
 impl Drop for Slab {
     /// Drops finished entries. A chunk holding an entry still in flight is leaked whole: the
     /// kernel may still use that entry's memory, so it is never freed.
@@ -651,6 +679,7 @@ mod tests {
         }
     }
 
+    impl<const N: usize> crate::op::sealed::Sealed for Multi<N> {}
     // SAFETY: prepares nothing; finishes after both of its completions.
     unsafe impl<const N: usize> Entry for Multi<N> {
         type Output = u32;
@@ -838,6 +867,7 @@ mod tests {
         _align: [A; 0],
     }
 
+    impl<A: Send + 'static, const N: usize> crate::op::sealed::Sealed for Boxed<A, N> {}
     // SAFETY: prepares nothing; one SQE, one completion.
     unsafe impl<A: Send + 'static, const N: usize> Entry for Boxed<A, N> {
         type Output = (u64, i32);

@@ -157,17 +157,14 @@ impl Uring {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] when SQEs are visibly queued or completions visibly pending
+    /// [`Error::RingNotQuiet`] when SQEs are visibly queued or completions visibly pending
     /// (a cheap check that cannot see SQEs already inside the kernel), or the probe
     /// (`IORING_REGISTER_PROBE`) failing.
     pub unsafe fn from_ring(mut ring: Ring<Kernel>) -> Result<Self> {
         let queued = ring.sq().pending();
-        let ready = ring.cq().ready();
-        if queued > 0 || ready > 0 || ring.cq().kernel_has_more() {
-            return Err(Error::InvalidArgument(format!(
-                "Uring::from_ring needs a quiet ring: {queued} SQE(s) queued, {ready} \
-                 completion(s) waiting"
-            )));
+        let ready = ring.cq().ready() + u32::from(ring.cq().kernel_has_more());
+        if queued > 0 || ready > 0 {
+            return Err(Error::RingNotQuiet { queued, ready });
         }
         let supported = probe(&ring)?;
         Ok(Self::from_parts(ring, supported, OpSet::all()))
@@ -207,7 +204,8 @@ impl Uring {
     /// The op comes back untouched inside the [`PushError`]: [`Error::Unsupported`] naming the
     /// op, [`Error::NotAllowed`], [`Error::QueueFull`] when the SQ lacks room (the ring is left
     /// unchanged; call [`Uring::submit`] and push again), [`Error::TooManyOps`] when the ring
-    /// already tracks its maximum of ops, [`Error::InvalidArgument`].
+    /// already tracks its maximum of ops, and the op's own argument errors
+    /// ([`Error::NotAnErrno`], ...) or a chain's ([`Error::MisplacedLinkTimeout`], ...).
     ///
     /// On an SQPOLL ring the kernel's poller thread consumes SQEs on its own time, so a full
     /// SQ only means it has not caught up: `push` then publishes what is queued, wakes the
@@ -229,13 +227,13 @@ impl Uring {
             Ok(r) => r,
             Err(e) => return self.push_when_full(entry, n, e),
         };
+        let Some(slot) = self.slab.vacant() else {
+            return Err(slab_full(entry));
+        };
         let key = if T::Entry::SQE_POINTS_INTO_SELF {
             // Prepared in place: the SQEs may point into the entry, which is at its final
             // address in the slab by now.
-            let (key, e) = match self.slab.insert(entry) {
-                Ok(k) => k,
-                Err(entry) => return Err(slab_full(entry)),
-            };
+            let (key, e) = slot.insert(entry);
             for i in 0..n {
                 e.prepare(i, r.get(i).expect("reserved"));
             }
@@ -246,10 +244,7 @@ impl Uring {
             for i in 0..n {
                 entry.prepare(i, r.get(i).expect("reserved"));
             }
-            match self.slab.insert(entry) {
-                Ok((key, _)) => key,
-                Err(entry) => return Err(slab_full(entry)),
-            }
+            slot.insert(entry).0
         };
         for i in 0..n {
             r.get(i).expect("reserved").set_user_data(user_data(key, i));
@@ -337,6 +332,7 @@ impl Uring {
     /// `Err(Ok(ticket))` if still in flight; `Err(Err(Error::UnknownTicket))` if the ticket is
     /// not this ring's.
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn try_take<T: Submit>(
         &mut self,
         t: Ticket<T>,
@@ -581,9 +577,10 @@ pub(crate) const MAX_SQES: u32 = 1 << SUB_BITS;
 #[cold]
 pub(crate) fn too_many_sqes<T: Submit>(n: u32, entry: T::Entry) -> PushError<T> {
     PushError {
-        error: Error::InvalidArgument(format!(
-            "a submission has at most {MAX_SQES} SQEs, this one has {n}"
-        )),
+        error: Error::TooManySqes {
+            sqes: n,
+            max: MAX_SQES,
+        },
         op: T::from_entry(entry),
     }
 }

@@ -4,7 +4,6 @@ mod common;
 
 use common::{pipe, temp_file};
 use std::io::Write as _;
-use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use uring_ops::ops::{ReadFixed, WriteFixed};
 use uring_ops::{Error, FixedBufs, IoBuf, Uring};
@@ -26,7 +25,7 @@ fn write_fixed_then_read_fixed_round_trip() {
     let mut w = pool.get().unwrap();
     assert_eq!((w.index(), w.len(), w.capacity()), (0, 0, 4096));
     w.extend_from_slice(DATA);
-    let t = ring.push(WriteFixed::new(&f.file, w, 3)).unwrap();
+    let t = ring.push(WriteFixed::new(&f.fd, w, 3)).unwrap();
     let (n, w) = ring.wait(t).unwrap();
     assert_eq!(n.unwrap(), DATA.len());
     assert_eq!(&w[..], DATA, "the buffer comes back with its data");
@@ -38,16 +37,14 @@ fn write_fixed_then_read_fixed_round_trip() {
 
     let r = pool.get().unwrap();
     assert_eq!(r.index(), 1);
-    let t = ring.push(ReadFixed::new(&f.file, r, 3)).unwrap();
+    let t = ring.push(ReadFixed::new(&f.fd, r, 3)).unwrap();
     let (n, r) = ring.wait(t).unwrap();
     assert_eq!(n.unwrap(), DATA.len());
     assert_eq!(&r[..], DATA);
     assert_eq!(r.fixed_index(), Some(1));
 
     // A shorter read with `len`, at another offset.
-    let t = ring
-        .push(ReadFixed::new(&f.file, r, 3 + 11).len(7))
-        .unwrap();
+    let t = ring.push(ReadFixed::new(&f.fd, r, 3 + 11).len(7)).unwrap();
     let (n, mut r) = ring.wait(t).unwrap();
     assert_eq!(n.unwrap(), 7);
     r.clear();
@@ -78,9 +75,10 @@ fn invalid_pool_sizes_are_refused() {
     for (count, size) in [(0, 64), (1, 0), (uring_ops::MAX_FIXED_BUFS + 1, 64)] {
         let err = FixedBufs::register(&ring, count, size).unwrap_err();
         assert!(
-            matches!(err, Error::InvalidArgument(_)),
+            matches!(err, Error::FixedBufShape { count: c, size: s, .. } if (c, s) == (count, size)),
             "{count}x{size}: {err}"
         );
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 }
 
@@ -112,7 +110,7 @@ fn ring_dropped_before_the_pool() {
     let pool = FixedBufs::register(&ring, 2, 128).unwrap();
     let mut buf = pool.get().unwrap();
     buf.extend_from_slice(DATA);
-    let t = ring.push(WriteFixed::new(&f.file, buf, 0)).unwrap();
+    let t = ring.push(WriteFixed::new(&f.fd, buf, 0)).unwrap();
     let (n, mut buf) = ring.wait(t).unwrap();
     assert_eq!(n.unwrap(), DATA.len());
     drop(ring);
@@ -131,7 +129,7 @@ fn a_fixed_buffer_in_flight_keeps_the_pool_alive() {
     let (rx, tx) = pipe();
     let pool = FixedBufs::register(&ring, 1, 64).unwrap();
     let t = ring
-        .push(ReadFixed::new(rx.as_fd(), pool.get().unwrap(), u64::MAX))
+        .push(ReadFixed::new(&rx, pool.get().unwrap(), u64::MAX))
         .unwrap();
     ring.submit().unwrap();
     // The only references left to the pool are inside the op the kernel is working on.
@@ -149,7 +147,7 @@ fn dropping_the_ring_with_a_fixed_read_in_flight_returns_the_buffer() {
     let (rx, _tx) = pipe();
     let pool = FixedBufs::register(&ring, 2, 64).unwrap();
     let t = ring
-        .push(ReadFixed::new(rx.as_fd(), pool.get().unwrap(), u64::MAX))
+        .push(ReadFixed::new(&rx, pool.get().unwrap(), u64::MAX))
         .unwrap();
     drop(t);
     ring.submit().unwrap();
@@ -168,7 +166,7 @@ fn a_buffer_of_another_rings_pool_is_refused_by_the_kernel() {
     let theirs = FixedBufs::register(&other, 1, 64).unwrap();
     let f = temp_file("fixed-other", DATA);
     let t = ring
-        .push(ReadFixed::new(&f.file, theirs.get().unwrap(), 0))
+        .push(ReadFixed::new(&f.fd, theirs.get().unwrap(), 0))
         .unwrap();
     let (n, mut buf) = ring.wait(t).unwrap();
     assert_eq!(n.unwrap_err().raw_os_error(), Some(libc::EFAULT));

@@ -1,34 +1,32 @@
 //! File operations: `FSYNC`, `FALLOCATE`.
 
-use crate::op::{res_to_io, Op, SqeOptions, Target};
+use super::define::op;
+use crate::op::res_to_io;
 use std::io;
-use uring_core::{sys, Sqe};
+use uring_core::sys;
 
-/// Flushes a file's data (and metadata) to its storage (`IORING_OP_FSYNC`, Linux 5.1): the
-/// `fsync(2)` of io_uring, or `fdatasync(2)` with [`Fsync::datasync`].
-///
-/// Owns nothing: names only the file. Returns `Ok(())` or the errno.
-#[derive(Debug, Clone, Copy)]
-pub struct Fsync {
-    target: Target,
-    flags: u32,
-    offset: u64,
-    len: u32,
-    opts: SqeOptions,
+op! {
+    /// Flushes a file's data (and metadata) to its storage (`IORING_OP_FSYNC`, Linux 5.1): the
+    /// `fsync(2)` of io_uring, or `fdatasync(2)` with [`Fsync::datasync`].
+    ///
+    /// Owns a share of the file until completion. Returns `Ok(())` or the errno.
+    #[derive(Clone)]
+    pub struct Fsync {
+        /// Syncs the whole of `file`.
+        pub fn new { file: file() }
+        state { flags: u32 = 0, offset: u64 = 0, len: u32 = 0 }
+    }
+    opcode = sys::IORING_OP_FSYNC;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_fsync_flags(op.flags)
+            .set_off(op.offset)
+            .set_len(op.len);
+    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
 }
 
 impl Fsync {
-    /// Syncs the whole of `target`.
-    pub fn new(target: impl Into<Target>) -> Self {
-        Fsync {
-            target: target.into(),
-            flags: 0,
-            offset: 0,
-            len: 0,
-            opts: SqeOptions::new(),
-        }
-    }
-
     /// `IORING_FSYNC_DATASYNC`: sync the data and only the metadata needed to read it back
     /// (`fdatasync(2)`).
     pub fn datasync(mut self) -> Self {
@@ -42,33 +40,6 @@ impl Fsync {
         self.offset = offset;
         self.len = len;
         self
-    }
-}
-super::sqe_options!(Fsync);
-
-// SAFETY: an fsync names no memory, only a file.
-unsafe impl Op for Fsync {
-    const OPCODE: u8 = sys::IORING_OP_FSYNC as u8;
-    const NAME: &'static str = "Fsync";
-    // The SQE names no memory.
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = io::Result<()>;
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_fsync_flags(self.flags)
-            .set_off(self.offset)
-            .set_len(self.len);
-        self.target.apply(sqe);
-    }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
-    }
-
-    fn complete(self, res: i32, _flags: u32) -> io::Result<()> {
-        res_to_io(res).map(drop)
     }
 }
 
@@ -92,74 +63,40 @@ bitflags::bitflags! {
     }
 }
 
-/// Allocates, deallocates or zeroes a byte range of a file (`IORING_OP_FALLOCATE`,
-/// Linux 5.6): the `fallocate(2)` of io_uring.
-///
-/// Owns nothing: names only the file. Returns `Ok(())` or the errno (`EOPNOTSUPP` when the
-/// file system lacks the mode).
-///
-/// # Examples
-///
-/// Punching a hole (the range reads back as zeros, the size stays):
-///
-/// ```no_run
-/// use uring_ops::ops::{Fallocate, FallocateMode};
-/// # let f = std::fs::File::open("/dev/null")?;
-/// let op = Fallocate::new(&f, 4096, 8192)
-///     .mode(FallocateMode::PUNCH_HOLE | FallocateMode::KEEP_SIZE);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Fallocate {
-    target: Target,
-    offset: u64,
-    len: u64,
-    mode: FallocateMode,
-    opts: SqeOptions,
-}
-
-impl Fallocate {
-    /// Allocates `len` bytes of `target` from `offset` (mode empty: the file grows if needed).
-    pub fn new(target: impl Into<Target>, offset: u64, len: u64) -> Self {
-        Fallocate {
-            target: target.into(),
-            offset,
-            len,
-            mode: FallocateMode::empty(),
-            opts: SqeOptions::new(),
+op! {
+    /// Allocates, deallocates or zeroes a byte range of a file (`IORING_OP_FALLOCATE`,
+    /// Linux 5.6): the `fallocate(2)` of io_uring.
+    ///
+    /// Owns a share of the file until completion. Returns `Ok(())` or the errno (`EOPNOTSUPP`
+    /// when the file system lacks the mode).
+    ///
+    /// # Examples
+    ///
+    /// Punching a hole (the range reads back as zeros, the size stays):
+    ///
+    /// ```no_run
+    /// use uring_ops::ops::{Fallocate, FallocateMode};
+    /// # let f = uring_ops::Fd::new(std::fs::File::open("/dev/null")?);
+    /// let op = Fallocate::new(&f, 4096, 8192)
+    ///     .mode(FallocateMode::PUNCH_HOLE | FallocateMode::KEEP_SIZE);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[derive(Clone)]
+    pub struct Fallocate {
+        /// Allocates `len` bytes of `file` from `offset` (mode empty: the file grows if needed).
+        pub fn new { file: file(), offset: plain(u64), len: plain(u64) }
+        set {
+            /// The mode: what to do with the range.
+            mode: FallocateMode = FallocateMode::empty(),
         }
     }
-
-    /// The mode: what to do with the range.
-    pub fn mode(mut self, mode: FallocateMode) -> Self {
-        self.mode = mode;
-        self
+    opcode = sys::IORING_OP_FALLOCATE;
+    prepare(op, sqe) {
+        // The length travels in `addr`, as a number.
+        sqe.set_target(&op.file)
+            .set_off(op.offset)
+            .set_addr(op.len)
+            .set_len(op.mode.bits() as u32);
     }
-}
-super::sqe_options!(Fallocate);
-
-// SAFETY: a fallocate names no memory, only a file (the length travels in `addr` as a number).
-unsafe impl Op for Fallocate {
-    const OPCODE: u8 = sys::IORING_OP_FALLOCATE as u8;
-    const NAME: &'static str = "Fallocate";
-    // The SQE names no memory.
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = io::Result<()>;
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_off(self.offset)
-            .set_addr(self.len)
-            .set_len(self.mode.bits() as u32);
-        self.target.apply(sqe);
-    }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
-    }
-
-    fn complete(self, res: i32, _flags: u32) -> io::Result<()> {
-        res_to_io(res).map(drop)
-    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
 }

@@ -2,10 +2,22 @@
 //!
 //! Each op is built with its required arguments in `new` and optional ones as chained setters,
 //! has a `const` opcode ([`crate::Op::OPCODE`]), owns what the kernel touches until its
-//! completion is reaped, and gives it back with the result.
+//! completion is reaped — buffers, and a share of the file it names ([`crate::Target`]) — and
+//! gives it back with the result. SQE options (drain, async, personality) are added to any op
+//! with [`crate::OpExt`].
+//!
+//! # How an op is defined
+//!
+//! Every op here is one `op!` block: its fields, each of a *kind* that says what it names to
+//! the kernel and what keeps that valid (a file kept open, an owned buffer, a timespec inside
+//! the op, a plain number), its optional setters, its opcode, how it fills the SQE (through the
+//! kinds' writers only), and its output. The `unsafe impl Op` behind them is written once, in
+//! the macro, and its safety argument follows from the kinds.
+
+pub(crate) mod define;
+pub(crate) mod kinds;
 
 mod cancel;
-mod fixed;
 mod fs;
 mod link_timeout;
 mod nop;
@@ -17,24 +29,9 @@ mod timeout;
 mod tests;
 
 pub use cancel::AsyncCancel;
-pub use fixed::{ReadFixed, WriteFixed};
 pub use fs::{Fallocate, FallocateMode, Fsync};
 pub use link_timeout::{LinkTimeout, LinkTimeoutOutcome};
 pub use nop::Nop;
 pub use poll::{PollAdd, PollEvents, PollRemove};
-pub use rw::{Read, Readv, Write, Writev};
+pub use rw::{Read, ReadFixed, Readv, Write, WriteFixed, Writev};
 pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove};
-
-/// Implements the common SQE option setters for an op struct with an `opts: SqeOptions` field.
-macro_rules! sqe_options {
-    ($t:ident $(< $($g:ident : $b:path),* >)?) => {
-        impl $(< $($g: $b),* >)? $t $(< $($g),* >)? {
-            /// Sets the SQE options (drain, async, personality, ...).
-            pub fn options(mut self, opts: $crate::SqeOptions) -> Self {
-                self.opts = opts;
-                self
-            }
-        }
-    };
-}
-pub(crate) use sqe_options;

@@ -4,10 +4,14 @@
 use std::io::Write as _;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use uring_ops::{Fd, Target};
 
 /// A temp file that is removed when dropped.
 pub struct TempFile {
+    /// For the standard library's calls.
     pub file: std::fs::File,
+    /// For ops: a handle to the same open file (a duplicate descriptor).
+    pub fd: Fd,
     pub path: PathBuf,
 }
 
@@ -28,16 +32,24 @@ pub fn temp_file(name: &str, contents: &[u8]) -> TempFile {
         .open(&path)
         .unwrap();
     file.write_all(contents).unwrap();
-    TempFile { file, path }
+    let fd = Fd::new(file.try_clone().unwrap());
+    TempFile { file, fd, path }
 }
 
-/// A pipe: (read end, write end).
-pub fn pipe() -> (OwnedFd, OwnedFd) {
+/// A pipe: (read end, for ops; write end).
+pub fn pipe() -> (Fd, OwnedFd) {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    let (rx, tx) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    (Fd::new(rx), tx)
+}
+
+/// A target naming no open file (descriptor -1): ops on it fail with `EBADF`.
+pub fn bad_fd() -> Target {
+    // SAFETY: -1 is never an open descriptor, so no file can be acted on through it.
+    unsafe { Target::from_raw_fd(-1) }
 }
 
 /// Whether the running kernel is at least `major.minor` (from `uname -r`), for op flags the
