@@ -461,6 +461,16 @@ impl Uring {
         self.multishot_entry(t).map(MultiEntry::take_items)
     }
 
+    /// As [`Uring::drain`], without reaping first: the items of completions already reaped
+    /// (by [`Uring::reap_with`], say, whose caller must not miss any key to another reap).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`] if the ticket is not this ring's, or already redeemed.
+    pub fn take_items<O: MultishotOp>(&mut self, t: &Ticket<Multishot<O>>) -> Result<Vec<O::Item>> {
+        self.multishot_entry(t).map(MultiEntry::take_items)
+    }
+
     /// Waits, at most `timeout`, until a multishot op has produced at least one item or has
     /// finished (submitting what is queued), and takes its items. An empty result means the
     /// time ran out, or the op finished with no item left (see [`Uring::is_done`]).
