@@ -33,6 +33,15 @@ impl<B: Backend> fmt::Debug for CompletionQueue<B> {
     }
 }
 
+/// The instant `timeout` from now, or `None` when that lies past what [`Instant`] can represent
+/// (a timeout of [`Duration::MAX`], say, or of centuries).
+///
+/// Every timed wait of this crate (and of `uring-ops`) takes such a timeout as no deadline at
+/// all, instead of panicking on the overflow as `Instant + Duration` does.
+pub fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// SQ flags that mean "completions are waiting in the kernel": enter it even if the CQ looks
 /// like it has enough.
 const NEED_ENTER: u32 = sys::IORING_SQ_CQ_OVERFLOW | sys::IORING_SQ_TASKRUN;
@@ -133,16 +142,21 @@ impl<B: Backend> CompletionQueue<B> {
                 return Ok(ready);
             }
         }
-        self.wait_until(want, None)
+        self.wait_deadline(want, None)
     }
 
     /// As [`CompletionQueue::wait`], giving up with [`Error::Timeout`] after `timeout`
-    /// (uses `IORING_ENTER_EXT_ARG`; a signal does not restart the clock).
+    /// (uses `IORING_ENTER_EXT_ARG`; a signal does not restart the clock). A timeout too long
+    /// for [`Instant`] to represent ([`Duration::MAX`], say) is no deadline: see
+    /// [`deadline_after`].
     pub fn wait_timeout(&mut self, want: u32, timeout: Duration) -> Result<u32> {
-        self.wait_until(want, Some(Instant::now() + timeout))
+        self.wait_deadline(want, deadline_after(timeout))
     }
 
-    fn wait_until(&mut self, want: u32, deadline: Option<Instant>) -> Result<u32> {
+    /// As [`CompletionQueue::wait`], giving up with [`Error::Timeout`] at `deadline`
+    /// (`None`: no deadline, as [`CompletionQueue::wait`]). For callers that wait in several
+    /// steps towards one deadline.
+    pub fn wait_deadline(&mut self, want: u32, deadline: Option<Instant>) -> Result<u32> {
         let want = want.min(self.raw.entries);
         loop {
             let ready = self.ready();

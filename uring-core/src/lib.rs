@@ -49,7 +49,7 @@ mod sync;
 pub use backend::Kernel;
 pub use backend::{Backend, DefaultBackend};
 pub use cqe::{Cqe, CqeFlags};
-pub use cqueue::{Batch, CompletionQueue};
+pub use cqueue::{deadline_after, Batch, CompletionQueue};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use register::*;

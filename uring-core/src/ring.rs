@@ -172,7 +172,9 @@ impl<B: Backend> Ring<B> {
         self.cq.wait(want)
     }
 
-    /// Waits until `want` completions are ready or `timeout` passes ([`Error::Timeout`]).
+    /// Waits until `want` completions are ready or `timeout` passes ([`Error::Timeout`]). A
+    /// timeout too long for `Instant` ([`Duration::MAX`]) is no deadline (see
+    /// [`crate::deadline_after`]).
     pub fn wait_timeout(&mut self, want: u32, timeout: Duration) -> Result<u32> {
         self.cq.wait_timeout(want, timeout)
     }

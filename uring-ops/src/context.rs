@@ -61,8 +61,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 use uring_core::{
-    sys, Builder, CompletionQueue, Cqe, Kernel, Restriction, Ring, RingInfo, SetupFlags, SqeFlags,
-    SubmissionQueue,
+    deadline_after, sys, Builder, CompletionQueue, Cqe, Kernel, Restriction, Ring, RingInfo,
+    SetupFlags, SqeFlags, SubmissionQueue,
 };
 
 /// User data of the internal NOP that [`Context::wake`] pushes.
@@ -795,7 +795,7 @@ impl Context {
                 let seen = sh.reaps;
                 drop(sh);
                 let turn = PollerTurn(self);
-                let polled = self.poll(seen, left);
+                let polled = self.poll(seen, deadline);
                 drop(turn);
                 polled?;
                 sh = lock(&self.shared);
@@ -816,10 +816,9 @@ impl Context {
 
     /// A poller's turn: hands queued SQEs over, then, holding the CQ, reaps, sleeping in the
     /// kernel until a completion arrives, unless something was dispatched since the caller's
-    /// check (`seen`), or `timeout` passes.
-    fn poll(&self, seen: u64, timeout: Option<Duration>) -> Result<()> {
+    /// check (`seen`), or `deadline` passes.
+    fn poll(&self, seen: u64, deadline: Option<Instant>) -> Result<()> {
         self.submit_before_waiting()?;
-        let deadline = timeout.map(|t| Instant::now() + t);
         let mut cq = lock(&self.cq);
         loop {
             if self.drain(&mut cq) > 0 || lock(&self.shared).reaps != seen {
@@ -827,17 +826,7 @@ impl Context {
             }
             // We hold the CQ and nothing was dispatched since the caller looked: nothing can be
             // until a CQE arrives, which ends this wait.
-            let waited = match deadline {
-                None => cq.wait(1),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(());
-                    }
-                    cq.wait_timeout(1, left)
-                }
-            };
-            match waited {
+            match cq.wait_deadline(1, deadline) {
                 Ok(_) => {}
                 Err(uring_core::Error::Timeout) => return Ok(()),
                 Err(e) => return Err(e.into()),
@@ -906,7 +895,8 @@ impl Context {
         }
     }
 
-    /// As [`Context::wait`], giving up after `timeout` and handing the ticket back.
+    /// As [`Context::wait`], giving up after `timeout` and handing the ticket back. A timeout
+    /// too long for `Instant` ([`Duration::MAX`]) is no deadline.
     ///
     /// # Errors
     ///
@@ -920,8 +910,7 @@ impl Context {
         if t.ring != self.id {
             return Err(Err(Error::UnknownTicket));
         }
-        let deadline = Instant::now() + timeout;
-        match self.block_until(Some(deadline), |sh| Self::take_entry(sh, &t)) {
+        match self.block_until(deadline_after(timeout), |sh| Self::take_entry(sh, &t)) {
             Ok(Some(Ok(out))) => Ok(out),
             Ok(Some(Err(e))) | Err(e) => Err(Err(e)),
             Ok(None) => Err(Ok(t)),
@@ -952,15 +941,15 @@ impl Context {
             .unwrap_or_default())
     }
 
-    /// As [`Context::wait_completions`], returning an empty list after `timeout`.
+    /// As [`Context::wait_completions`], returning an empty list after `timeout` (never, for a
+    /// timeout too long for `Instant`, such as [`Duration::MAX`]).
     ///
     /// # Errors
     ///
     /// [`Error::Core`] with the kernel's errno.
     pub fn wait_completions_timeout(&self, timeout: Duration) -> Result<Vec<Completion>> {
-        let deadline = Instant::now() + timeout;
         Ok(self
-            .block_until(Some(deadline), Shared::take_events)?
+            .block_until(deadline_after(timeout), Shared::take_events)?
             .unwrap_or_default())
     }
 

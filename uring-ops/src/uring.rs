@@ -8,8 +8,10 @@ use crate::slab::{is_internal, key_of, Completed, Slab, INTERNAL_INDEX, MAX_ENTR
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-use uring_core::{sys, Builder, CompletionQueue, Kernel, Ring, SetupFlags, SubmissionQueue};
+use std::time::Duration;
+use uring_core::{
+    deadline_after, sys, Builder, CompletionQueue, Kernel, Ring, SetupFlags, SubmissionQueue,
+};
 
 /// How long dropping a ring with ops in flight waits for them after cancelling them. What has
 /// not completed by then is leaked, never freed.
@@ -374,7 +376,8 @@ impl Uring {
         }
     }
 
-    /// As [`Uring::wait`], giving up after `timeout` and handing the ticket back.
+    /// As [`Uring::wait`], giving up after `timeout` and handing the ticket back. A timeout too
+    /// long for `Instant` ([`Duration::MAX`]) is no deadline.
     ///
     /// # Errors
     ///
@@ -385,7 +388,7 @@ impl Uring {
         t: Ticket<T>,
         timeout: Duration,
     ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         if t.ring != self.id || !self.slab.is_live(t.key) {
             return Err(Err(Error::UnknownTicket));
         }
@@ -402,11 +405,7 @@ impl Uring {
             if self.reap() > 0 {
                 continue;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Ok(t));
-            }
-            match self.ring.wait_timeout(1, left) {
+            match self.ring.cq().wait_deadline(1, deadline) {
                 Ok(_) => {}
                 Err(uring_core::Error::Timeout) => return Err(Ok(t)),
                 Err(e) => return Err(Err(e.into())),
@@ -420,8 +419,9 @@ impl Uring {
         t.ring == self.id && self.slab.detach::<T::Entry>(t.key)
     }
 
-    /// Cancels everything in flight and waits, at most `timeout`, for it to complete.
-    /// Returns how many entries are still in flight.
+    /// Cancels everything in flight and waits, at most `timeout` (no limit for a timeout too
+    /// long for `Instant`, such as [`Duration::MAX`]), for it to complete. Returns how many
+    /// entries are still in flight.
     pub fn cancel_all(&mut self, timeout: Duration) -> usize {
         let (sq, cq) = self.ring.split();
         cancel_all(sq, cq, &mut self.slab, timeout)
@@ -456,7 +456,7 @@ impl Uring {
         t: &Ticket<Multishot<O>>,
         timeout: Duration,
     ) -> Result<Vec<O::Item>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             self.reap();
             let done = self.is_done(t);
@@ -468,12 +468,9 @@ impl Uring {
             if self.reap() > 0 {
                 continue;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Vec::new());
-            }
-            match self.ring.wait_timeout(1, left) {
-                Ok(_) | Err(uring_core::Error::Timeout) => {}
+            match self.ring.cq().wait_deadline(1, deadline) {
+                Ok(_) => {}
+                Err(uring_core::Error::Timeout) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -507,7 +504,7 @@ pub(crate) fn cancel_all(
     if slab.in_flight() == 0 {
         return 0;
     }
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let reap = |cq: &mut CompletionQueue<Kernel>, slab: &mut Slab| {
         for cqe in cq.batch() {
             dispatch(slab, cqe);
@@ -540,13 +537,9 @@ pub(crate) fn cancel_all(
         if slab.in_flight() == 0 {
             break;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if cq.wait_deadline(1, deadline).is_err() {
+            // Timed out, or the ring failed: what is still in flight is leaked.
             break;
-        }
-        match cq.wait_timeout(1, left) {
-            Ok(_) | Err(uring_core::Error::Timeout) => {}
-            Err(_) => break,
         }
     }
     slab.in_flight()
