@@ -26,12 +26,16 @@ pub enum Error {
         /// The kernel's limit.
         max: u32,
     },
-    /// A completion queue smaller than the submission queue.
-    #[error("the CQ ({cq} entries) must be at least as large as the SQ ({sq} entries)")]
+    /// A completion queue smaller than the submission queue, once the kernel has sized both
+    /// (clamped with [`crate::Builder::clamp`], then rounded up to a power of two).
+    #[error(
+        "the CQ ({cq} entries) must be at least as large as the SQ ({sq} entries), both rounded \
+         up to a power of two"
+    )]
     CqSmallerThanSq {
-        /// Requested CQ entries.
+        /// CQ entries the kernel would make: the requested number, clamped, rounded up.
         cq: u32,
-        /// Requested SQ entries.
+        /// SQ entries the kernel would make: the requested number, clamped, rounded up.
         sq: u32,
     },
     /// Setup flag bits this crate does not know (and so cannot drive the rings for).
