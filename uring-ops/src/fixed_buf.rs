@@ -150,8 +150,10 @@ impl FixedBufs {
     /// # Errors
     ///
     /// [`Error::FixedBufShape`] for a zero or too large `count` (at most
-    /// [`MAX_FIXED_BUFS`]) or `size` (at most [`MAX_FIXED_BUF_SIZE`]); [`Error::Core`] when the
-    /// kernel refuses: `EBUSY` if the ring already has registered buffers, `ENOMEM` past the
+    /// [`MAX_FIXED_BUFS`]) or `size` (at most [`MAX_FIXED_BUF_SIZE`]);
+    /// [`Error::OutOfMemory`] when the allocator refuses the `count * size` bytes (`ENOMEM`);
+    /// [`Error::Core`] when the kernel refuses: `EBUSY` if the ring already has registered
+    /// buffers, `ENOMEM` past the
     /// locked-memory limit (`RLIMIT_MEMLOCK`).
     pub fn register(ring: &Uring, count: usize, size: usize) -> Result<Self> {
         let shape = |why| Error::FixedBufShape { count, size, why };
@@ -175,9 +177,10 @@ impl FixedBufs {
             })?;
         // SAFETY: the layout's size is at least 1 (count and size are).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(ptr) else {
-            alloc::handle_alloc_error(layout);
-        };
+        // A refusal is the caller's to handle (a pool sized from input, say), not an abort.
+        let ptr = NonNull::new(ptr).ok_or(Error::OutOfMemory {
+            bytes: layout.size(),
+        })?;
         let iovecs: Vec<libc::iovec> = (0..count)
             .map(|i| libc::iovec {
                 // SAFETY: `i < count`: the offset stays inside the allocation.
