@@ -270,12 +270,14 @@ impl fmt::Debug for Context {
 /// SQPOLL, COOP_TASKRUN and the other setup flags (see "Setup flags" below for the few a
 /// context refuses).
 ///
-/// With no [`ContextBuilder::allow`] every op is permitted. With at least one, the ring is
-/// created disabled (`IORING_SETUP_R_DISABLED`), the allowed opcodes are registered as
-/// `IORING_RESTRICTION_SQE_OP` restrictions (with every `IOSQE_*` flag allowed, and the register
-/// ops given to [`ContextBuilder::allow_register`]), and the ring is enabled: the kernel refuses
-/// any other opcode with `EACCES`, and [`Context::push`] refuses it first with
-/// [`Error::NotAllowed`], handing the op back.
+/// Without [`ContextBuilder::allow`], [`ContextBuilder::allow_register`] or
+/// [`ContextBuilder::restrict`], every op and every registration is permitted. With any of
+/// them, the ring is restricted: it is created disabled (`IORING_SETUP_R_DISABLED`), the
+/// allowed opcodes (perhaps none) are registered as `IORING_RESTRICTION_SQE_OP` restrictions
+/// (with every `IOSQE_*` flag allowed, and the register ops given to
+/// [`ContextBuilder::allow_register`]), and the ring is enabled: the kernel refuses any other
+/// opcode, and any other registration, with `EACCES`, and [`Context::push`] refuses an op
+/// that is not allowed first with [`Error::NotAllowed`], handing the op back.
 ///
 /// The context's own SQEs need two opcodes, which are therefore always registered with the
 /// kernel (but not allowed to [`Context::push`] unless listed): `IORING_OP_NOP` for
@@ -390,10 +392,23 @@ impl ContextBuilder {
     }
 
     /// Permits `io_uring_register` opcode `op` (`IORING_REGISTER_*`) once the ring is
-    /// restricted; without it every registration is refused after [`ContextBuilder::build`].
-    /// Only meaningful with an allowlist.
+    /// restricted, and turns the allowlist on (with no [`ContextBuilder::allow`], no op is
+    /// permitted). Every registration not permitted this way is refused (`EACCES`) after
+    /// [`ContextBuilder::build`].
     pub fn allow_register(mut self, op: u8) -> Self {
+        self.allowed.get_or_insert_with(OpSet::empty);
         self.register_ops.push(op);
+        self
+    }
+
+    /// Turns the allowlist on, empty: only the ops given to [`ContextBuilder::allow`] (none, if
+    /// there is no such call) and the register ops given to
+    /// [`ContextBuilder::allow_register`] are permitted. `restrict()` alone makes a ring that
+    /// accepts no op at all (a context kept for its wake-ups, or handed to code that must not
+    /// submit): [`Context::push`] refuses every op with [`Error::NotAllowed`], and the kernel
+    /// every opcode but the context's own with `EACCES`.
+    pub fn restrict(mut self) -> Self {
+        self.allowed.get_or_insert_with(OpSet::empty);
         self
     }
 
@@ -1073,6 +1088,93 @@ mod tests {
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EACCES));
         let t = ctx.push(crate::OpExt::asynchronous(Nop::new())).unwrap();
         assert_eq!(ctx.wait(t).unwrap().unwrap(), 0);
+    }
+
+    /// `allow_register` alone restricts the ring too (it used to build an unrestricted one):
+    /// no op is allowed, by the library or by the kernel, and only the register op named.
+    #[test]
+    fn allow_register_alone_restricts_the_ring() {
+        let personality = |ctx: &Context| {
+            // SAFETY: IORING_REGISTER_PERSONALITY takes no argument (null, 0).
+            unsafe {
+                sys::io_uring_register(
+                    ctx.as_fd(),
+                    sys::IORING_REGISTER_PERSONALITY,
+                    std::ptr::null_mut(),
+                    0,
+                )
+            }
+        };
+        let mut ctx = Context::builder(8)
+            .allow_register(sys::IORING_REGISTER_PERSONALITY as u8)
+            .build()
+            .unwrap();
+        assert!(personality(&ctx).unwrap() > 0);
+        let refused = ctx.push(Nop::new()).unwrap_err();
+        assert!(matches!(refused.error, Error::NotAllowed { op: "NOP" }));
+        let f = crate::Fd::new(std::fs::File::open("/dev/null").unwrap());
+        ctx.ops = OpCheck::new(OpSet::all(), OpSet::all());
+        let t = ctx.push(Writev::new(&f, vec![vec![0u8; 4]], 0)).unwrap();
+        let (res, _) = ctx.wait(t).unwrap();
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EACCES));
+    }
+
+    /// `restrict` with nothing allowed: every op is refused, by the library and (with the
+    /// library's check bypassed) by the kernel, and so is every registration; the context's
+    /// own SQEs (the wake-up NOP, the cancel on drop) still run.
+    #[test]
+    fn kernel_enforces_an_empty_allowlist() {
+        let mut ctx = Context::builder(8).restrict().build().unwrap();
+        for op in [
+            sys::IORING_OP_NOP,
+            sys::IORING_OP_WRITEV,
+            sys::IORING_OP_READV,
+        ] {
+            assert!(!ctx.allows(op as u8), "{op}");
+        }
+        let refused = ctx.push(Nop::new()).unwrap_err();
+        assert!(matches!(refused.error, Error::NotAllowed { op: "NOP" }));
+        // SAFETY: IORING_REGISTER_PERSONALITY takes no argument (null, 0).
+        let reg = unsafe {
+            sys::io_uring_register(
+                ctx.as_fd(),
+                sys::IORING_REGISTER_PERSONALITY,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(reg.unwrap_err().raw_os_error(), Some(libc::EACCES));
+        ctx.wake().unwrap();
+        assert!(ctx.wait_completions().unwrap().is_empty());
+        let f = crate::Fd::new(std::fs::File::open("/dev/null").unwrap());
+        ctx.ops = OpCheck::new(OpSet::all(), OpSet::all());
+        let t = ctx.push(Writev::new(&f, vec![vec![0u8; 4]], 0)).unwrap();
+        let (res, _) = ctx.wait(t).unwrap();
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EACCES));
+        // A read of a pipe nobody writes stays in flight until the drop cancels it: the
+        // context's own ASYNC_CANCEL is allowed by the kernel.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two ints for pipe to fill.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: pipe returned two new descriptors that nothing else owns.
+        let (rx, _tx) = unsafe {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            (
+                crate::Fd::new(OwnedFd::from_raw_fd(fds[0])),
+                OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        let read = ctx
+            .push(Readv::new(&rx, vec![vec![0u8; 4]], u64::MAX))
+            .unwrap();
+        ctx.detach(read);
+        let start = Instant::now();
+        drop(ctx);
+        assert!(
+            start.elapsed() < DROP_DRAIN_TIMEOUT,
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     /// Registration is refused once the ring is restricted, except the register ops allowed.
