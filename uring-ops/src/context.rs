@@ -629,15 +629,20 @@ impl Context {
         };
         let key = {
             let mut sh = lock(&self.shared);
-            let Some(slot) = sh.slab.vacant() else {
+            let Some(vacant) = sh.slab.vacant() else {
                 return Err(slab_full(entry));
             };
-            let (key, e) = slot.insert(entry);
+            let mut slot = vacant.insert_uncommitted(entry);
+            // A panic in `prepare` (user code) drops `slot`, which takes the entry back out:
+            // the reservation is not committed, so the kernel never sees its SQEs.
+            let key = slot.key();
+            let e = slot.entry();
             for i in 0..n {
                 let sqe = r.get(i).expect("reserved");
                 e.prepare(i, sqe);
                 sqe.set_user_data(user_data(key, i));
             }
+            slot.keep();
             sh.set_tag(key, tag);
             key
         };

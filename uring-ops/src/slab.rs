@@ -25,6 +25,7 @@
 
 use crate::op::Entry;
 use std::any::TypeId;
+use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::ptr::{self, NonNull};
 use uring_core::{Backend, Batch};
@@ -224,6 +225,49 @@ impl std::fmt::Debug for Slab {
     }
 }
 
+/// An entry just inserted, whose SQEs are being prepared: see [`Vacant::insert_uncommitted`].
+pub(crate) struct Uncommitted<'a, E: Entry> {
+    slab: &'a mut Slab,
+    /// The entry's slot, in one of the slab's chunks (not inside `*slab`, so the two
+    /// references do not overlap).
+    slot: *mut Slot,
+    key: u64,
+    _entry: PhantomData<E>,
+}
+
+impl<E: Entry> Uncommitted<'_, E> {
+    /// The entry's key.
+    #[inline]
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The entry, in place, to prepare its SQEs.
+    #[inline]
+    pub(crate) fn entry(&mut self) -> &mut E {
+        // SAFETY: the slot holds the live `E` inserted under `key` (only `remove_uncommitted`,
+        // from `drop`, takes it out); the borrow is tied to `&mut self`, which also holds the
+        // slab's `&mut`, so nothing else reaches the slot meanwhile.
+        unsafe { &mut *entry_ptr::<E>(&mut (*self.slot).storage) }
+    }
+
+    /// The SQEs are prepared (and are being committed): the entry stays, in flight. Returns
+    /// its key.
+    #[inline]
+    pub(crate) fn keep(self) -> u64 {
+        let key = self.key;
+        std::mem::forget(self);
+        key
+    }
+}
+
+impl<E: Entry> Drop for Uncommitted<'_, E> {
+    /// Reached only without [`Uncommitted::keep`]: by a panic while preparing.
+    fn drop(&mut self) {
+        self.slab.remove_uncommitted::<E>(self.slot, self.key);
+    }
+}
+
 /// What `complete` did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Completed {
@@ -350,6 +394,22 @@ impl Slab {
             Some(v) => Ok(v.insert(e)),
             None => Err(e),
         }
+    }
+
+    /// Takes back the `E` inserted in slot `p` under `key`, whose SQEs were never committed
+    /// (its `prepare` panicked): the slot is freed (on the free list before the entry is
+    /// dropped, so that a panic in its `Drop` does not lose it) and the entry dropped. The
+    /// kernel never saw the entry, so nothing else is owed to it.
+    #[cold]
+    fn remove_uncommitted<E: Entry>(&mut self, p: *mut Slot, key: u64) {
+        // SAFETY: `p` is the slot `Vacant::store` gave `key`, in a live chunk, still holding that
+        // entry (nothing frees a slot whose key was not handed out); `&mut self` excludes every
+        // other access to it.
+        let slot = unsafe { &mut *p };
+        let (e, _, _) = read_out_slot::<E>(slot, key, self.free);
+        self.free = p;
+        self.in_flight -= 1;
+        drop(e);
     }
 
     /// Records a completion with user data `ud` (the SQE's key and number) for the entry it
@@ -578,10 +638,35 @@ impl<'a> Vacant<'a> {
     /// place, to prepare its SQEs.
     #[inline]
     pub(crate) fn insert<E: Entry>(self, e: E) -> (u64, &'a mut E) {
+        let (_, key, p) = self.store(e);
+        // SAFETY: the slot now holds a live `E`, borrowed mutably with the slab.
+        (key, unsafe { &mut *entry_ptr::<E>(&mut (*p).storage) })
+    }
+
+    /// As [`Vacant::insert`], for an entry whose SQEs are about to be prepared and committed:
+    /// the [`Uncommitted`] guard takes the entry back out of the slab, and drops it, if it is
+    /// dropped before [`Uncommitted::keep`] (when the entry's `prepare` panics), so that no
+    /// slot is left in flight for SQEs that never reached the kernel.
+    #[inline]
+    pub(crate) fn insert_uncommitted<E: Entry>(self, e: E) -> Uncommitted<'a, E> {
+        let (slab, key, slot) = self.store(e);
+        Uncommitted {
+            slab,
+            slot,
+            key,
+            _entry: PhantomData,
+        }
+    }
+
+    /// Stores `e` in the free slot, marked in flight: the slab back, the slot's key and its
+    /// address.
+    #[inline]
+    fn store<E: Entry>(self, e: E) -> (&'a mut Slab, u64, *mut Slot) {
         let slab = self.slab;
+        let p = slab.free;
         // SAFETY: a slot on the free list (not null: `Vacant`'s invariant), in a live chunk
         // (the field's invariant); `&mut` to the slab excludes every other access to it.
-        let slot = unsafe { &mut *slab.free };
+        let slot = unsafe { &mut *p };
         slab.free = slot.next_free;
         // A free slot's tag is its key alone (state FREE, SINGLE clear): adding the new state
         // is enough.
@@ -603,9 +688,7 @@ impl<'a> Vacant<'a> {
             };
         }
         slab.in_flight += 1;
-        // SAFETY: the slot now holds a live `E`, borrowed mutably with the slab.
-        let e = unsafe { &mut *entry_ptr::<E>(&mut slot.storage) };
-        (key, e)
+        (slab, key, p)
     }
 }
 
@@ -793,6 +876,40 @@ mod tests {
             }
         }
         assert_eq!(slab.in_flight(), 0);
+    }
+
+    /// An entry inserted uncommitted is taken back out, and dropped once, when its guard is
+    /// dropped without `keep` (a panic while preparing); kept, it stays in flight.
+    #[test]
+    fn uncommitted_entries_are_taken_back_unless_kept() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut slab = Slab::new();
+        let mut slot = slab
+            .vacant()
+            .unwrap()
+            .insert_uncommitted(Multi::<8>::new(&drops));
+        let key = slot.key();
+        assert_eq!(slot.entry().seen, 0);
+        drop(slot);
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        assert_eq!(slab.in_flight(), 0);
+        assert!(!slab.is_live(key));
+        assert_eq!(slab.complete(key, 1, 0), Completed::Stale);
+        let kept = slab
+            .vacant()
+            .unwrap()
+            .insert_uncommitted(Multi::<8>::new(&drops));
+        let again = kept.keep();
+        assert_eq!(
+            again,
+            key.wrapping_add(GEN_ONE),
+            "the slot, next generation"
+        );
+        assert_eq!(slab.in_flight(), 1);
+        assert_eq!(slab.complete(again, 1, 0), Completed::Pending);
+        assert_eq!(slab.complete(again | 1, 1, 0), Completed::Done);
+        assert_eq!(slab.take::<Multi<8>>(again).ok(), Some(2));
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
     }
 
     /// A slot's generation wraps around after 2^32 reuses, staying clear of index and state.

@@ -235,14 +235,19 @@ impl Uring {
         let key = if T::Entry::SQE_POINTS_INTO_SELF {
             // Prepared in place: the SQEs may point into the entry, which is at its final
             // address in the slab by now.
-            let (key, e) = slot.insert(entry);
+            let mut slot = slot.insert_uncommitted(entry);
+            // A panic in `prepare` (user code) drops `slot`, which takes the entry back out:
+            // the SQEs are not committed, so the kernel never sees them.
+            let e = slot.entry();
             for i in 0..n {
                 e.prepare(i, r.get(i).expect("reserved"));
             }
-            key
+            slot.keep()
         } else {
             // The SQEs name no memory inside the entry, so they may be written from the entry
             // where it is now (in registers, for a small op), before it moves into the slab.
+            // A panic in `prepare` drops the entry where it is, with nothing in the slab and
+            // nothing committed.
             for i in 0..n {
                 entry.prepare(i, r.get(i).expect("reserved"));
             }
