@@ -163,7 +163,9 @@ impl<B: Backend> Ring<B> {
                 break;
             }
         }
-        self.cq.wait(want)?;
+        // `submit_and_wait` with `want > 0` always enters the kernel, which the kernel backend
+        // refuses a forked child: this process set the ring up.
+        self.cq.wait_in_owner(want)?;
         Ok(total)
     }
 

@@ -207,6 +207,14 @@ impl Shared {
 /// Dropping the context cancels what is in flight, waits up to [`DROP_DRAIN_TIMEOUT`], and
 /// leaks (never frees) whatever the kernel may still use.
 ///
+/// # Fork
+///
+/// As for [`crate::Uring`] ("Fork"), with one difference: [`Context::push`] itself is refused
+/// in a forked child (the op handed back), as are [`Context::submit`], the waits and
+/// [`Context::wake`], all with [`uring_core::Error::ForkedChild`] (`EPERM`) and before any
+/// lock is taken (a lock another thread of the parent held at the fork stays held in the
+/// child). Its drop leaves the parent's ops alone.
+///
 /// # Caveats
 ///
 /// - An op's own code (`prepare`, `complete`, its `Drop`, a multishot item) runs under the
@@ -245,6 +253,9 @@ pub struct Context {
     /// The ring's fd, owned by the `Kernel` backend that both queue halves keep alive.
     fd: RawFd,
     id: u64,
+    /// The process's fork generation when the ring was set up: a forked child's copy of the
+    /// context refuses every use before it takes a lock (see "Fork").
+    generation: u64,
 }
 
 const _: fn() = || {
@@ -548,7 +559,20 @@ impl Context {
             info,
             fd,
             id: next_ring_id(),
+            // The ring was set up just now, in this process.
+            generation: uring_core::fork_generation(),
         }
+    }
+
+    /// Refuses the use of a context inherited through `fork` ([`Error::Core`] with
+    /// [`uring_core::Error::ForkedChild`]), before any lock is taken (another thread of the
+    /// parent may have held one when it forked).
+    #[inline]
+    fn check_process(&self) -> Result<()> {
+        if uring_core::fork_generation() != self.generation {
+            return Err(uring_core::Error::ForkedChild.into());
+        }
+        Ok(())
     }
 
     /// What the kernel answered at setup: real sizes, features, flags.
@@ -607,7 +631,7 @@ impl Context {
                 op: T::from_entry(entry),
             })
         };
-        if let Err(error) = entry.check(&self.ops) {
+        if let Err(error) = entry.check(&self.ops).and_then(|()| self.check_process()) {
             return refuse(error, entry);
         }
         let n = entry.sqe_count();
@@ -670,6 +694,7 @@ impl Context {
     ///
     /// [`Error::Core`] with the kernel's errno.
     pub fn submit(&self) -> Result<u32> {
+        self.check_process()?;
         self.submit_locked(&mut lock(&self.sq))
     }
 
@@ -793,6 +818,7 @@ impl Context {
         deadline: Option<Instant>,
         mut ready: impl FnMut(&mut Shared) -> Option<R>,
     ) -> Result<Option<R>> {
+        self.check_process()?;
         self.submit_before_waiting()?;
         self.reap();
         let mut sh = lock(&self.shared);
@@ -982,6 +1008,7 @@ impl Context {
     /// [`Error::QueueFull`] if the kernel will not take queued SQEs to make room; [`Error::Core`]
     /// with the kernel's errno.
     pub fn wake(&self) -> Result<()> {
+        self.check_process()?;
         let mut sq = lock(&self.sq);
         if sq.free() == 0 {
             self.make_room(&mut sq, 1)?;

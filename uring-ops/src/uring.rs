@@ -98,6 +98,21 @@ impl<T> Ticket<T> {
 /// has completed it; the result and the op's buffers come back through its [`Ticket`]. The hot
 /// path takes no lock, does no map look-up and allocates nothing per op.
 ///
+/// # Fork
+///
+/// A ring belongs to the process that made it. A child made with `fork` inherits the kernel's
+/// ring (its fd and memory, shared with the parent) but only a copy of the bookkeeping, whose
+/// positions and keys are the parent's: used, its completions would be taken for the parent's
+/// ops. So at the fork the child's view of the ring memory becomes a private copy, and every
+/// step that would reach the kernel is refused with [`uring_core::Error::ForkedChild`]
+/// (`EPERM`, as [`Error::Core`]): [`Uring::submit`], the waits, [`crate::FixedBufs::register`];
+/// [`Uring::cancel_all`] cancels nothing. [`Uring::push`] checks nothing (it is the hot path):
+/// in a child it queues the op in the child's copy, where it never reaches the kernel, and the
+/// next submit or wait fails. Dropping the ring in the child cancels nothing and waits
+/// for nothing; the child's copies of ops in flight are leaked (in the child only). The
+/// parent's ring, and its ops, are unaffected either way. Set up rings in the child after
+/// forking. (Forks through libc's `fork` are detected; a raw `clone` system call is not.)
+///
 /// # Examples
 ///
 /// ```
@@ -508,6 +523,12 @@ pub(crate) fn cancel_all(
 ) -> usize {
     if slab.in_flight() == 0 {
         return 0;
+    }
+    if sq.backend().is_inherited() {
+        // A forked child's copy of the ring: the ops in flight are the parent's (the kernel
+        // acts on the parent's memory for them), so cancelling would end the parent's ops, and
+        // no completion for them is this process's to wait for. Leak the copies instead.
+        return slab.in_flight();
     }
     let deadline = deadline_after(timeout);
     let reap = |cq: &mut CompletionQueue<Kernel>, slab: &mut Slab| {
