@@ -52,12 +52,13 @@ use crate::error::{Error, PushError, Result};
 use crate::op::{res_to_io, Entry, Op, OpCheck, OpSet, Submit};
 use crate::slab::{slot_index, Completed, Slab};
 use crate::uring::{
-    cancel_all, dispatch, next_ring_id, probe, slab_full, too_many_sqes, user_data, Ticket,
-    DROP_DRAIN_TIMEOUT, INTERNAL, MAX_SQES,
+    cancel_all, dispatch, next_ring_id, probe, queue_link_cancels, slab_full, too_many_sqes,
+    user_data, Ticket, DROP_DRAIN_TIMEOUT, INTERNAL, MAX_SQES,
 };
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 use uring_core::{
@@ -193,13 +194,29 @@ impl Shared {
 ///
 /// # Threads
 ///
-/// The kernel ties each request to the thread that submitted it. Once that thread has exited,
-/// the kernel cancels the request (it completes with `ECANCELED`) when it would next run on that
-/// thread's behalf: work queued to the thread's io-wq is cancelled at exit, and a request waiting
-/// for readiness (a read of a pipe or socket, a poll) is cancelled when the file becomes ready.
-/// Because `push` submits, the owning thread is always the one that pushed, never a thread that
-/// happened to submit or wait later: push long-lived ops from threads that outlive them.
-/// Completions reach, and tickets are redeemed by, any thread.
+/// The kernel ties each request to the thread that submitted it. Because `push` submits, that
+/// is always the thread that pushed, never a thread that happened to submit or wait later.
+/// Completions reach, and tickets are redeemed by, any thread; but what becomes of a request
+/// once its thread has exited depends on what it is waiting for (as observed on Linux 6.18,
+/// and checked by `tests/exited_thread.rs`):
+///
+/// - A request waiting for readiness (a read of a pipe or socket, a poll, also one pushed with
+///   `IOSQE_ASYNC`) stays in flight. When its file becomes ready the kernel does not do the
+///   work: it completes the request with `ECANCELED` (nothing is read). If the file never
+///   becomes ready, the request stays in flight until it is cancelled (an
+///   [`AsyncCancel`](crate::ops::AsyncCancel), or the context's drop, which cancels
+///   everything).
+/// - A timeout ([`Timeout`](crate::ops::Timeout)) still fires (`ETIME`).
+/// - A link timeout that fires completes without cancelling the link it guards (the kernel
+///   runs the timeout's work in a kernel worker, which may not cancel): its result is
+///   `ECANCELED` (reported as [`LinkTimeoutOutcome::Disarmed`](crate::ops::LinkTimeoutOutcome),
+///   though the timer fired; `ENOENT` on 6.1). The context sees that the guarded link
+///   has not completed and cancels it itself (an internal `IORING_OP_ASYNC_CANCEL`, queued by
+///   the next submit, which every wait makes), so the link ends with `ECANCELED` and the chain
+///   completes; no wait is left hanging on it.
+///
+/// So push long-lived ops from threads that outlive them: an op of an exited thread is not
+/// guaranteed to run.
 ///
 /// On an SQPOLL ring the kernel's poller thread issues every request, so ops belong to it, not
 /// to the thread that pushed them, and outlive that thread.
@@ -256,6 +273,9 @@ pub struct Context {
     /// The process's fork generation when the ring was set up: a forked child's copy of the
     /// context refuses every use before it takes a lock (see "Fork").
     generation: u64,
+    /// Set when a dispatch left SQEs for the ring to cancel in the slab (see
+    /// [`crate::Entry::link_to_cancel`]): the next submit queues the cancels.
+    links_to_cancel: AtomicBool,
 }
 
 const _: fn() = || {
@@ -561,6 +581,7 @@ impl Context {
             id: next_ring_id(),
             // The ring was set up just now, in this process.
             generation: uring_core::fork_generation(),
+            links_to_cancel: AtomicBool::new(false),
         }
     }
 
@@ -722,12 +743,28 @@ impl Context {
         let mut sq = match self.sq.try_lock() {
             Ok(sq) => sq,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // Except when cancels of stalled links wait to be queued (rare): this waiter may be
+            // the one that would otherwise sleep until they go.
+            // Relaxed: see `drain_ring`.
+            Err(TryLockError::WouldBlock) if self.links_to_cancel.load(Ordering::Relaxed) => {
+                lock(&self.sq)
+            }
             Err(TryLockError::WouldBlock) => return Ok(()),
         };
         self.submit_locked(&mut sq).map(drop)
     }
 
     fn submit_locked(&self, sq: &mut SubmissionQueue<Kernel>) -> Result<u32> {
+        // Relaxed: see `drain_ring`; a flag set by another thread just after this load is seen
+        // by the next submit (every waiter submits before it sleeps).
+        if self.links_to_cancel.load(Ordering::Relaxed) {
+            self.links_to_cancel.store(false, Ordering::Relaxed);
+            let mut sh = lock(&self.shared);
+            queue_link_cancels(sq, &mut sh.slab);
+            if sh.slab.has_links_to_cancel() {
+                self.links_to_cancel.store(true, Ordering::Relaxed);
+            }
+        }
         let mut refusals = 0;
         loop {
             match sq.submit() {
@@ -806,6 +843,12 @@ impl Context {
         sh.reaps = sh.reaps.wrapping_add(1);
         for cqe in batch {
             sh.on_cqe(cqe);
+        }
+        if sh.slab.has_links_to_cancel() {
+            // The CQ is held, so the SQ cannot be taken here (lock order): the next submit,
+            // by a waiter before it sleeps or by a push, queues the cancels.
+            // Relaxed: a hint; the list itself is read under the shared lock.
+            self.links_to_cancel.store(true, Ordering::Relaxed);
         }
         drop(sh);
         n

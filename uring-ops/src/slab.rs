@@ -104,10 +104,15 @@ fn unpack_result(result: u64) -> (i32, u32) {
 /// Records completion `(sub, res, flags)` in the entry at the storage; `true` when finished.
 type OnCqe = unsafe fn(*mut Storage, u32, i32, u32) -> bool;
 
+/// [`Entry::link_to_cancel`] of the entry at the storage.
+type LinkToCancel = unsafe fn(*mut Storage, u32, i32) -> Option<u32>;
+
 struct VTable {
     drop: unsafe fn(*mut Storage),
     /// `None` for [`Entry::SINGLE`] entries: the slot keeps the result itself.
     on_cqe: Option<OnCqe>,
+    /// Asked when `on_cqe` says the entry needs more completions.
+    link_to_cancel: LinkToCancel,
     type_id: fn() -> TypeId,
 }
 
@@ -146,6 +151,11 @@ unsafe fn on_cqe_entry<E: Entry>(s: *mut Storage, sub: u32, res: i32, flags: u32
     unsafe { (*entry_ptr::<E>(s)).on_cqe(sub, res, flags) }
 }
 
+unsafe fn link_to_cancel_entry<E: Entry>(s: *mut Storage, sub: u32, res: i32) -> Option<u32> {
+    // SAFETY: the caller guarantees `s` holds a live `E`, not mutably borrowed.
+    unsafe { (*entry_ptr::<E>(s)).link_to_cancel(sub, res) }
+}
+
 /// The vtable a slot holding an `E` records: none for a [`Entry::SINGLE`] entry without drop
 /// glue stored inline, which needs neither (the slot keeps its result; nothing to drop). An
 /// entry that does not fit inline is boxed, and its box must be freed: it keeps its table.
@@ -176,6 +186,7 @@ impl<E: Entry> Table<E> {
         } else {
             Some(on_cqe_entry::<E>)
         },
+        link_to_cancel: link_to_cancel_entry::<E>,
         type_id: TypeId::of::<E>,
     };
 }
@@ -209,6 +220,9 @@ pub(crate) struct Slab {
     in_flight: usize,
     /// At most this many chunks ([`MAX_CHUNKS`]; fewer in tests).
     max_chunks: usize,
+    /// User data of SQEs of in-flight entries that the ring must ask the kernel to cancel
+    /// ([`Entry::link_to_cancel`]), oldest first; taken by [`Slab::take_links_to_cancel`].
+    to_cancel: Vec<u64>,
 }
 
 // SAFETY: the slab owns its chunks exclusively (the raw pointers name only its own
@@ -312,6 +326,30 @@ impl Slab {
             free: ptr::null_mut(),
             in_flight: 0,
             max_chunks: MAX_CHUNKS,
+            to_cancel: Vec::new(),
+        }
+    }
+
+    /// Whether SQEs wait to be cancelled ([`Slab::take_links_to_cancel`]).
+    #[inline]
+    pub(crate) fn has_links_to_cancel(&self) -> bool {
+        !self.to_cancel.is_empty()
+    }
+
+    /// The user data of the SQEs the ring must ask the kernel to cancel (see
+    /// [`Entry::link_to_cancel`]), taken out. Each names an SQE of an entry that was in flight
+    /// when it was recorded; one that has finished since is found by nothing (its slot's
+    /// generation has moved on if it was reused), so the cancel is harmless.
+    pub(crate) fn take_links_to_cancel(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.to_cancel)
+    }
+
+    /// Gives back, first in line, the user data of SQEs still to cancel (those taken by
+    /// [`Slab::take_links_to_cancel`] that could not be queued).
+    pub(crate) fn ask_to_cancel(&mut self, mut first: Vec<u64>) {
+        if !first.is_empty() {
+            first.append(&mut self.to_cancel);
+            self.to_cancel = first;
         }
     }
 
@@ -485,11 +523,16 @@ impl Slab {
         {
             return Completed::Stale;
         }
-        match slot.vtable.and_then(|vt| vt.on_cqe) {
+        match slot.vtable.and_then(|vt| Some((vt, vt.on_cqe?))) {
             None => slot.result = pack_result(res, flags),
-            Some(on_cqe) => {
+            Some((vt, on_cqe)) => {
                 // SAFETY: the slot is in flight, so it holds a live entry of the vtable's type.
                 if !unsafe { on_cqe(&mut slot.storage, sub, res, flags) } {
+                    // SAFETY: as above; the entry is not borrowed any more.
+                    if let Some(other) = unsafe { (vt.link_to_cancel)(&mut slot.storage, sub, res) }
+                    {
+                        self.to_cancel.push(key | u64::from(other));
+                    }
                     return Completed::Pending;
                 }
             }

@@ -21,6 +21,10 @@ pub const DROP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// so it never names an op (the low bits may tell the ring's own SQEs apart).
 pub(crate) const INTERNAL: u64 = (INTERNAL_INDEX as u64) << SUB_BITS;
 
+/// User data of the ring's cancels of links that would otherwise never complete (see
+/// [`queue_link_cancels`]).
+pub(crate) const CANCEL_LINK: u64 = INTERNAL | 2;
+
 /// The user data of SQE number `sub` of the entry keyed `key` (the key has those bits clear;
 /// `sub` is below [`MAX_SQES`], which every push checks).
 #[inline]
@@ -335,10 +339,17 @@ impl Uring {
     }
 
     /// Moves every ready completion to its op. Returns how many were processed.
-    #[inline]
+    ///
+    /// A link the kernel will not end on its own (see "Threads" on [`crate::Context`]) is
+    /// cancelled from here: the cancel is queued, and goes with the next submit or wait.
+    #[inline(always)]
     pub fn reap(&mut self) -> usize {
         let Uring { ring, slab, .. } = self;
-        slab.complete_batch(ring.cq().batch())
+        let n = slab.complete_batch(ring.cq().batch());
+        if slab.has_links_to_cancel() {
+            queue_link_cancels(ring.sq(), slab);
+        }
+        n
     }
 
     /// Whether the ticket's submission has finished (after the last [`Uring::reap`]).
@@ -569,6 +580,36 @@ pub(crate) fn cancel_all(
         }
     }
     slab.in_flight()
+}
+
+/// Queues an `IORING_OP_ASYNC_CANCEL` for each SQE that `slab` asks to cancel (see
+/// [`crate::Entry::link_to_cancel`]), by its user data; they reach the kernel with the next
+/// submit. What does not fit in the SQ stays asked for, for the next call.
+///
+/// The target is named by user data only, and each names an SQE of an entry in flight when it
+/// was recorded: if that entry has finished since, the cancel finds nothing (a reused slot has
+/// another generation, so another user data), and its completion, like that of every internal
+/// SQE, is ignored.
+#[cold]
+#[inline(never)]
+pub(crate) fn queue_link_cancels(sq: &mut SubmissionQueue<Kernel>, slab: &mut Slab) {
+    let mut targets = slab.take_links_to_cancel();
+    let mut queued = 0;
+    for &target in &targets {
+        let Ok(mut r) = sq.reserve(1) else {
+            break;
+        };
+        r.first()
+            .set_opcode(sys::IORING_OP_ASYNC_CANCEL as u8)
+            .set_fd(-1)
+            .set_addr(target)
+            .set_user_data(CANCEL_LINK);
+        // SAFETY: a cancel by user data names no memory.
+        unsafe { r.commit() };
+        queued += 1;
+    }
+    targets.drain(..queued);
+    slab.ask_to_cancel(targets);
 }
 
 /// Routes one completion to its slot. Completions of the ring's own SQEs (user data with the
