@@ -118,6 +118,13 @@ pub enum Error {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// Memory could not be allocated (for a [`crate::FixedBufs`] pool): the allocator refused
+    /// `bytes` bytes. Nothing was registered.
+    #[error("out of memory: could not allocate {bytes} bytes")]
+    OutOfMemory {
+        /// The size of the refused allocation.
+        bytes: usize,
+    },
     /// The ring layer failed.
     #[error(transparent)]
     Core(#[from] uring_core::Error),
@@ -142,6 +149,7 @@ impl Error {
             | Error::NotAnErrno { .. }
             | Error::ContextSetupFlag { .. }
             | Error::FixedBufShape { .. } => libc::EINVAL,
+            Error::OutOfMemory { .. } => libc::ENOMEM,
             Error::Core(e) => return e.raw_os_error(),
         })
     }
