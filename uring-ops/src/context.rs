@@ -49,11 +49,12 @@
 //!    wait, and its token stays queued until a [`Context::wait_completions`] consumes it.
 
 use crate::error::{Error, PushError, Result};
-use crate::op::{res_to_io, Entry, Op, OpCheck, OpSet, Submit};
+use crate::op::{res_to_io, Op, OpCheck, OpSet, Submit};
+use crate::push;
 use crate::slab::{slot_index, Completed, Slab};
 use crate::uring::{
-    cancel_all, dispatch, next_ring_id, probe, queue_link_cancels, slab_full, too_many_sqes,
-    user_data, Ticket, DROP_DRAIN_TIMEOUT, INTERNAL, MAX_SQES,
+    cancel_all, dispatch, next_ring_id, probe, queue_link_cancels, Ticket, DROP_DRAIN_TIMEOUT,
+    INTERNAL,
 };
 use std::fmt;
 use std::io;
@@ -646,48 +647,30 @@ impl Context {
 
     fn push_inner<T: Submit>(&self, op: T, tag: Option<u64>) -> Result<Ticket<T>, PushError<T>> {
         let entry = op.into_entry();
-        let refuse = |error, entry| {
-            Err(PushError {
-                error,
-                op: T::from_entry(entry),
-            })
+        let n = match push::check(&entry, &self.ops).and_then(|n| self.check_process().map(|()| n))
+        {
+            Ok(n) => n,
+            Err(error) => return Err(push::refused(error, entry)),
         };
-        if let Err(error) = entry.check(&self.ops).and_then(|()| self.check_process()) {
-            return refuse(error, entry);
-        }
-        let n = entry.sqe_count();
-        if n > MAX_SQES {
-            return Err(too_many_sqes(n, entry));
-        }
         let mut sq = lock(&self.sq);
         if sq.free() < n {
             if let Err(error) = self.make_room(&mut sq, n) {
-                return refuse(error, entry);
+                return Err(push::refused(error, entry));
             }
         }
         let mut r = match sq.reserve(n) {
             Ok(r) => r,
             Err(uring_core::Error::NoSpace { needed, free, .. }) => {
-                return refuse(Error::QueueFull { needed, free }, entry)
+                return Err(push::refused(Error::QueueFull { needed, free }, entry))
             }
-            Err(e) => return refuse(e.into(), entry),
+            Err(e) => return Err(push::refused(e.into(), entry)),
         };
         let key = {
             let mut sh = lock(&self.shared);
-            let Some(vacant) = sh.slab.vacant() else {
-                return Err(slab_full(entry));
+            let Some(slot) = sh.slab.vacant() else {
+                return Err(push::slab_full(entry));
             };
-            let mut slot = vacant.insert_uncommitted(entry);
-            // A panic in `prepare` (user code) drops `slot`, which takes the entry back out:
-            // the reservation is not committed, so the kernel never sees its SQEs.
-            let key = slot.key();
-            let e = slot.entry();
-            for i in 0..n {
-                let sqe = r.get(i).expect("reserved");
-                e.prepare(i, sqe);
-                sqe.set_user_data(user_data(key, i));
-            }
-            slot.keep();
+            let key = push::fill(&mut r, slot, entry, n);
             sh.set_tag(key, tag);
             key
         };

@@ -36,6 +36,7 @@ mod multishot;
 mod op;
 pub mod ops;
 mod options;
+mod push;
 mod raw;
 mod shared_buf;
 mod slab;

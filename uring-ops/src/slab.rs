@@ -251,7 +251,7 @@ pub(crate) struct Uncommitted<'a, E: Entry> {
 
 impl<E: Entry> Uncommitted<'_, E> {
     /// The entry's key.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn key(&self) -> u64 {
         self.key
     }

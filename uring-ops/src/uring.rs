@@ -3,8 +3,9 @@
 
 use crate::error::{Error, PushError, Result};
 use crate::multishot::{MultiEntry, Multishot, MultishotOp};
-use crate::op::{Entry, OpCheck, OpSet, Submit};
-use crate::slab::{is_internal, key_of, Completed, Slab, INTERNAL_INDEX, MAX_ENTRIES, SUB_BITS};
+use crate::op::{OpCheck, OpSet, Submit};
+use crate::push;
+use crate::slab::{is_internal, key_of, Completed, Slab, INTERNAL_INDEX, SUB_BITS};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,14 +25,6 @@ pub(crate) const INTERNAL: u64 = (INTERNAL_INDEX as u64) << SUB_BITS;
 /// User data of the ring's cancels of links that would otherwise never complete (see
 /// [`queue_link_cancels`]).
 pub(crate) const CANCEL_LINK: u64 = INTERNAL | 2;
-
-/// The user data of SQE number `sub` of the entry keyed `key` (the key has those bits clear;
-/// `sub` is below [`MAX_SQES`], which every push checks).
-#[inline]
-pub(crate) fn user_data(key: u64, sub: u32) -> u64 {
-    debug_assert!(sub < 1 << SUB_BITS);
-    key | u64::from(sub)
-}
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -233,48 +226,19 @@ impl Uring {
     /// poller if it sleeps, and waits for room (`IORING_ENTER_SQ_WAIT`) instead of failing.
     #[inline]
     pub fn push<T: Submit>(&mut self, op: T) -> Result<Ticket<T>, PushError<T>> {
-        let mut entry = op.into_entry();
-        if let Err(error) = entry.check(&self.ops) {
-            return Err(PushError {
-                error,
-                op: T::from_entry(entry),
-            });
-        }
-        let n = entry.sqe_count();
-        if n > MAX_SQES {
-            return Err(too_many_sqes(n, entry));
-        }
+        let entry = op.into_entry();
+        let n = match push::check(&entry, &self.ops) {
+            Ok(n) => n,
+            Err(error) => return Err(push::refused(error, entry)),
+        };
         let mut r = match self.ring.sq().reserve(n) {
             Ok(r) => r,
             Err(e) => return self.push_when_full(entry, n, e),
         };
         let Some(slot) = self.slab.vacant() else {
-            return Err(slab_full(entry));
+            return Err(push::slab_full(entry));
         };
-        let key = if T::Entry::SQE_POINTS_INTO_SELF {
-            // Prepared in place: the SQEs may point into the entry, which is at its final
-            // address in the slab by now.
-            let mut slot = slot.insert_uncommitted(entry);
-            // A panic in `prepare` (user code) drops `slot`, which takes the entry back out:
-            // the SQEs are not committed, so the kernel never sees them.
-            let e = slot.entry();
-            for i in 0..n {
-                e.prepare(i, r.get(i).expect("reserved"));
-            }
-            slot.keep()
-        } else {
-            // The SQEs name no memory inside the entry, so they may be written from the entry
-            // where it is now (in registers, for a small op), before it moves into the slab.
-            // A panic in `prepare` drops the entry where it is, with nothing in the slab and
-            // nothing committed.
-            for i in 0..n {
-                entry.prepare(i, r.get(i).expect("reserved"));
-            }
-            slot.insert(entry).0
-        };
-        for i in 0..n {
-            r.get(i).expect("reserved").set_user_data(user_data(key, i));
-        }
+        let key = push::fill(&mut r, slot, entry, n);
         // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract; memory
         // that moving the entry does not move when they were prepared before the move), and the
         // entry stays in its slab slot, unmoved and undropped, until its last completion is
@@ -626,32 +590,6 @@ pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) -> Option<(u64, Co
         return None;
     }
     Some((key_of(ud), done))
-}
-
-/// The most SQEs one submission may have: their numbers share the user data's low
-/// [`SUB_BITS`] bits with nothing else (a chain has at most [`crate::chain::MAX_LINKS`]).
-pub(crate) const MAX_SQES: u32 = 1 << SUB_BITS;
-
-/// The refusal of a submission of more than [`MAX_SQES`] SQEs (whose numbers would spill into
-/// the slot index of their user data).
-#[cold]
-pub(crate) fn too_many_sqes<T: Submit>(n: u32, entry: T::Entry) -> PushError<T> {
-    PushError {
-        error: Error::TooManySqes {
-            sqes: n,
-            max: MAX_SQES,
-        },
-        op: T::from_entry(entry),
-    }
-}
-
-/// The refusal of an op because the ring already holds [`MAX_ENTRIES`] submissions.
-#[cold]
-pub(crate) fn slab_full<T: Submit>(entry: T::Entry) -> PushError<T> {
-    PushError {
-        error: Error::TooManyOps { limit: MAX_ENTRIES },
-        op: T::from_entry(entry),
-    }
 }
 
 impl Drop for Uring {
