@@ -142,6 +142,12 @@ unsafe impl<O: Op> Op for WithOptions<O> {
     fn fails_link(&self, res: i32) -> bool {
         self.op.fails_link(res)
     }
+
+    const DISCARDS: bool = O::DISCARDS;
+
+    fn discard(self, res: i32, flags: u32) {
+        self.op.discard(res, flags);
+    }
 }
 
 // SAFETY: the multishot form is the op's (its contract holds); the options name no memory.

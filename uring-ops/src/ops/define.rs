@@ -15,6 +15,7 @@
 //!     complete(op, res, flags) -> Output { ... }
 //!     fails_link(op, res) { ... }          // optional: default `res < 0`
 //!     check(op) { ... }                    // optional: argument checks at push
+//!     discard(op, res, flags) { ... }      // optional: disposing of an unredeemed result
 //! }
 //! ```
 //!
@@ -31,6 +32,10 @@
 //! final place; every other field is a number. What remains per op, and is checked by each op's
 //! test against the kernel, is that its `prepare` puts each kind in the SQE field its opcode
 //! reads with that meaning.
+//!
+//! An op whose completion leaves something to dispose of (a descriptor the kernel created for
+//! it, or one it closed) has a `discard` block: the ring runs it instead of a plain drop when
+//! the op finishes with nobody to redeem it ([`crate::Op::discard`]).
 
 macro_rules! op {
     (
@@ -53,6 +58,7 @@ macro_rules! op {
         complete($c:ident, $res:ident, $flags:ident) -> $out:ty $comp:block
         $(fails_link($fl:ident, $flres:ident) $flbody:block)?
         $(check($ck:ident) $ckbody:block)?
+        $(discard($d:ident, $dres:ident, $dflags:ident) $dbody:block)?
     ) => {
         $(#[$meta])*
         #[derive(Debug)]
@@ -123,6 +129,15 @@ macro_rules! op {
                 fn fails_link(&self, $flres: i32) -> bool {
                     let $fl = self;
                     $flbody
+                }
+            )?
+
+            $(
+                const DISCARDS: bool = true;
+
+                fn discard(self, $dres: i32, $dflags: u32) {
+                    let $d = self;
+                    $dbody
                 }
             )?
         }
