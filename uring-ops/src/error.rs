@@ -118,6 +118,44 @@ pub enum Error {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A path (or an attribute name) with a NUL byte inside: the kernel reads a C string up to
+    /// its first NUL, so it would act on a shorter path than the one given. `EINVAL`.
+    #[error(
+        "path {path:?} has a NUL byte at {position}: the kernel would read only the part before it"
+    )]
+    InteriorNul {
+        /// The path (or name), as given.
+        path: std::path::PathBuf,
+        /// Where its first NUL byte is.
+        position: usize,
+    },
+    /// A registered-file index where the kernel takes only a descriptor: the op would refuse it
+    /// (`EBADF`), or read the index as a descriptor number and act on another file. `EBADF`.
+    #[error(
+        "{op}: {what} must be a descriptor (or Target::cwd), not registered-file index {index}"
+    )]
+    FixedFileNotAccepted {
+        /// The op type's name.
+        op: &'static str,
+        /// Which of its files.
+        what: &'static str,
+        /// The index given.
+        index: u32,
+    },
+    /// A count, index or offset outside the range the op (or the kernel) takes. `EINVAL`.
+    #[error("{op}: {what} is {value}, outside {min}..={max}")]
+    OutOfRange {
+        /// The op type's name.
+        op: &'static str,
+        /// Which argument.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+        /// The least it may be.
+        min: u64,
+        /// The most it may be.
+        max: u64,
+    },
     /// The ring layer failed.
     #[error(transparent)]
     Core(#[from] uring_core::Error),
@@ -132,6 +170,7 @@ impl Error {
             Error::QueueFull { .. } | Error::TooManyOps { .. } | Error::RingNotQuiet { .. } => {
                 libc::EBUSY
             }
+            Error::FixedFileNotAccepted { .. } => libc::EBADF,
             Error::UnknownTicket
             | Error::TooManySqes { .. }
             | Error::EmptyChain
@@ -141,7 +180,9 @@ impl Error {
             | Error::SkipSuccess
             | Error::NotAnErrno { .. }
             | Error::ContextSetupFlag { .. }
-            | Error::FixedBufShape { .. } => libc::EINVAL,
+            | Error::FixedBufShape { .. }
+            | Error::InteriorNul { .. }
+            | Error::OutOfRange { .. } => libc::EINVAL,
             Error::Core(e) => return e.raw_os_error(),
         })
     }

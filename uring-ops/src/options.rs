@@ -154,6 +154,10 @@ unsafe impl<O: Op> Op for WithOptions<O> {
 unsafe impl<O: MultishotOp> MultishotOp for WithOptions<O> {
     type Item = O::Item;
 
+    fn multishot_opcode(&self) -> u8 {
+        self.op.multishot_opcode()
+    }
+
     fn prepare_multishot(&mut self, sqe: &mut Sqe) {
         self.op.prepare_multishot(sqe);
     }

@@ -3,7 +3,7 @@
 //! ```text
 //! op! {
 //!     /// Docs.
-//!     pub struct Name<B: Bound> {          // at most one type parameter
+//!     pub struct Name<B: Bound> {          // at most one type parameter (`= Default` allowed)
 //!         /// Docs of the constructor.
 //!         pub fn new { file: file(), buf: buf(B), offset: plain(u64) }
 //!         set { /// Docs of the setter.
@@ -22,7 +22,9 @@
 //! Required fields become the constructor's parameters, in order, each of a kind
 //! ([`super::kinds`]): `file()` takes `impl IntoTarget`, `buf(B)` a buffer, `bufs(B)` /
 //! `bufs_mut(B)` a `Vec<B>` (kept with its iovec array), `timespec()` a `Duration` (kept inline,
-//! so the op is prepared in place), `plain(T)` a `T`. `prepare` writes every address through
+//! so the op is prepared in place), `path()` a [`crate::CPath`], `boxed(T)` a `T` (boxed),
+//! `array(T)` a `Vec<T>`, `futex()` an `Arc<AtomicU32>`, `futexv()`, `fds()`, `closing()`
+//! their kinds' types, `plain(T)` a `T`. `prepare` writes every address through
 //! [`super::kinds::SqeKinds`]; the ring writes the opcode after it, and applies
 //! [`crate::SqeOptions`] through [`crate::WithOptions`].
 //!
@@ -40,7 +42,7 @@
 macro_rules! op {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident $(<$g:ident : $bound:path>)? {
+        pub struct $name:ident $(<$g:ident : $bound:path $(= $gdef:ty)?>)? {
             $(#[$ndoc:meta])*
             $nvis:vis fn $ctor:ident {
                 $($field:ident : $kind:ident ( $($karg:ty)? )),* $(,)?
@@ -62,7 +64,7 @@ macro_rules! op {
     ) => {
         $(#[$meta])*
         #[derive(Debug)]
-        pub struct $name $(<$g>)? {
+        pub struct $name $(<$g $(= $gdef)?>)? {
             $($field: <$crate::ops::kinds::markers::$kind<$($karg)?> as $crate::ops::kinds::Kind>::Ty,)*
             $($($opt: $oty,)*)?
             $($($st: $sty,)*)?
@@ -150,6 +152,14 @@ macro_rules! op {
     (@pty bufs_mut $t:ty) => { Vec<$t> };
     (@pty timespec) => { std::time::Duration };
     (@pty plain $t:ty) => { $t };
+    (@pty path) => { $crate::CPath };
+    (@pty boxed $t:ty) => { $t };
+    (@pty array $t:ty) => { Vec<$t> };
+    (@pty futex) => { std::sync::Arc<std::sync::atomic::AtomicU32> };
+    (@pty futexv) => { $crate::ops::kinds::FutexWaits };
+    (@pty fds) => { $crate::ops::kinds::FdList };
+    (@pty closing) => { $crate::ops::kinds::Closing };
+    (@pty fixed_vecs) => { $crate::ops::kinds::FixedVecs };
 
     // From a constructor parameter to the field.
     (@init file $v:ident) => { $crate::IntoTarget::into_target($v) };
@@ -158,6 +168,14 @@ macro_rules! op {
     (@init bufs_mut $v:ident) => { $crate::ops::kinds::IoVecs::writable($v) };
     (@init timespec $v:ident) => { $crate::ops::kinds::Timespec::new($v) };
     (@init plain $v:ident) => { $v };
+    (@init path $v:ident) => { $v };
+    (@init boxed $v:ident) => { Box::new($v) };
+    (@init array $v:ident) => { $v };
+    (@init futex $v:ident) => { $v };
+    (@init futexv $v:ident) => { $v };
+    (@init fds $v:ident) => { $v };
+    (@init closing $v:ident) => { $v };
+    (@init fixed_vecs $v:ident) => { $v };
 
     (@name $name:ident) => { stringify!($name) };
     (@name $name:ident $opname:expr) => { $opname };

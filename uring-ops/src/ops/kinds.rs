@@ -10,6 +10,14 @@
 //! | `buf` ([`IoBuf`]/[`IoBufMut`]) | heap memory, at most the buffer's data (reads) or room (writes) | the buffer, owned by the op; its address survives moves |
 //! | `bufs` ([`IoVecs`]) | an iovec array on the heap naming owned buffers | the array and buffers, owned by the op |
 //! | `timespec` ([`Timespec`]) | a timespec inside the op | the ring, which keeps the op at one address until completion (the op is prepared in place) |
+//! | `path` ([`CPath`]) | a NUL-terminated string on the heap, read up to its NUL | the op, which owns it |
+//! | `boxed` ([`Plain`] in a `Box`) | one struct on the heap, of the size the opcode reads or fills | the op, which owns the box |
+//! | `array` ([`Plain`] in a `Vec`) | an array on the heap and its length | the op, which owns the vector and never resizes it |
+//! | `futex` (`Arc<AtomicU32>`) | a 32-bit futex word on the heap | the share of the word the op holds |
+//! | `futexv` ([`FutexWaits`]) | an array of `futex_waitv` naming futex words, and its length | the op, which owns the array and a share of each word |
+//! | `fds` ([`FdList`]) | an array of descriptor numbers and its length | the op, which owns the array and keeps each descriptor open |
+//! | `fixed_vecs` ([`FixedVecs`]) | an iovec array naming ranges of one registered buffer, and `buf_index` | the op, which owns the array and the buffer |
+//! | `closing` ([`Closing`]) | a descriptor for the kernel to close, or a registered-file slot | the op, which owns the descriptor until the kernel closed it |
 //! | `plain` | numbers (offsets, flags, keys the kernel only compares) | nothing to keep |
 //!
 //! [`SqeKinds`] writes the address and length of a kind together (a length never exceeds what
@@ -17,7 +25,11 @@
 
 use crate::buf::{IoBuf, IoBufMut};
 use crate::fd::Target;
+use crate::path::CPath;
 use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
 use std::time::Duration;
 use uring_core::{sys, Sqe};
 
@@ -47,6 +59,37 @@ pub(crate) trait SqeKinds {
     fn set_iovecs<B>(&mut self, v: &IoVecs<B>) -> &mut Self;
     /// `addr`/`len`: one timespec, inside the op.
     fn set_timespec(&mut self, ts: &Timespec) -> &mut Self;
+    /// `addr2`: one timespec, inside the op (updating a timeout, whose key is in `addr`).
+    fn set_timespec2(&mut self, ts: &Timespec) -> &mut Self;
+    /// `addr2`/`len`: the kernel writes at most `want` bytes into `buf` (never past its room).
+    fn set_buf_mut2<B: IoBufMut>(&mut self, buf: &mut B, want: u32) -> &mut Self;
+    /// `addr2`/`len`: the kernel reads at most `want` bytes of `buf`'s data.
+    fn set_buf2<B: IoBuf>(&mut self, buf: &B, want: u32) -> &mut Self;
+    /// `addr`: a path (or name).
+    fn set_path(&mut self, p: &CPath) -> &mut Self;
+    /// `addr2`: a second path.
+    fn set_path2(&mut self, p: &CPath) -> &mut Self;
+    /// `addr3`: a path, where `addr` and `addr2` hold other things (an attribute's name and
+    /// value).
+    fn set_path3(&mut self, p: &CPath) -> &mut Self;
+    /// `addr`: one struct of the size the opcode reads or fills.
+    fn set_struct<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self;
+    /// `addr2`: one struct of the size the opcode reads or fills.
+    fn set_struct2<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self;
+    /// `addr2`/`len`: one struct and its size (the kernel reads at most that much).
+    fn set_sized_struct2<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self;
+    /// `addr`/`len`: an array and its number of elements.
+    fn set_array<T: Plain>(&mut self, v: &mut Vec<T>) -> &mut Self;
+    /// `addr`: a futex word.
+    fn set_futex(&mut self, word: &Arc<AtomicU32>) -> &mut Self;
+    /// `addr`/`len`: the `futex_waitv` array and its length.
+    fn set_futexv(&mut self, v: &FutexWaits) -> &mut Self;
+    /// `addr`/`len`: the descriptor numbers and how many.
+    fn set_fd_list(&mut self, v: &mut FdList) -> &mut Self;
+    /// `fd` (a descriptor to close) or `file_index` (a slot + 1).
+    fn set_closing(&mut self, c: &Closing) -> &mut Self;
+    /// `addr`/`len`/`buf_index`: iovecs into one registered buffer, and its index.
+    fn set_fixed_vecs(&mut self, v: &FixedVecs) -> &mut Self;
 }
 
 impl SqeKinds for Sqe {
@@ -86,6 +129,337 @@ impl SqeKinds for Sqe {
     fn set_timespec(&mut self, ts: &Timespec) -> &mut Self {
         self.set_addr(std::ptr::addr_of!(ts.0) as u64).set_len(1)
     }
+
+    #[inline]
+    fn set_timespec2(&mut self, ts: &Timespec) -> &mut Self {
+        self.set_addr2(std::ptr::addr_of!(ts.0) as u64)
+    }
+
+    #[inline]
+    fn set_buf_mut2<B: IoBufMut>(&mut self, buf: &mut B, want: u32) -> &mut Self {
+        let len = room(buf, want);
+        self.set_addr2(buf.stable_mut_ptr() as u64).set_len(len)
+    }
+
+    #[inline]
+    fn set_buf2<B: IoBuf>(&mut self, buf: &B, want: u32) -> &mut Self {
+        let len = data(buf, want);
+        self.set_addr2(buf.stable_ptr() as u64).set_len(len)
+    }
+
+    #[inline]
+    fn set_path(&mut self, p: &CPath) -> &mut Self {
+        self.set_addr(p.addr())
+    }
+
+    #[inline]
+    fn set_path2(&mut self, p: &CPath) -> &mut Self {
+        self.set_addr2(p.addr())
+    }
+
+    #[inline]
+    fn set_path3(&mut self, p: &CPath) -> &mut Self {
+        self.set_addr3(p.addr())
+    }
+
+    #[inline]
+    fn set_struct<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self {
+        self.set_addr(std::ptr::addr_of_mut!(**b) as u64)
+    }
+
+    #[inline]
+    fn set_struct2<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self {
+        self.set_addr2(std::ptr::addr_of_mut!(**b) as u64)
+    }
+
+    #[inline]
+    fn set_sized_struct2<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self {
+        self.set_struct2(b).set_len(std::mem::size_of::<T>() as u32)
+    }
+
+    #[inline]
+    fn set_array<T: Plain>(&mut self, v: &mut Vec<T>) -> &mut Self {
+        self.set_addr(v.as_mut_ptr() as u64)
+            .set_len(v.len().min(u32::MAX as usize) as u32)
+    }
+
+    #[inline]
+    fn set_futex(&mut self, word: &Arc<AtomicU32>) -> &mut Self {
+        self.set_addr(word.as_ptr() as u64)
+    }
+
+    #[inline]
+    fn set_futexv(&mut self, v: &FutexWaits) -> &mut Self {
+        self.set_addr(v.waitv.as_ptr() as u64)
+            .set_len(v.waitv.len().min(u32::MAX as usize) as u32)
+    }
+
+    #[inline]
+    fn set_fd_list(&mut self, v: &mut FdList) -> &mut Self {
+        self.set_addr(v.raw.as_mut_ptr() as u64)
+            .set_len(v.raw.len().min(u32::MAX as usize) as u32)
+    }
+
+    #[inline]
+    fn set_fixed_vecs(&mut self, v: &FixedVecs) -> &mut Self {
+        self.set_addr(v.iovecs.as_ptr() as u64)
+            .set_len(v.iovecs.len().min(u32::MAX as usize) as u32)
+            .set_buf_index(v.buf.index())
+    }
+
+    #[inline]
+    fn set_closing(&mut self, c: &Closing) -> &mut Self {
+        match c {
+            Closing::Fd(Some(fd)) => self.set_fd(fd.as_raw_fd()),
+            // The kernel takes the slot plus one (0: not a slot); an index past any table
+            // is sent as one it refuses.
+            Closing::Slot(i) => self
+                .set_fd(0)
+                .set_file_index(i.saturating_add(1).min(u32::MAX - 1)),
+            // Already given back: never prepared (an op is prepared once, before completion).
+            Closing::Fd(None) => self.set_fd(-1),
+        }
+    }
+}
+
+/// A plain-data struct the kernel reads or fills through an address in an SQE (`boxed` and
+/// `array` kinds).
+///
+/// # Safety
+///
+/// Every bit pattern is a valid value (the kernel may write any bytes into it), and the kernel
+/// follows no address inside it.
+pub unsafe trait Plain: Send + 'static {}
+
+// SAFETY: integers and arrays of them.
+unsafe impl Plain for libc::statx {}
+// SAFETY: three `u64`s.
+unsafe impl Plain for sys::open_how {}
+// SAFETY: `u32` events and `u64` data: the kernel copies the data back, never follows it.
+unsafe impl Plain for libc::epoll_event {}
+// SAFETY: bytes; the kernel fills them (a `siginfo_t`), follows nothing in them.
+unsafe impl Plain for SigInfoBuf {}
+
+/// Room for a `siginfo_t` (128 bytes, 8-aligned), which the kernel fills (`WAITID`).
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+pub struct SigInfoBuf(pub(crate) [u8; 128]);
+
+const _: () = assert!(
+    std::mem::size_of::<SigInfoBuf>() == std::mem::size_of::<libc::siginfo_t>()
+        && std::mem::align_of::<SigInfoBuf>() >= std::mem::align_of::<libc::siginfo_t>()
+);
+
+impl fmt::Debug for SigInfoBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigInfoBuf")
+    }
+}
+// SAFETY: two descriptor numbers the kernel writes.
+unsafe impl Plain for [i32; 2] {}
+
+/// `struct futex_waitv` (`linux/futex.h`): one word of a `FUTEX_WAITV`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct FutexWaitv {
+    /// The value to wait on.
+    val: u64,
+    /// The word's address.
+    uaddr: u64,
+    /// `FUTEX2_*` flags.
+    flags: u32,
+    reserved: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<FutexWaitv>() == 24);
+
+/// The `futex_waitv` array of a `FUTEX_WAITV`, and a share of each futex word it names (so
+/// each word stays allocated while the op lives).
+pub struct FutexWaits {
+    words: Vec<Arc<AtomicU32>>,
+    /// One entry per word, naming its address. Built once, never changed.
+    waitv: Vec<FutexWaitv>,
+}
+
+// SAFETY: the entries only point at the words, which are `Send + Sync` (atomics in `Arc`s).
+unsafe impl Send for FutexWaits {}
+
+impl FutexWaits {
+    /// The words, each with the value to wait on and its futex2 flags.
+    pub(crate) fn new(waits: Vec<(Arc<AtomicU32>, u32)>, flags: u32) -> Self {
+        let waitv = waits
+            .iter()
+            .map(|(w, val)| FutexWaitv {
+                val: u64::from(*val),
+                uaddr: w.as_ptr() as u64,
+                flags,
+                reserved: 0,
+            })
+            .collect();
+        FutexWaits {
+            words: waits.into_iter().map(|(w, _)| w).collect(),
+            waitv,
+        }
+    }
+
+    /// How many words.
+    pub(crate) fn len(&self) -> usize {
+        self.waitv.len()
+    }
+
+    /// The words, back.
+    pub(crate) fn into_words(self) -> Vec<Arc<AtomicU32>> {
+        self.words
+    }
+}
+
+impl fmt::Debug for FutexWaits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FutexWaits")
+            .field("words", &self.words.len())
+            .finish()
+    }
+}
+
+/// Descriptor numbers for the kernel (`FILES_UPDATE`), each kept open by the target it came
+/// from; -1 clears a slot.
+#[derive(Debug)]
+pub struct FdList {
+    keep: Vec<Option<Target>>,
+    /// The numbers; the kernel writes allocated slot indices back into it.
+    raw: Vec<i32>,
+}
+
+impl FdList {
+    /// The files (`None`: clear the slot).
+    pub(crate) fn new(files: Vec<Option<Target>>) -> Self {
+        let raw = files
+            .iter()
+            .map(|f| f.as_ref().map_or(-1, Target::raw))
+            .collect();
+        FdList { keep: files, raw }
+    }
+
+    /// The targets.
+    pub(crate) fn targets(&self) -> &[Option<Target>] {
+        &self.keep
+    }
+
+    /// The numbers, as the kernel left them.
+    pub(crate) fn raw(&self) -> &[i32] {
+        &self.raw
+    }
+}
+
+/// Ranges of one registered buffer and the iovec array naming them (`READV_FIXED`,
+/// `WRITEV_FIXED`). Each range must lie inside the buffer's room (reads) or data (writes):
+/// [`FixedVecs::check`], at push, refuses the op otherwise.
+pub struct FixedVecs {
+    buf: crate::FixedBuf,
+    ranges: Vec<std::ops::Range<usize>>,
+    /// The bytes of the buffer the ranges may cover.
+    limit: usize,
+    /// One per range, naming its bytes of the buffer. Built once, never changed.
+    iovecs: Vec<libc::iovec>,
+}
+
+// SAFETY: the iovecs only point into the buffer, which is `Send`.
+unsafe impl Send for FixedVecs {}
+
+impl FixedVecs {
+    /// `ranges` of `buf`, to lie within its first `limit` bytes.
+    pub(crate) fn new(
+        mut buf: crate::FixedBuf,
+        ranges: Vec<std::ops::Range<usize>>,
+        limit: usize,
+    ) -> Self {
+        let base = IoBufMut::stable_mut_ptr(&mut buf);
+        let iovecs = ranges
+            .iter()
+            .map(|r| libc::iovec {
+                // Only an address (wrapping: not dereferenced here); `check` keeps a range
+                // outside the buffer from reaching the kernel.
+                iov_base: base.wrapping_add(r.start).cast(),
+                iov_len: r.end.wrapping_sub(r.start),
+            })
+            .collect();
+        FixedVecs {
+            buf,
+            ranges,
+            limit,
+            iovecs,
+        }
+    }
+
+    /// `Ok` when every range lies inside the buffer's first `limit` bytes; otherwise the
+    /// error naming the first that does not.
+    pub(crate) fn check(&self, op: &'static str) -> crate::Result<()> {
+        let Some(r) = self
+            .ranges
+            .iter()
+            .find(|r| r.start > r.end || r.end > self.limit)
+        else {
+            return Ok(());
+        };
+        Err(crate::Error::OutOfRange {
+            op,
+            what: if r.start > r.end {
+                "a range's start (past its end)"
+            } else {
+                "a range's end (past the buffer's usable bytes)"
+            },
+            value: r.start.max(r.end) as u64,
+            min: 0,
+            max: self.limit as u64,
+        })
+    }
+
+    /// Bytes the ranges cover (once checked).
+    pub(crate) fn total(&self) -> usize {
+        self.iovecs
+            .iter()
+            .map(|v| v.iov_len)
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Records that the kernel filled `n` bytes, the ranges in order: the buffer's length
+    /// grows to cover the last byte written.
+    pub(crate) fn filled(&mut self, mut n: usize) {
+        let mut end = 0;
+        for r in &self.ranges {
+            let k = n.min(r.end - r.start);
+            if k > 0 {
+                end = end.max(r.start + k);
+            }
+            n -= k;
+        }
+        // SAFETY: a registered buffer's bytes are all initialised (zeroed at allocation).
+        unsafe { self.buf.set_init(end) };
+    }
+
+    /// The buffer and the ranges.
+    pub(crate) fn into_parts(self) -> (crate::FixedBuf, Vec<std::ops::Range<usize>>) {
+        (self.buf, self.ranges)
+    }
+}
+
+impl fmt::Debug for FixedVecs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixedVecs")
+            .field("buf", &self.buf)
+            .field("ranges", &self.ranges)
+            .finish()
+    }
+}
+
+/// What a `CLOSE` closes: a descriptor the op owns until the kernel closed it, or a slot of
+/// the ring's registered-file table.
+#[derive(Debug)]
+pub enum Closing {
+    /// The descriptor (`None` once handed back or forgotten).
+    Fd(Option<OwnedFd>),
+    /// The slot's index.
+    Slot(u32),
 }
 
 /// Owned buffers and the iovec array that names them, for vectored reads and writes.
@@ -242,6 +616,66 @@ pub mod markers {
     impl super::Kind for timespec {
         type Ty = Timespec;
         const PINS: bool = true;
+    }
+
+    /// A path (or name) the op owns.
+    #[allow(non_camel_case_types)]
+    pub struct path {}
+    impl super::Kind for path {
+        type Ty = super::CPath;
+    }
+
+    /// One plain struct on the heap.
+    #[allow(non_camel_case_types)]
+    pub struct boxed<T> {
+        _t: PhantomData<T>,
+    }
+    impl<T> super::Kind for boxed<T> {
+        type Ty = Box<T>;
+    }
+
+    /// An array of plain structs on the heap.
+    #[allow(non_camel_case_types)]
+    pub struct array<T> {
+        _t: PhantomData<T>,
+    }
+    impl<T> super::Kind for array<T> {
+        type Ty = Vec<T>;
+    }
+
+    /// A futex word the op holds a share of.
+    #[allow(non_camel_case_types)]
+    pub struct futex {}
+    impl super::Kind for futex {
+        type Ty = std::sync::Arc<std::sync::atomic::AtomicU32>;
+    }
+
+    /// Futex words to wait on, with their `futex_waitv` array.
+    #[allow(non_camel_case_types)]
+    pub struct futexv {}
+    impl super::Kind for futexv {
+        type Ty = super::FutexWaits;
+    }
+
+    /// Descriptor numbers kept open.
+    #[allow(non_camel_case_types)]
+    pub struct fds {}
+    impl super::Kind for fds {
+        type Ty = super::FdList;
+    }
+
+    /// Ranges of one registered buffer.
+    #[allow(non_camel_case_types)]
+    pub struct fixed_vecs {}
+    impl super::Kind for fixed_vecs {
+        type Ty = super::FixedVecs;
+    }
+
+    /// A descriptor (or slot) for the kernel to close.
+    #[allow(non_camel_case_types)]
+    pub struct closing {}
+    impl super::Kind for closing {
+        type Ty = super::Closing;
     }
 
     /// A number: nothing for the kernel to dereference.

@@ -20,18 +20,32 @@ pub(crate) mod kinds;
 mod cancel;
 mod fs;
 mod link_timeout;
+mod mem;
 mod nop;
+mod open;
+mod path;
 mod poll;
+mod read_multi;
 mod rw;
+mod splice;
 mod timeout;
+mod xattr;
 
 #[cfg(test)]
 mod tests;
 
 pub use cancel::AsyncCancel;
-pub use fs::{Fallocate, FallocateMode, Fsync};
+pub use fs::{
+    Fadvise, Fallocate, FallocateMode, FileAdvice, Fsync, Ftruncate, SyncFileRange, SyncRange,
+};
 pub use link_timeout::{LinkTimeout, LinkTimeoutOutcome};
+pub use mem::{Madvise, MemAdvice};
 pub use nop::Nop;
+pub use open::{Close, CloseError, FilesUpdate, FixedFdInstall, OpenAt, OpenAt2, Pipe, Resolve};
+pub use path::{LinkAt, MkdirAt, RenameAt, Statx, SymlinkAt, UnlinkAt};
 pub use poll::{PollAdd, PollEvents, PollRemove};
-pub use rw::{Read, ReadFixed, Readv, Write, WriteFixed, Writev};
+pub use read_multi::{ProvidedRead, ReadMulti};
+pub use rw::{Read, ReadFixed, Readv, ReadvFixed, Write, WriteFixed, Writev, WritevFixed};
+pub use splice::{Splice, SpliceFlags, Tee};
 pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove};
+pub use xattr::{FGetXattr, FSetXattr, GetXattr, SetXattr, XattrFlags};
