@@ -1,4 +1,6 @@
-//! Typed io_uring operations that own their buffers until the kernel is done with them.
+#![doc = include_str!("../README.md")]
+//!
+//! # What it holds
 //!
 //! - [`Uring`] takes ops ([`ops`]: one struct per opcode) and keeps each, at a fixed address,
 //!   from push until its completion is reaped, then gives it back with its result through a
