@@ -307,6 +307,13 @@ impl NewSlot {
     pub fn index(&self) -> Option<u32> {
         self.index
     }
+
+    /// The handle of the given slot, to name it in the later links of a chain whose first
+    /// link fills it (`OpenAt` into the slot → `Read` from it → `Close` of it); `None` for an
+    /// allocated slot, which is known only from the result.
+    pub fn fixed_fd(&self) -> Option<FixedFd> {
+        self.index.map(FixedFd::new)
+    }
 }
 
 impl sealed::Sealed for NewSlot {}
