@@ -202,11 +202,14 @@ fn a_cancelled_close_gives_the_descriptor_back_open() {
     require_op!(ring, Close);
     let (rx, tx) = pipe();
     let raw = tx.as_raw_fd();
-    // The first link fails, so the close never runs.
-    let chain = Chain::new(Nop::new().inject_result(-libc::EIO)).then(Close::new(tx));
+    // The first link fails (no such descriptor), so the close never runs.
+    let chain = Chain::new(Read::new(common::bad_fd(), vec![0u8; 1], 0)).then(Close::new(tx));
     let t = ring.push(chain).unwrap();
     let (first, close) = ring.wait(t).unwrap();
-    assert!(first.into_inner().is_err());
+    assert_eq!(
+        first.into_inner().0.unwrap_err().raw_os_error(),
+        Some(libc::EBADF)
+    );
     assert!(close.is_cancelled());
     let err = close.into_inner().unwrap_err();
     assert_eq!(err.error.raw_os_error(), Some(libc::ECANCELED));
