@@ -7,6 +7,19 @@ use std::time::Duration;
 
 mod sealed {
     pub trait Sealed {
+        /// Whether a forked child inherits this backend's ring shared with its parent (the
+        /// kernel's rings: the fd and the ring memory, a shared mapping), rather than a copy
+        /// of its own (the simulated kernel, plain process memory). When `true`, the queues
+        /// refuse to be used in a process other than the one that set the ring up; see
+        /// [`crate::Error::ForkedChild`].
+        const SHARED_AFTER_FORK: bool = false;
+
+        /// The process's [`crate::fork_generation`] when the ring was set up (meaningful only
+        /// when [`Sealed::SHARED_AFTER_FORK`]).
+        fn setup_generation(&self) -> u64 {
+            0
+        }
+
         /// Whether a ring set up disabled (`IORING_SETUP_R_DISABLED`) has been enabled since
         /// (`IORING_REGISTER_ENABLE_RINGS`). Only the kernel's rings can be; the simulated
         /// kernel has no disabled state.
@@ -25,7 +38,9 @@ pub trait Backend: Sealed + Send + Sync + fmt::Debug + 'static {
     /// `IORING_ENTER_GETEVENTS` wait until `min_complete` CQEs are ready or `timeout` passes
     /// (`ETIME`). Returns the number of SQEs consumed.
     ///
-    /// Safe: only SQEs already published through an `unsafe` commit can be consumed.
+    /// Safe: only SQEs already published through an `unsafe` commit can be consumed. The
+    /// kernel backend refuses (`EPERM`) in a forked child of the process that set the ring up
+    /// (see [`crate::Error::ForkedChild`]).
     fn enter(
         &self,
         to_submit: u32,
@@ -35,6 +50,8 @@ pub trait Backend: Sealed + Send + Sync + fmt::Debug + 'static {
     ) -> io::Result<u32>;
 }
 
+#[cfg(not(loom))]
+pub(crate) use kernel::forget_thread_id_in_child;
 #[cfg(not(loom))]
 pub use kernel::Kernel;
 
@@ -50,6 +67,7 @@ pub type DefaultBackend = crate::sim::Sim;
 mod kernel {
     use super::*;
     use crate::error::{Error, Result};
+    use crate::fork::Region;
     use crate::raw::RingMemory;
     use crate::setup::{Builder, Features};
     use std::cell::Cell;
@@ -64,7 +82,7 @@ mod kernel {
 
     thread_local! {
         /// The calling thread's id from [`thread_id`], or 0 until it asks for one. A forked
-        /// child's only thread is reset to 0 by [`forget_thread_id_in_child`].
+        /// child's only thread is reset to 0 by [`in_fork_child`].
         ///
         /// Const-initialised, `Copy` and without a destructor: reading or writing it never
         /// allocates, takes a lock or panics, which is what the fork handler relies on.
@@ -80,7 +98,7 @@ mod kernel {
 
     /// A process-unique id of the calling thread, never 0, given out on first use.
     ///
-    /// After `fork` the child's thread gets a fresh id (see [`forget_thread_id_in_child`]):
+    /// After `fork` the child's thread gets a fresh id (see [`in_fork_child`]):
     /// the kernel's table of registered rings is per task and not inherited, so the child
     /// must not pass for the thread that registered a ring in the parent.
     fn thread_id() -> u64 {
@@ -96,53 +114,25 @@ mod kernel {
         }
     }
 
-    /// The `pthread_atfork` child handler: the child's only thread (a copy of the forking one,
-    /// thread-locals included) forgets its id and gets a fresh one when it next asks, so it
-    /// never enters with, nor unregisters, a ring fd registered in the parent.
+    /// For the fork child handler (see `crate::fork`): the child's only thread (a copy of the
+    /// forking one, thread-locals included) forgets its id and gets a fresh one when it next
+    /// asks, so it never enters with, nor unregisters, a ring fd registered in the parent.
     ///
-    /// Async-signal-safe as a fork child handler must be: a single store to a const-initialised
+    /// Async-signal-safe as the handler needs: a single store to a const-initialised
     /// thread-local without a destructor (no allocation, no lock, no panic path). (Were this
     /// crate in a `dlopen`ed library, glibc might allocate the thread's TLS block on a first
     /// access here; glibc's allocator is usable in a fork child.)
-    extern "C" fn forget_thread_id_in_child() {
+    pub(crate) fn forget_thread_id_in_child() {
         THREAD_ID.with(|t| t.set(0));
     }
 
-    /// Installs [`forget_thread_id_in_child`] once per process; `false` if `pthread_atfork`
-    /// failed (out of memory), in which case no ring fd may be recorded as registered.
-    ///
-    /// Called before a registration is recorded, on the registering thread: a fork from that
-    /// thread afterwards (the only fork whose child would carry the registering thread's id)
-    /// therefore runs the handler. A fork from any other thread gives a child whose thread has
-    /// another id anyway.
-    ///
-    /// Not a `std::sync::Once`: a fork while another thread is inside `call_once` would leave
-    /// the child's `Once` running forever, and the child would hang on its first registration.
-    /// Here threads that race on the first registration may each install the handler; it is
-    /// idempotent, so running it twice in a child is harmless.
-    fn install_fork_handler() -> bool {
-        static INSTALLED: AtomicBool = AtomicBool::new(false);
-        // Acquire: pairs with the Release store below, so the handler another thread installed
-        // is in libc's list before this thread records a registration (and before it forks).
-        if INSTALLED.load(Ordering::Acquire) {
-            return true;
-        }
-        // SAFETY: registers a child handler only; `forget_thread_id_in_child` is an
-        // `extern "C" fn()` that lives as long as the process and is safe in a fork child.
-        let r = unsafe { libc::pthread_atfork(None, None, Some(forget_thread_id_in_child)) };
-        if r != 0 {
-            return false;
-        }
-        // Release: pairs with the Acquire load above; publishes the installed handler.
-        INSTALLED.store(true, Ordering::Release);
-        true
-    }
-
-    /// A shared, read-write mapping of ring memory, unmapped on drop.
+    /// A shared, read-write mapping of ring memory, unmapped on drop; recorded for the fork
+    /// child handler while it lives (see `crate::fork`).
     #[derive(Debug)]
     struct Mmap {
         ptr: NonNull<u8>,
         len: usize,
+        region: Option<Region>,
     }
 
     impl Mmap {
@@ -164,12 +154,25 @@ mod kernel {
             }
             let ptr = NonNull::new(ptr.cast())
                 .ok_or_else(|| Error::os("mmap", io::Error::from_raw_os_error(libc::EFAULT)))?;
-            Ok(Mmap { ptr, len })
+            let mut map = Mmap {
+                ptr,
+                len,
+                region: None,
+            };
+            // Recorded once mapped, so that a forked child gets a private copy of it. On
+            // failure `map` is dropped, which unmaps it.
+            map.region =
+                Some(Region::new(ptr.as_ptr(), len).ok_or_else(|| {
+                    Error::os("mmap", io::Error::from_raw_os_error(libc::ENOMEM))
+                })?);
+            Ok(map)
         }
     }
 
     impl Drop for Mmap {
         fn drop(&mut self) {
+            // Forgotten by the fork handler before it is unmapped.
+            drop(self.region.take());
             // SAFETY: `ptr`/`len` are exactly a mapping made in `Mmap::new`, unmapped once here,
             // after every user of the ring memory is gone (the mapping lives in the backend,
             // which the queues keep alive through an `Arc`).
@@ -195,6 +198,9 @@ mod kernel {
         /// Number of `io_uring_enter` calls made through [`Backend::enter`], for tests and
         /// diagnostics (see [`Kernel::enter_count`]).
         enters: AtomicU64,
+        /// The process's [`crate::fork_generation`] at setup: a process where it differs is a
+        /// forked descendant, which must not use the ring (see [`Kernel::is_inherited`]).
+        generation: u64,
         /// Set once `IORING_REGISTER_ENABLE_RINGS` has succeeded through
         /// [`crate::Registrar`]: the ring no longer is disabled, whatever the setup flags say
         /// (see [`crate::Ring::info`]).
@@ -220,6 +226,12 @@ mod kernel {
     unsafe impl Sync for Kernel {}
 
     impl Sealed for Kernel {
+        const SHARED_AFTER_FORK: bool = true;
+
+        fn setup_generation(&self) -> u64 {
+            self.generation
+        }
+
         fn enabled_since_setup(&self) -> bool {
             // Relaxed: pairs with the store in `mark_enabled`; a plain flag that publishes no
             // memory. A thread ordered after the enabling (by whatever ordered it) sees it.
@@ -230,6 +242,15 @@ mod kernel {
     impl Kernel {
         /// `io_uring_setup` with the builder's parameters, then maps the rings.
         pub(crate) fn setup(b: &Builder) -> Result<(Kernel, sys::io_uring_params)> {
+            // Before the generation is recorded and the rings mapped: every later fork then
+            // moves it on and privatizes the mappings in the child.
+            if !crate::fork::install() {
+                return Err(Error::os(
+                    "pthread_atfork",
+                    io::Error::from_raw_os_error(libc::ENOMEM),
+                ));
+            }
+            let generation = crate::fork::fork_generation();
             let mut p = b.params;
             let fd = sys::io_uring_setup(b.entries, &mut p)
                 .map_err(|e| Error::os("io_uring_setup", e))?;
@@ -260,6 +281,7 @@ mod kernel {
                 fd,
                 registered: AtomicU64::new(0),
                 ring_fd_lock: Mutex::new(()),
+                generation,
                 enters: AtomicU64::new(0),
                 enabled: AtomicBool::new(false),
                 sq_map,
@@ -306,6 +328,14 @@ mod kernel {
             word != 0 && word >> 32 == current_thread_id()
         }
 
+        /// Whether the calling process is a forked descendant of the one that set the ring up
+        /// (through libc's `fork`): it shares the kernel's ring, but the ring's queues are not
+        /// its to use. See [`crate::Error::ForkedChild`].
+        #[inline]
+        pub fn is_inherited(&self) -> bool {
+            crate::fork::fork_generation() != self.generation
+        }
+
         /// Records that `IORING_REGISTER_ENABLE_RINGS` succeeded: the ring is enabled.
         pub(crate) fn mark_enabled(&self) {
             // Relaxed: pairs with the load in `enabled_since_setup`; see there.
@@ -323,25 +353,20 @@ mod kernel {
         /// Records the registered ring index of the calling thread (`Some`), or forgets it
         /// (`None`). Call with [`Kernel::lock_ring_fd`] held, right after the kernel agreed.
         ///
-        /// Fails, recording nothing, if the fork handler that keeps a forked child from using
-        /// the index cannot be installed, or if the calling thread's id does not fit the 32
-        /// bits it is stored in (after four billion threads): the ring is then entered through
-        /// its plain fd, which is always correct. The error says which.
+        /// Fails, recording nothing, if the calling thread's id does not fit the 32 bits it is
+        /// stored in (after four billion threads): the ring is then entered through its plain
+        /// fd, which is always correct. (The fork handler that keeps a forked child from using
+        /// the index was installed before the ring was set up.)
         pub(crate) fn set_registered_index(
             &self,
             index: Option<u32>,
         ) -> std::result::Result<(), &'static str> {
             let word = match index {
                 None => 0,
-                Some(i) => {
-                    if !install_fork_handler() {
-                        return Err("could not install the fork handler (pthread_atfork failed)");
-                    }
-                    match u32::try_from(thread_id()) {
-                        Ok(t) => u64::from(t) << 32 | u64::from(i),
-                        Err(_) => return Err("this thread's id is too large to record"),
-                    }
-                }
+                Some(i) => match u32::try_from(thread_id()) {
+                    Ok(t) => u64::from(t) << 32 | u64::from(i),
+                    Err(_) => return Err("this thread's id is too large to record"),
+                },
             };
             // Relaxed: see `registered_index`; the lock orders writers.
             self.registered.store(word, Ordering::Relaxed);
@@ -390,6 +415,13 @@ mod kernel {
             flags: u32,
             timeout: Option<Duration>,
         ) -> io::Result<u32> {
+            if self.is_inherited() {
+                // A forked child: the kernel would consume the parent's SQEs for this process,
+                // or hand it the parent's completions (see `crate::fork`). The queues turn this
+                // into `Error::ForkedChild`. No system call is made, and none counted. Cost:
+                // a load and a comparison per system call.
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
             // Relaxed: a statistics counter; nothing is published through it.
             // Cost: one `lock xadd` per system call (a few ns uncontended, one instruction in a
             // user-space count), next to a syscall of hundreds of ns. When the two queue halves

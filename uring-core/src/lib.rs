@@ -35,6 +35,7 @@ mod backend;
 mod cqe;
 mod cqueue;
 mod error;
+mod fork;
 mod raw;
 #[cfg(not(loom))]
 mod register;
@@ -49,8 +50,9 @@ mod sync;
 pub use backend::Kernel;
 pub use backend::{Backend, DefaultBackend};
 pub use cqe::{Cqe, CqeFlags};
-pub use cqueue::{Batch, CompletionQueue};
+pub use cqueue::{deadline_after, Batch, CompletionQueue};
 pub use error::{Error, Result};
+pub use fork::fork_generation;
 #[cfg(not(loom))]
 pub use register::*;
 pub use ring::Ring;

@@ -163,7 +163,9 @@ impl<B: Backend> Ring<B> {
                 break;
             }
         }
-        self.cq.wait(want)?;
+        // `submit_and_wait` with `want > 0` always enters the kernel, which the kernel backend
+        // refuses a forked child: this process set the ring up.
+        self.cq.wait_in_owner(want)?;
         Ok(total)
     }
 
@@ -172,7 +174,9 @@ impl<B: Backend> Ring<B> {
         self.cq.wait(want)
     }
 
-    /// Waits until `want` completions are ready or `timeout` passes ([`Error::Timeout`]).
+    /// Waits until `want` completions are ready or `timeout` passes ([`Error::Timeout`]). A
+    /// timeout too long for `Instant` ([`Duration::MAX`]) is no deadline (see
+    /// [`crate::deadline_after`]).
     pub fn wait_timeout(&mut self, want: u32, timeout: Duration) -> Result<u32> {
         self.cq.wait_timeout(want, timeout)
     }

@@ -52,17 +52,18 @@ use crate::error::{Error, PushError, Result};
 use crate::op::{res_to_io, Entry, Op, OpCheck, OpSet, Submit};
 use crate::slab::{slot_index, Completed, Slab};
 use crate::uring::{
-    cancel_all, dispatch, next_ring_id, probe, slab_full, too_many_sqes, user_data, Ticket,
-    DROP_DRAIN_TIMEOUT, INTERNAL, MAX_SQES,
+    cancel_all, dispatch, next_ring_id, probe, queue_link_cancels, slab_full, too_many_sqes,
+    user_data, Ticket, DROP_DRAIN_TIMEOUT, INTERNAL, MAX_SQES,
 };
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 use uring_core::{
-    sys, Builder, CompletionQueue, Cqe, Kernel, Restriction, Ring, RingInfo, SetupFlags, SqeFlags,
-    SubmissionQueue,
+    deadline_after, sys, Builder, CompletionQueue, Cqe, Kernel, Restriction, Ring, RingInfo,
+    SetupFlags, SqeFlags, SubmissionQueue,
 };
 
 /// User data of the internal NOP that [`Context::wake`] pushes.
@@ -193,19 +194,43 @@ impl Shared {
 ///
 /// # Threads
 ///
-/// The kernel ties each request to the thread that submitted it. Once that thread has exited,
-/// the kernel cancels the request (it completes with `ECANCELED`) when it would next run on that
-/// thread's behalf: work queued to the thread's io-wq is cancelled at exit, and a request waiting
-/// for readiness (a read of a pipe or socket, a poll) is cancelled when the file becomes ready.
-/// Because `push` submits, the owning thread is always the one that pushed, never a thread that
-/// happened to submit or wait later: push long-lived ops from threads that outlive them.
-/// Completions reach, and tickets are redeemed by, any thread.
+/// The kernel ties each request to the thread that submitted it. Because `push` submits, that
+/// is always the thread that pushed, never a thread that happened to submit or wait later.
+/// Completions reach, and tickets are redeemed by, any thread; but what becomes of a request
+/// once its thread has exited depends on what it is waiting for (as observed on Linux 6.18,
+/// and checked by `tests/exited_thread.rs`):
+///
+/// - A request waiting for readiness (a read of a pipe or socket, a poll, also one pushed with
+///   `IOSQE_ASYNC`) stays in flight. When its file becomes ready the kernel does not do the
+///   work: it completes the request with `ECANCELED` (nothing is read). If the file never
+///   becomes ready, the request stays in flight until it is cancelled (an
+///   [`AsyncCancel`](crate::ops::AsyncCancel), or the context's drop, which cancels
+///   everything).
+/// - A timeout ([`Timeout`](crate::ops::Timeout)) still fires (`ETIME`).
+/// - A link timeout that fires completes without cancelling the link it guards (the kernel
+///   runs the timeout's work in a kernel worker, which may not cancel): its result is
+///   `ECANCELED` (reported as [`LinkTimeoutOutcome::Disarmed`](crate::ops::LinkTimeoutOutcome),
+///   though the timer fired; `ENOENT` on 6.1). The context sees that the guarded link
+///   has not completed and cancels it itself (an internal `IORING_OP_ASYNC_CANCEL`, queued by
+///   the next submit, which every wait makes), so the link ends with `ECANCELED` and the chain
+///   completes; no wait is left hanging on it.
+///
+/// So push long-lived ops from threads that outlive them: an op of an exited thread is not
+/// guaranteed to run.
 ///
 /// On an SQPOLL ring the kernel's poller thread issues every request, so ops belong to it, not
 /// to the thread that pushed them, and outlive that thread.
 ///
 /// Dropping the context cancels what is in flight, waits up to [`DROP_DRAIN_TIMEOUT`], and
 /// leaks (never frees) whatever the kernel may still use.
+///
+/// # Fork
+///
+/// As for [`crate::Uring`] ("Fork"), with one difference: [`Context::push`] itself is refused
+/// in a forked child (the op handed back), as are [`Context::submit`], the waits and
+/// [`Context::wake`], all with [`uring_core::Error::ForkedChild`] (`EPERM`) and before any
+/// lock is taken (a lock another thread of the parent held at the fork stays held in the
+/// child). Its drop leaves the parent's ops alone.
 ///
 /// # Caveats
 ///
@@ -245,6 +270,12 @@ pub struct Context {
     /// The ring's fd, owned by the `Kernel` backend that both queue halves keep alive.
     fd: RawFd,
     id: u64,
+    /// The process's fork generation when the ring was set up: a forked child's copy of the
+    /// context refuses every use before it takes a lock (see "Fork").
+    generation: u64,
+    /// Set when a dispatch left SQEs for the ring to cancel in the slab (see
+    /// [`crate::Entry::link_to_cancel`]): the next submit queues the cancels.
+    links_to_cancel: AtomicBool,
 }
 
 const _: fn() = || {
@@ -270,12 +301,14 @@ impl fmt::Debug for Context {
 /// SQPOLL, COOP_TASKRUN and the other setup flags (see "Setup flags" below for the few a
 /// context refuses).
 ///
-/// With no [`ContextBuilder::allow`] every op is permitted. With at least one, the ring is
-/// created disabled (`IORING_SETUP_R_DISABLED`), the allowed opcodes are registered as
-/// `IORING_RESTRICTION_SQE_OP` restrictions (with every `IOSQE_*` flag allowed, and the register
-/// ops given to [`ContextBuilder::allow_register`]), and the ring is enabled: the kernel refuses
-/// any other opcode with `EACCES`, and [`Context::push`] refuses it first with
-/// [`Error::NotAllowed`], handing the op back.
+/// Without [`ContextBuilder::allow`], [`ContextBuilder::allow_register`] or
+/// [`ContextBuilder::restrict`], every op and every registration is permitted. With any of
+/// them, the ring is restricted: it is created disabled (`IORING_SETUP_R_DISABLED`), the
+/// allowed opcodes (perhaps none) are registered as `IORING_RESTRICTION_SQE_OP` restrictions
+/// (with every `IOSQE_*` flag allowed, and the register ops given to
+/// [`ContextBuilder::allow_register`]), and the ring is enabled: the kernel refuses any other
+/// opcode, and any other registration, with `EACCES`, and [`Context::push`] refuses an op
+/// that is not allowed first with [`Error::NotAllowed`], handing the op back.
 ///
 /// The context's own SQEs need two opcodes, which are therefore always registered with the
 /// kernel (but not allowed to [`Context::push`] unless listed): `IORING_OP_NOP` for
@@ -390,10 +423,23 @@ impl ContextBuilder {
     }
 
     /// Permits `io_uring_register` opcode `op` (`IORING_REGISTER_*`) once the ring is
-    /// restricted; without it every registration is refused after [`ContextBuilder::build`].
-    /// Only meaningful with an allowlist.
+    /// restricted, and turns the allowlist on (with no [`ContextBuilder::allow`], no op is
+    /// permitted). Every registration not permitted this way is refused (`EACCES`) after
+    /// [`ContextBuilder::build`].
     pub fn allow_register(mut self, op: u8) -> Self {
+        self.allowed.get_or_insert_with(OpSet::empty);
         self.register_ops.push(op);
+        self
+    }
+
+    /// Turns the allowlist on, empty: only the ops given to [`ContextBuilder::allow`] (none, if
+    /// there is no such call) and the register ops given to
+    /// [`ContextBuilder::allow_register`] are permitted. `restrict()` alone makes a ring that
+    /// accepts no op at all (a context kept for its wake-ups, or handed to code that must not
+    /// submit): [`Context::push`] refuses every op with [`Error::NotAllowed`], and the kernel
+    /// every opcode but the context's own with `EACCES`.
+    pub fn restrict(mut self) -> Self {
+        self.allowed.get_or_insert_with(OpSet::empty);
         self
     }
 
@@ -533,7 +579,21 @@ impl Context {
             info,
             fd,
             id: next_ring_id(),
+            // The ring was set up just now, in this process.
+            generation: uring_core::fork_generation(),
+            links_to_cancel: AtomicBool::new(false),
         }
+    }
+
+    /// Refuses the use of a context inherited through `fork` ([`Error::Core`] with
+    /// [`uring_core::Error::ForkedChild`]), before any lock is taken (another thread of the
+    /// parent may have held one when it forked).
+    #[inline]
+    fn check_process(&self) -> Result<()> {
+        if uring_core::fork_generation() != self.generation {
+            return Err(uring_core::Error::ForkedChild.into());
+        }
+        Ok(())
     }
 
     /// What the kernel answered at setup: real sizes, features, flags.
@@ -592,7 +652,7 @@ impl Context {
                 op: T::from_entry(entry),
             })
         };
-        if let Err(error) = entry.check(&self.ops) {
+        if let Err(error) = entry.check(&self.ops).and_then(|()| self.check_process()) {
             return refuse(error, entry);
         }
         let n = entry.sqe_count();
@@ -614,15 +674,20 @@ impl Context {
         };
         let key = {
             let mut sh = lock(&self.shared);
-            let Some(slot) = sh.slab.vacant() else {
+            let Some(vacant) = sh.slab.vacant() else {
                 return Err(slab_full(entry));
             };
-            let (key, e) = slot.insert(entry);
+            let mut slot = vacant.insert_uncommitted(entry);
+            // A panic in `prepare` (user code) drops `slot`, which takes the entry back out:
+            // the reservation is not committed, so the kernel never sees its SQEs.
+            let key = slot.key();
+            let e = slot.entry();
             for i in 0..n {
                 let sqe = r.get(i).expect("reserved");
                 e.prepare(i, sqe);
                 sqe.set_user_data(user_data(key, i));
             }
+            slot.keep();
             sh.set_tag(key, tag);
             key
         };
@@ -650,6 +715,7 @@ impl Context {
     ///
     /// [`Error::Core`] with the kernel's errno.
     pub fn submit(&self) -> Result<u32> {
+        self.check_process()?;
         self.submit_locked(&mut lock(&self.sq))
     }
 
@@ -677,12 +743,28 @@ impl Context {
         let mut sq = match self.sq.try_lock() {
             Ok(sq) => sq,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // Except when cancels of stalled links wait to be queued (rare): this waiter may be
+            // the one that would otherwise sleep until they go.
+            // Relaxed: see `drain_ring`.
+            Err(TryLockError::WouldBlock) if self.links_to_cancel.load(Ordering::Relaxed) => {
+                lock(&self.sq)
+            }
             Err(TryLockError::WouldBlock) => return Ok(()),
         };
         self.submit_locked(&mut sq).map(drop)
     }
 
     fn submit_locked(&self, sq: &mut SubmissionQueue<Kernel>) -> Result<u32> {
+        // Relaxed: see `drain_ring`; a flag set by another thread just after this load is seen
+        // by the next submit (every waiter submits before it sleeps).
+        if self.links_to_cancel.load(Ordering::Relaxed) {
+            self.links_to_cancel.store(false, Ordering::Relaxed);
+            let mut sh = lock(&self.shared);
+            queue_link_cancels(sq, &mut sh.slab);
+            if sh.slab.has_links_to_cancel() {
+                self.links_to_cancel.store(true, Ordering::Relaxed);
+            }
+        }
         let mut refusals = 0;
         loop {
             match sq.submit() {
@@ -762,6 +844,12 @@ impl Context {
         for cqe in batch {
             sh.on_cqe(cqe);
         }
+        if sh.slab.has_links_to_cancel() {
+            // The CQ is held, so the SQ cannot be taken here (lock order): the next submit,
+            // by a waiter before it sleeps or by a push, queues the cancels.
+            // Relaxed: a hint; the list itself is read under the shared lock.
+            self.links_to_cancel.store(true, Ordering::Relaxed);
+        }
         drop(sh);
         n
     }
@@ -773,6 +861,7 @@ impl Context {
         deadline: Option<Instant>,
         mut ready: impl FnMut(&mut Shared) -> Option<R>,
     ) -> Result<Option<R>> {
+        self.check_process()?;
         self.submit_before_waiting()?;
         self.reap();
         let mut sh = lock(&self.shared);
@@ -795,7 +884,7 @@ impl Context {
                 let seen = sh.reaps;
                 drop(sh);
                 let turn = PollerTurn(self);
-                let polled = self.poll(seen, left);
+                let polled = self.poll(seen, deadline);
                 drop(turn);
                 polled?;
                 sh = lock(&self.shared);
@@ -816,10 +905,9 @@ impl Context {
 
     /// A poller's turn: hands queued SQEs over, then, holding the CQ, reaps, sleeping in the
     /// kernel until a completion arrives, unless something was dispatched since the caller's
-    /// check (`seen`), or `timeout` passes.
-    fn poll(&self, seen: u64, timeout: Option<Duration>) -> Result<()> {
+    /// check (`seen`), or `deadline` passes.
+    fn poll(&self, seen: u64, deadline: Option<Instant>) -> Result<()> {
         self.submit_before_waiting()?;
-        let deadline = timeout.map(|t| Instant::now() + t);
         let mut cq = lock(&self.cq);
         loop {
             if self.drain(&mut cq) > 0 || lock(&self.shared).reaps != seen {
@@ -827,17 +915,7 @@ impl Context {
             }
             // We hold the CQ and nothing was dispatched since the caller looked: nothing can be
             // until a CQE arrives, which ends this wait.
-            let waited = match deadline {
-                None => cq.wait(1),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(());
-                    }
-                    cq.wait_timeout(1, left)
-                }
-            };
-            match waited {
+            match cq.wait_deadline(1, deadline) {
                 Ok(_) => {}
                 Err(uring_core::Error::Timeout) => return Ok(()),
                 Err(e) => return Err(e.into()),
@@ -906,7 +984,8 @@ impl Context {
         }
     }
 
-    /// As [`Context::wait`], giving up after `timeout` and handing the ticket back.
+    /// As [`Context::wait`], giving up after `timeout` and handing the ticket back. A timeout
+    /// too long for `Instant` ([`Duration::MAX`]) is no deadline.
     ///
     /// # Errors
     ///
@@ -920,8 +999,7 @@ impl Context {
         if t.ring != self.id {
             return Err(Err(Error::UnknownTicket));
         }
-        let deadline = Instant::now() + timeout;
-        match self.block_until(Some(deadline), |sh| Self::take_entry(sh, &t)) {
+        match self.block_until(deadline_after(timeout), |sh| Self::take_entry(sh, &t)) {
             Ok(Some(Ok(out))) => Ok(out),
             Ok(Some(Err(e))) | Err(e) => Err(Err(e)),
             Ok(None) => Err(Ok(t)),
@@ -952,15 +1030,15 @@ impl Context {
             .unwrap_or_default())
     }
 
-    /// As [`Context::wait_completions`], returning an empty list after `timeout`.
+    /// As [`Context::wait_completions`], returning an empty list after `timeout` (never, for a
+    /// timeout too long for `Instant`, such as [`Duration::MAX`]).
     ///
     /// # Errors
     ///
     /// [`Error::Core`] with the kernel's errno.
     pub fn wait_completions_timeout(&self, timeout: Duration) -> Result<Vec<Completion>> {
-        let deadline = Instant::now() + timeout;
         Ok(self
-            .block_until(Some(deadline), Shared::take_events)?
+            .block_until(deadline_after(timeout), Shared::take_events)?
             .unwrap_or_default())
     }
 
@@ -973,6 +1051,7 @@ impl Context {
     /// [`Error::QueueFull`] if the kernel will not take queued SQEs to make room; [`Error::Core`]
     /// with the kernel's errno.
     pub fn wake(&self) -> Result<()> {
+        self.check_process()?;
         let mut sq = lock(&self.sq);
         if sq.free() == 0 {
             self.make_room(&mut sq, 1)?;
@@ -1084,6 +1163,93 @@ mod tests {
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EACCES));
         let t = ctx.push(crate::OpExt::asynchronous(Nop::new())).unwrap();
         assert_eq!(ctx.wait(t).unwrap().unwrap(), 0);
+    }
+
+    /// `allow_register` alone restricts the ring too (it used to build an unrestricted one):
+    /// no op is allowed, by the library or by the kernel, and only the register op named.
+    #[test]
+    fn allow_register_alone_restricts_the_ring() {
+        let personality = |ctx: &Context| {
+            // SAFETY: IORING_REGISTER_PERSONALITY takes no argument (null, 0).
+            unsafe {
+                sys::io_uring_register(
+                    ctx.as_fd(),
+                    sys::IORING_REGISTER_PERSONALITY,
+                    std::ptr::null_mut(),
+                    0,
+                )
+            }
+        };
+        let mut ctx = Context::builder(8)
+            .allow_register(sys::IORING_REGISTER_PERSONALITY as u8)
+            .build()
+            .unwrap();
+        assert!(personality(&ctx).unwrap() > 0);
+        let refused = ctx.push(Nop::new()).unwrap_err();
+        assert!(matches!(refused.error, Error::NotAllowed { op: "NOP" }));
+        let f = crate::Fd::new(std::fs::File::open("/dev/null").unwrap());
+        ctx.ops = OpCheck::new(OpSet::all(), OpSet::all());
+        let t = ctx.push(Writev::new(&f, vec![vec![0u8; 4]], 0)).unwrap();
+        let (res, _) = ctx.wait(t).unwrap();
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EACCES));
+    }
+
+    /// `restrict` with nothing allowed: every op is refused, by the library and (with the
+    /// library's check bypassed) by the kernel, and so is every registration; the context's
+    /// own SQEs (the wake-up NOP, the cancel on drop) still run.
+    #[test]
+    fn kernel_enforces_an_empty_allowlist() {
+        let mut ctx = Context::builder(8).restrict().build().unwrap();
+        for op in [
+            sys::IORING_OP_NOP,
+            sys::IORING_OP_WRITEV,
+            sys::IORING_OP_READV,
+        ] {
+            assert!(!ctx.allows(op as u8), "{op}");
+        }
+        let refused = ctx.push(Nop::new()).unwrap_err();
+        assert!(matches!(refused.error, Error::NotAllowed { op: "NOP" }));
+        // SAFETY: IORING_REGISTER_PERSONALITY takes no argument (null, 0).
+        let reg = unsafe {
+            sys::io_uring_register(
+                ctx.as_fd(),
+                sys::IORING_REGISTER_PERSONALITY,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(reg.unwrap_err().raw_os_error(), Some(libc::EACCES));
+        ctx.wake().unwrap();
+        assert!(ctx.wait_completions().unwrap().is_empty());
+        let f = crate::Fd::new(std::fs::File::open("/dev/null").unwrap());
+        ctx.ops = OpCheck::new(OpSet::all(), OpSet::all());
+        let t = ctx.push(Writev::new(&f, vec![vec![0u8; 4]], 0)).unwrap();
+        let (res, _) = ctx.wait(t).unwrap();
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EACCES));
+        // A read of a pipe nobody writes stays in flight until the drop cancels it: the
+        // context's own ASYNC_CANCEL is allowed by the kernel.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two ints for pipe to fill.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: pipe returned two new descriptors that nothing else owns.
+        let (rx, _tx) = unsafe {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            (
+                crate::Fd::new(OwnedFd::from_raw_fd(fds[0])),
+                OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        let read = ctx
+            .push(Readv::new(&rx, vec![vec![0u8; 4]], u64::MAX))
+            .unwrap();
+        ctx.detach(read);
+        let start = Instant::now();
+        drop(ctx);
+        assert!(
+            start.elapsed() < DROP_DRAIN_TIMEOUT,
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     /// Registration is refused once the ring is restricted, except the register ops allowed.

@@ -156,6 +156,13 @@ pub enum Error {
         /// The most it may be.
         max: u64,
     },
+    /// Memory could not be allocated (for a [`crate::FixedBufs`] pool): the allocator refused
+    /// `bytes` bytes. Nothing was registered.
+    #[error("out of memory: could not allocate {bytes} bytes")]
+    OutOfMemory {
+        /// The size of the refused allocation.
+        bytes: usize,
+    },
     /// The ring layer failed.
     #[error(transparent)]
     Core(#[from] uring_core::Error),
@@ -183,6 +190,7 @@ impl Error {
             | Error::FixedBufShape { .. }
             | Error::InteriorNul { .. }
             | Error::OutOfRange { .. } => libc::EINVAL,
+            Error::OutOfMemory { .. } => libc::ENOMEM,
             Error::Core(e) => return e.raw_os_error(),
         })
     }

@@ -197,6 +197,18 @@ pub unsafe trait Entry: sealed::Sealed + Send + 'static {
     fn prepare(&mut self, i: u32, sqe: &mut Sqe);
     /// Records completion of SQE `sub`; `true` when the entry is finished.
     fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> bool;
+    /// Asked after [`Entry::on_cqe`] recorded completion `sub` (`res`) and returned `false`:
+    /// the number of another SQE of this entry that will not complete unless the ring asks the
+    /// kernel to cancel it, if any. The ring then does (`IORING_OP_ASYNC_CANCEL` by its user
+    /// data), and the entry finishes when that SQE's completion arrives.
+    ///
+    /// The case: a link timeout that fires after the thread that submitted it has exited
+    /// completes without cancelling the link it guards (see "Threads" on
+    /// [`crate::Context`]). Default: none.
+    fn link_to_cancel(&self, sub: u32, res: i32) -> Option<u32> {
+        let _ = (sub, res);
+        None
+    }
     /// The output, once finished.
     fn finish(self) -> Self::Output;
 

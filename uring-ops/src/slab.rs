@@ -25,6 +25,7 @@
 
 use crate::op::Entry;
 use std::any::TypeId;
+use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::ptr::{self, NonNull};
 use uring_core::{Backend, Batch};
@@ -103,12 +104,17 @@ fn unpack_result(result: u64) -> (i32, u32) {
 /// Records completion `(sub, res, flags)` in the entry at the storage; `true` when finished.
 type OnCqe = unsafe fn(*mut Storage, u32, i32, u32) -> bool;
 
+/// [`Entry::link_to_cancel`] of the entry at the storage.
+type LinkToCancel = unsafe fn(*mut Storage, u32, i32) -> Option<u32>;
+
 struct VTable {
     /// Disposes of a finished entry nobody will redeem ([`Entry::discard`]), given the result
     /// the slot kept.
     discard: unsafe fn(*mut Storage, i32, u32),
     /// `None` for [`Entry::SINGLE`] entries: the slot keeps the result itself.
     on_cqe: Option<OnCqe>,
+    /// Asked when `on_cqe` says the entry needs more completions.
+    link_to_cancel: LinkToCancel,
     type_id: fn() -> TypeId,
 }
 
@@ -148,6 +154,11 @@ unsafe fn on_cqe_entry<E: Entry>(s: *mut Storage, sub: u32, res: i32, flags: u32
     unsafe { (*entry_ptr::<E>(s)).on_cqe(sub, res, flags) }
 }
 
+unsafe fn link_to_cancel_entry<E: Entry>(s: *mut Storage, sub: u32, res: i32) -> Option<u32> {
+    // SAFETY: the caller guarantees `s` holds a live `E`, not mutably borrowed.
+    unsafe { (*entry_ptr::<E>(s)).link_to_cancel(sub, res) }
+}
+
 /// The vtable a slot holding an `E` records: none for a [`Entry::SINGLE`] entry without drop
 /// glue stored inline and nothing to discard, which needs neither (the slot keeps its result;
 /// nothing to drop). An
@@ -179,6 +190,7 @@ impl<E: Entry> Table<E> {
         } else {
             Some(on_cqe_entry::<E>)
         },
+        link_to_cancel: link_to_cancel_entry::<E>,
         type_id: TypeId::of::<E>,
     };
 }
@@ -212,6 +224,9 @@ pub(crate) struct Slab {
     in_flight: usize,
     /// At most this many chunks ([`MAX_CHUNKS`]; fewer in tests).
     max_chunks: usize,
+    /// User data of SQEs of in-flight entries that the ring must ask the kernel to cancel
+    /// ([`Entry::link_to_cancel`]), oldest first; taken by [`Slab::take_links_to_cancel`].
+    to_cancel: Vec<u64>,
 }
 
 // SAFETY: the slab owns its chunks exclusively (the raw pointers name only its own
@@ -225,6 +240,49 @@ impl std::fmt::Debug for Slab {
             .field("slots", &self.slots.len())
             .field("in_flight", &self.in_flight)
             .finish()
+    }
+}
+
+/// An entry just inserted, whose SQEs are being prepared: see [`Vacant::insert_uncommitted`].
+pub(crate) struct Uncommitted<'a, E: Entry> {
+    slab: &'a mut Slab,
+    /// The entry's slot, in one of the slab's chunks (not inside `*slab`, so the two
+    /// references do not overlap).
+    slot: *mut Slot,
+    key: u64,
+    _entry: PhantomData<E>,
+}
+
+impl<E: Entry> Uncommitted<'_, E> {
+    /// The entry's key.
+    #[inline]
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The entry, in place, to prepare its SQEs.
+    #[inline]
+    pub(crate) fn entry(&mut self) -> &mut E {
+        // SAFETY: the slot holds the live `E` inserted under `key` (only `remove_uncommitted`,
+        // from `drop`, takes it out); the borrow is tied to `&mut self`, which also holds the
+        // slab's `&mut`, so nothing else reaches the slot meanwhile.
+        unsafe { &mut *entry_ptr::<E>(&mut (*self.slot).storage) }
+    }
+
+    /// The SQEs are prepared (and are being committed): the entry stays, in flight. Returns
+    /// its key.
+    #[inline]
+    pub(crate) fn keep(self) -> u64 {
+        let key = self.key;
+        std::mem::forget(self);
+        key
+    }
+}
+
+impl<E: Entry> Drop for Uncommitted<'_, E> {
+    /// Reached only without [`Uncommitted::keep`]: by a panic while preparing.
+    fn drop(&mut self) {
+        self.slab.remove_uncommitted::<E>(self.slot, self.key);
     }
 }
 
@@ -272,6 +330,30 @@ impl Slab {
             free: ptr::null_mut(),
             in_flight: 0,
             max_chunks: MAX_CHUNKS,
+            to_cancel: Vec::new(),
+        }
+    }
+
+    /// Whether SQEs wait to be cancelled ([`Slab::take_links_to_cancel`]).
+    #[inline]
+    pub(crate) fn has_links_to_cancel(&self) -> bool {
+        !self.to_cancel.is_empty()
+    }
+
+    /// The user data of the SQEs the ring must ask the kernel to cancel (see
+    /// [`Entry::link_to_cancel`]), taken out. Each names an SQE of an entry that was in flight
+    /// when it was recorded; one that has finished since is found by nothing (its slot's
+    /// generation has moved on if it was reused), so the cancel is harmless.
+    pub(crate) fn take_links_to_cancel(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.to_cancel)
+    }
+
+    /// Gives back, first in line, the user data of SQEs still to cancel (those taken by
+    /// [`Slab::take_links_to_cancel`] that could not be queued).
+    pub(crate) fn ask_to_cancel(&mut self, mut first: Vec<u64>) {
+        if !first.is_empty() {
+            first.append(&mut self.to_cancel);
+            self.to_cancel = first;
         }
     }
 
@@ -356,6 +438,22 @@ impl Slab {
         }
     }
 
+    /// Takes back the `E` inserted in slot `p` under `key`, whose SQEs were never committed
+    /// (its `prepare` panicked): the slot is freed (on the free list before the entry is
+    /// dropped, so that a panic in its `Drop` does not lose it) and the entry dropped. The
+    /// kernel never saw the entry, so nothing else is owed to it.
+    #[cold]
+    fn remove_uncommitted<E: Entry>(&mut self, p: *mut Slot, key: u64) {
+        // SAFETY: `p` is the slot `Vacant::store` gave `key`, in a live chunk, still holding that
+        // entry (nothing frees a slot whose key was not handed out); `&mut self` excludes every
+        // other access to it.
+        let slot = unsafe { &mut *p };
+        let (e, _, _) = read_out_slot::<E>(slot, key, self.free);
+        self.free = p;
+        self.in_flight -= 1;
+        drop(e);
+    }
+
     /// Records a completion with user data `ud` (the SQE's key and number) for the entry it
     /// names; [`Completed::Stale`] when it names no live entry (a slot's key must match whole,
     /// and an [`Entry::SINGLE`] entry takes only SQE number 0).
@@ -429,11 +527,16 @@ impl Slab {
         {
             return Completed::Stale;
         }
-        match slot.vtable.and_then(|vt| vt.on_cqe) {
+        match slot.vtable.and_then(|vt| Some((vt, vt.on_cqe?))) {
             None => slot.result = pack_result(res, flags),
-            Some(on_cqe) => {
+            Some((vt, on_cqe)) => {
                 // SAFETY: the slot is in flight, so it holds a live entry of the vtable's type.
                 if !unsafe { on_cqe(&mut slot.storage, sub, res, flags) } {
+                    // SAFETY: as above; the entry is not borrowed any more.
+                    if let Some(other) = unsafe { (vt.link_to_cancel)(&mut slot.storage, sub, res) }
+                    {
+                        self.to_cancel.push(key | u64::from(other));
+                    }
                     return Completed::Pending;
                 }
             }
@@ -583,10 +686,35 @@ impl<'a> Vacant<'a> {
     /// place, to prepare its SQEs.
     #[inline]
     pub(crate) fn insert<E: Entry>(self, e: E) -> (u64, &'a mut E) {
+        let (_, key, p) = self.store(e);
+        // SAFETY: the slot now holds a live `E`, borrowed mutably with the slab.
+        (key, unsafe { &mut *entry_ptr::<E>(&mut (*p).storage) })
+    }
+
+    /// As [`Vacant::insert`], for an entry whose SQEs are about to be prepared and committed:
+    /// the [`Uncommitted`] guard takes the entry back out of the slab, and drops it, if it is
+    /// dropped before [`Uncommitted::keep`] (when the entry's `prepare` panics), so that no
+    /// slot is left in flight for SQEs that never reached the kernel.
+    #[inline]
+    pub(crate) fn insert_uncommitted<E: Entry>(self, e: E) -> Uncommitted<'a, E> {
+        let (slab, key, slot) = self.store(e);
+        Uncommitted {
+            slab,
+            slot,
+            key,
+            _entry: PhantomData,
+        }
+    }
+
+    /// Stores `e` in the free slot, marked in flight: the slab back, the slot's key and its
+    /// address.
+    #[inline]
+    fn store<E: Entry>(self, e: E) -> (&'a mut Slab, u64, *mut Slot) {
         let slab = self.slab;
+        let p = slab.free;
         // SAFETY: a slot on the free list (not null: `Vacant`'s invariant), in a live chunk
         // (the field's invariant); `&mut` to the slab excludes every other access to it.
-        let slot = unsafe { &mut *slab.free };
+        let slot = unsafe { &mut *p };
         slab.free = slot.next_free;
         // A free slot's tag is its key alone (state FREE, SINGLE clear): adding the new state
         // is enough.
@@ -608,9 +736,7 @@ impl<'a> Vacant<'a> {
             };
         }
         slab.in_flight += 1;
-        // SAFETY: the slot now holds a live `E`, borrowed mutably with the slab.
-        let e = unsafe { &mut *entry_ptr::<E>(&mut slot.storage) };
-        (key, e)
+        (slab, key, p)
     }
 }
 
@@ -799,6 +925,40 @@ mod tests {
             }
         }
         assert_eq!(slab.in_flight(), 0);
+    }
+
+    /// An entry inserted uncommitted is taken back out, and dropped once, when its guard is
+    /// dropped without `keep` (a panic while preparing); kept, it stays in flight.
+    #[test]
+    fn uncommitted_entries_are_taken_back_unless_kept() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut slab = Slab::new();
+        let mut slot = slab
+            .vacant()
+            .unwrap()
+            .insert_uncommitted(Multi::<8>::new(&drops));
+        let key = slot.key();
+        assert_eq!(slot.entry().seen, 0);
+        drop(slot);
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        assert_eq!(slab.in_flight(), 0);
+        assert!(!slab.is_live(key));
+        assert_eq!(slab.complete(key, 1, 0), Completed::Stale);
+        let kept = slab
+            .vacant()
+            .unwrap()
+            .insert_uncommitted(Multi::<8>::new(&drops));
+        let again = kept.keep();
+        assert_eq!(
+            again,
+            key.wrapping_add(GEN_ONE),
+            "the slot, next generation"
+        );
+        assert_eq!(slab.in_flight(), 1);
+        assert_eq!(slab.complete(again, 1, 0), Completed::Pending);
+        assert_eq!(slab.complete(again | 1, 1, 0), Completed::Done);
+        assert_eq!(slab.take::<Multi<8>>(again).ok(), Some(2));
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
     }
 
     /// A slot's generation wraps around after 2^32 reuses, staying clear of index and state.

@@ -6,7 +6,7 @@ use common::{pipe, temp_file};
 use std::io::Write as _;
 use std::os::unix::fs::FileExt;
 use uring_ops::ops::{ReadFixed, WriteFixed};
-use uring_ops::{Error, FixedBufs, IoBuf, Uring};
+use uring_ops::{Error, FixedBufs, IoBuf, Uring, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 
 const DATA: &[u8] = b"registered buffers, pinned by the kernel";
 
@@ -245,4 +245,56 @@ fn writev_fixed_then_readv_fixed_scatter_ranges_of_one_buffer() {
         .push(WritevFixed::new(&f.fd, err.op.into_buf(), backwards, 0))
         .unwrap_err();
     assert!(matches!(err.error, Error::OutOfRange { value: 5, .. }));
+}
+
+/// `MemTotal + SwapTotal` from `/proc/meminfo`, in bytes.
+fn memory_and_swap() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib = |key: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (kib("MemTotal:") + kib("SwapTotal:")) * 1024
+}
+
+/// A pool whose memory cannot be allocated is refused with a typed error that names the size
+/// (`ENOMEM`), instead of aborting the process. Sizes past the machine's memory and swap,
+/// where the kernel refuses the allocation outright (unless overcommit is unlimited).
+#[test]
+fn a_pool_too_large_to_allocate_is_an_error() {
+    let overcommit = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap();
+    if overcommit.trim() == "1" {
+        common::skip(
+            "a_pool_too_large_to_allocate_is_an_error: vm.overcommit_memory is 1, so the \
+             allocation cannot fail (it would be zeroed and then registered instead)",
+        );
+        return;
+    }
+    let ring = Uring::new(8).unwrap();
+    for (count, size) in [(64, 1 << 30), (MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE)] {
+        let bytes = count * size;
+        if bytes as u64 <= memory_and_swap() {
+            common::skip(format_args!(
+                "a_pool_too_large_to_allocate_is_an_error: {count} buffers of {size} bytes \
+                 fit in this machine's memory"
+            ));
+            continue;
+        }
+        match FixedBufs::register(&ring, count, size) {
+            Err(e @ Error::OutOfMemory { bytes: b }) => {
+                assert_eq!(b, bytes);
+                assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
+                assert!(e.to_string().contains(&bytes.to_string()), "{e}");
+                let io: std::io::Error = e.into();
+                assert_eq!(io.kind(), std::io::ErrorKind::OutOfMemory);
+            }
+            other => panic!("{count} x {size} bytes: {other:?}"),
+        }
+    }
+    // The ring is unharmed: a pool that fits registers.
+    let pool = FixedBufs::register(&ring, 2, 4096).unwrap();
+    assert_eq!(pool.available(), 2);
 }
