@@ -143,19 +143,9 @@ pub enum Error {
         index: u32,
     },
     /// A count, index or offset outside the range the op (or the kernel) takes. `EINVAL`.
-    #[error("{op}: {what} is {value}, outside {min}..={max}")]
-    OutOfRange {
-        /// The op type's name.
-        op: &'static str,
-        /// Which argument.
-        what: &'static str,
-        /// Its value.
-        value: u64,
-        /// The least it may be.
-        min: u64,
-        /// The most it may be.
-        max: u64,
-    },
+    /// (Boxed: the details would make every `Error`, hence every push's result, larger.)
+    #[error("{0}")]
+    OutOfRange(Box<RangeError>),
     /// Memory could not be allocated (for a [`crate::FixedBufs`] pool): the allocator refused
     /// `bytes` bytes. Nothing was registered.
     #[error("out of memory: could not allocate {bytes} bytes")]
@@ -205,6 +195,42 @@ impl From<Error> for io::Error {
                 io::Error::new(io::Error::from_raw_os_error(errno).kind(), other)
             }
         }
+    }
+}
+
+/// What [`Error::OutOfRange`] names: the op, its argument, the value given and the range it
+/// must be in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op}: {what} is {value}, outside {min}..={max}")]
+pub struct RangeError {
+    /// The op type's name.
+    pub op: &'static str,
+    /// Which argument.
+    pub what: &'static str,
+    /// Its value.
+    pub value: u64,
+    /// The least it may be.
+    pub min: u64,
+    /// The most it may be.
+    pub max: u64,
+}
+
+impl Error {
+    /// [`Error::OutOfRange`] of `what` (of op `op`): `value`, not in `min..=max`.
+    pub(crate) fn out_of_range(
+        op: &'static str,
+        what: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    ) -> Self {
+        Error::OutOfRange(Box::new(RangeError {
+            op,
+            what,
+            value,
+            min,
+            max,
+        }))
     }
 }
 

@@ -48,7 +48,7 @@ pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]
 pub use chain::{ChainEntry, LinkMeta, Links};
 pub use context::{Completion, Context, ContextBuilder};
-pub use error::{Error, PushError, Result};
+pub use error::{Error, PushError, RangeError, Result};
 pub use fd::{Dest, Fd, FixedFd, IntoTarget, NewFd, NewSlot, Target};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};

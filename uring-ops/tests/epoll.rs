@@ -103,10 +103,7 @@ fn epoll_wait_returns_the_ready_events() {
     for bad in [0, EPOLL_MAX_EVENTS + 1] {
         assert!(matches!(
             EpollWait::new(&ep, bad),
-            Err(Error::OutOfRange {
-                op: "EpollWait",
-                ..
-            })
+            Err(Error::OutOfRange(r)) if r.op == "EpollWait" && r.value == u64::from(bad)
         ));
     }
 }

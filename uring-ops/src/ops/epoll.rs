@@ -143,13 +143,13 @@ impl EpollWait {
     /// array is allocated).
     pub fn new(epoll: impl IntoTarget, max: u32) -> Result<Self> {
         if !(1..=EPOLL_MAX_EVENTS).contains(&max) {
-            return Err(Error::OutOfRange {
-                op: "EpollWait",
-                what: "the most events",
-                value: u64::from(max),
-                min: 1,
-                max: u64::from(EPOLL_MAX_EVENTS),
-            });
+            return Err(Error::out_of_range(
+                "EpollWait",
+                "the most events",
+                u64::from(max),
+                1,
+                u64::from(EPOLL_MAX_EVENTS),
+            ));
         }
         let events = vec![libc::epoll_event { events: 0, u64: 0 }; max as usize];
         Ok(Self::with(epoll, events))

@@ -113,13 +113,7 @@ op! {
         if (1..=FUTEX_WAITV_MAX).contains(&n) {
             return Ok(());
         }
-        Err(Error::OutOfRange {
-            op: "FutexWaitV",
-            what: "the number of words",
-            value: n as u64,
-            min: 1,
-            max: FUTEX_WAITV_MAX as u64,
-        })
+        Err(Error::out_of_range("FutexWaitV", "the number of words", n as u64, 1, FUTEX_WAITV_MAX as u64))
     }
 }
 

@@ -189,17 +189,19 @@ impl FixedVecs {
         else {
             return Ok(());
         };
-        Err(crate::Error::OutOfRange {
+        let what = if r.start > r.end {
+            "a range's start (past its end)"
+        } else {
+            "a range's end (past the buffer's usable bytes)"
+        };
+        let value = r.start.max(r.end) as u64;
+        Err(crate::Error::out_of_range(
             op,
-            what: if r.start > r.end {
-                "a range's start (past its end)"
-            } else {
-                "a range's end (past the buffer's usable bytes)"
-            },
-            value: r.start.max(r.end) as u64,
-            min: 0,
-            max: self.limit as u64,
-        })
+            what,
+            value,
+            0,
+            self.limit as u64,
+        ))
     }
 
     /// Bytes the ranges cover (once checked).
