@@ -72,6 +72,24 @@ pub unsafe trait Op: Send + 'static {
     fn fails_link(&self, res: i32) -> bool {
         res < 0
     }
+
+    /// Whether the ring must call [`Op::discard`], rather than just drop the op, when it
+    /// finishes with nobody to redeem it. Set by the ops whose completion leaves something to
+    /// dispose of: a descriptor the kernel created for them (to close), or one the kernel
+    /// closed (not to close again). Default: `false`.
+    const DISCARDS: bool = false;
+
+    /// Disposes of the op once it has finished and nobody will redeem its output: its ticket
+    /// was detached (or dropped) or the ring is dropped holding it, finished. `res` and `flags`
+    /// are its completion's. Called only when [`Op::DISCARDS`] is `true` (otherwise the op is
+    /// dropped); the ops that set it complete and drop the output, which closes what the kernel
+    /// created (`drop(self.complete(res, flags))`). Default: drops the op.
+    fn discard(self, res: i32, flags: u32)
+    where
+        Self: Sized,
+    {
+        let _ = (res, flags);
+    }
 }
 
 /// Prepares `op`'s SQE and writes its opcode (after `prepare`, so that the opcode the ring
@@ -207,6 +225,22 @@ pub unsafe trait Entry: sealed::Sealed + Send + 'static {
         let _ = (res, flags);
         self.finish()
     }
+
+    /// Whether a finished [`Entry::SINGLE`] entry with nothing to drop must still be disposed
+    /// of through [`Entry::discard`] ([`Op::DISCARDS`]). Entries of several completions are
+    /// always disposed of through it.
+    const DISCARDS: bool = false;
+
+    /// Disposes of the finished entry nobody will redeem (detached, or left in a dropped
+    /// ring), with the result the slab kept for a [`Entry::SINGLE`] entry. Default: finishes it
+    /// and drops the output, so that every op in it disposes of what its completion made (a
+    /// chain's links, a multishot op's items and last completion).
+    fn discard(self, res: i32, flags: u32)
+    where
+        Self: Sized,
+    {
+        drop(self.finish_with(res, flags));
+    }
 }
 
 /// The entry of a single op.
@@ -260,6 +294,12 @@ unsafe impl<O: Op> Entry for Single<O> {
     #[inline]
     fn finish_with(self, res: i32, flags: u32) -> O::Output {
         self.op.complete(res, flags)
+    }
+
+    const DISCARDS: bool = O::DISCARDS;
+
+    fn discard(self, res: i32, flags: u32) {
+        self.op.discard(res, flags);
     }
 }
 

@@ -108,7 +108,9 @@ type OnCqe = unsafe fn(*mut Storage, u32, i32, u32) -> bool;
 type LinkToCancel = unsafe fn(*mut Storage, u32, i32) -> Option<u32>;
 
 struct VTable {
-    drop: unsafe fn(*mut Storage),
+    /// Disposes of a finished entry nobody will redeem ([`Entry::discard`]), given the result
+    /// the slot kept.
+    discard: unsafe fn(*mut Storage, i32, u32),
     /// `None` for [`Entry::SINGLE`] entries: the slot keeps the result itself.
     on_cqe: Option<OnCqe>,
     /// Asked when `on_cqe` says the entry needs more completions.
@@ -135,15 +137,16 @@ unsafe fn entry_ptr<E>(s: *mut Storage) -> *mut E {
     }
 }
 
-unsafe fn drop_entry<E: Entry>(s: *mut Storage) {
-    // SAFETY: the caller guarantees `s` holds a live `E`, dropped once here.
-    unsafe {
+unsafe fn discard_entry<E: Entry>(s: *mut Storage, res: i32, flags: u32) {
+    // SAFETY: the caller guarantees `s` holds a live, finished `E`, moved out once here.
+    let e = unsafe {
         if fits::<E>() {
-            std::ptr::drop_in_place(s.cast::<E>());
+            s.cast::<E>().read()
         } else {
-            drop(Box::from_raw(entry_ptr::<E>(s)));
+            *Box::from_raw(entry_ptr::<E>(s))
         }
-    }
+    };
+    e.discard(res, flags);
 }
 
 unsafe fn on_cqe_entry<E: Entry>(s: *mut Storage, sub: u32, res: i32, flags: u32) -> bool {
@@ -157,12 +160,13 @@ unsafe fn link_to_cancel_entry<E: Entry>(s: *mut Storage, sub: u32, res: i32) ->
 }
 
 /// The vtable a slot holding an `E` records: none for a [`Entry::SINGLE`] entry without drop
-/// glue stored inline, which needs neither (the slot keeps its result; nothing to drop). An
+/// glue stored inline and nothing to discard, which needs neither (the slot keeps its result;
+/// nothing to drop). An
 /// entry that does not fit inline is boxed, and its box must be freed: it keeps its table.
 /// Recording `None` is one store of a constant, where a table is an address computed and stored.
 #[inline]
 fn vtable_of<E: Entry>() -> Option<&'static VTable> {
-    if E::SINGLE && !std::mem::needs_drop::<E>() && fits::<E>() {
+    if E::SINGLE && !std::mem::needs_drop::<E>() && !E::DISCARDS && fits::<E>() {
         None
     } else {
         Some(&Table::<E>::VTABLE)
@@ -180,7 +184,7 @@ fn holds<E: Entry>(slot: &Slot) -> bool {
 struct Table<E>(std::marker::PhantomData<E>);
 impl<E: Entry> Table<E> {
     const VTABLE: VTable = VTable {
-        drop: drop_entry::<E>,
+        discard: discard_entry::<E>,
         on_cqe: if E::SINGLE {
             None
         } else {
@@ -542,11 +546,11 @@ impl Slab {
             slot.tag = key | single | DONE;
             return Completed::Done;
         }
-        // Detached: the entry finished, the kernel no longer uses it; drop it once (an entry
-        // recorded without a vtable has nothing to drop).
+        // Detached: the entry finished, the kernel no longer uses it; dispose of it once (an
+        // entry recorded without a vtable has nothing to drop or discard).
         if let Some(vt) = slot.vtable {
-            // SAFETY: the slot holds a live entry of the vtable's type.
-            unsafe { (vt.drop)(&mut slot.storage) };
+            // SAFETY: the slot holds a live, finished entry of the vtable's type.
+            unsafe { (vt.discard)(&mut slot.storage, res, flags) };
         }
         slot.tag = key.wrapping_add(GEN_ONE);
         slot.vtable = None;
@@ -644,8 +648,9 @@ impl Slab {
         Some(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
     }
 
-    /// Gives up on redeeming `key` (an `E`): a finished entry is dropped now, an in-flight one
-    /// when it finishes. Returns whether the key was live.
+    /// Gives up on redeeming `key` (an `E`): a finished entry is discarded
+    /// ([`Entry::discard`]) now, an in-flight one when it finishes. Returns whether the key was
+    /// live.
     pub(crate) fn detach<E: Entry>(&mut self, key: u64) -> bool {
         let Some(state) = self.live_state(key) else {
             return false;
@@ -657,11 +662,11 @@ impl Slab {
         let slot = unsafe { &mut *p };
         match state {
             DONE => {
-                let out = read_out_slot::<E>(slot, key, self.free);
-                // On the free list before the entry is dropped, so that a panic in its `Drop`
+                let (e, res, flags) = read_out_slot::<E>(slot, key, self.free);
+                // On the free list before the entry is discarded, so that a panic in its `Drop`
                 // does not lose the slot.
                 self.free = p;
-                drop(out);
+                e.discard(res, flags);
             }
             IN_FLIGHT => slot.tag = key | (slot.tag & SINGLE) | DETACHED,
             _ => return false,
@@ -736,8 +741,8 @@ impl<'a> Vacant<'a> {
 }
 
 impl Drop for Slab {
-    /// Drops finished entries. A chunk holding an entry still in flight is leaked whole: the
-    /// kernel may still use that entry's memory, so it is never freed.
+    /// Discards finished entries ([`Entry::discard`]). A chunk holding an entry still in flight
+    /// is leaked whole: the kernel may still use that entry's memory, so it is never freed.
     fn drop(&mut self) {
         self.free = ptr::null_mut();
         self.slots.clear();
@@ -748,8 +753,9 @@ impl Drop for Slab {
                 let slot = unsafe { &mut *first.as_ptr().add(i) };
                 match (slot.tag & STATE_MASK, slot.vtable) {
                     (DONE, Some(vt)) => {
-                        // SAFETY: a finished entry of the vtable's type, dropped once.
-                        unsafe { (vt.drop)(&mut slot.storage) };
+                        let (res, flags) = unpack_result(slot.result);
+                        // SAFETY: a finished entry of the vtable's type, discarded once.
+                        unsafe { (vt.discard)(&mut slot.storage, res, flags) };
                         slot.tag = FREE;
                     }
                     (IN_FLIGHT | DETACHED, _) => leak = true,
@@ -1092,6 +1098,76 @@ mod tests {
     #[test]
     fn boxed_single_entries_are_freed_aligned() {
         boxed_single_entries_are_freed::<u128, 1>();
+    }
+
+    /// Discards recorded by [`Discarding`]: the results its entries were discarded with.
+    static DISCARDED: std::sync::Mutex<Vec<(u64, i32, u32)>> = std::sync::Mutex::new(Vec::new());
+
+    /// A single-CQE entry with no drop glue that asks to be discarded ([`Entry::DISCARDS`]),
+    /// as an op whose result names a descriptor the kernel made does.
+    struct Discarding(u64);
+
+    impl crate::op::sealed::Sealed for Discarding {}
+    // SAFETY: prepares nothing; one SQE, one completion.
+    unsafe impl Entry for Discarding {
+        type Output = i32;
+        const SINGLE: bool = true;
+        const DISCARDS: bool = true;
+        fn sqe_count(&self) -> u32 {
+            1
+        }
+        fn check(&self, _ops: &OpCheck) -> crate::Result<()> {
+            Ok(())
+        }
+        fn prepare(&mut self, _i: u32, _sqe: &mut Sqe) {}
+        fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
+            true
+        }
+        fn finish(self) -> i32 {
+            0
+        }
+        fn finish_with(self, res: i32, _flags: u32) -> i32 {
+            res
+        }
+        fn discard(self, res: i32, flags: u32) {
+            DISCARDED.lock().unwrap().push((self.0, res, flags));
+        }
+    }
+
+    /// A finished entry nobody redeems is discarded with its result, not dropped: detached in
+    /// flight (at its completion), detached finished (at once), left in a dropped slab.
+    #[test]
+    fn unredeemed_entries_are_discarded_with_their_result() {
+        assert!(!std::mem::needs_drop::<Discarding>() && fits::<Discarding>());
+        assert!(
+            vtable_of::<Discarding>().is_some(),
+            "it records how to discard"
+        );
+        let mut slab = Slab::new();
+        let (in_flight, _) = slab.insert(Discarding(1)).ok().unwrap();
+        let (finished, _) = slab.insert(Discarding(2)).ok().unwrap();
+        let (left, _) = slab.insert(Discarding(3)).ok().unwrap();
+        let (taken, _) = slab.insert(Discarding(4)).ok().unwrap();
+        assert!(slab.detach::<Discarding>(in_flight));
+        assert!(
+            DISCARDED.lock().unwrap().is_empty(),
+            "not before it finishes"
+        );
+        assert_eq!(slab.complete(in_flight, 10, 1), Completed::Freed);
+        assert_eq!(slab.complete(finished, 20, 2), Completed::Done);
+        assert!(slab.detach::<Discarding>(finished));
+        assert_eq!(slab.complete(left, 30, 3), Completed::Done);
+        assert_eq!(slab.complete(taken, 40, 4), Completed::Done);
+        assert_eq!(
+            slab.take::<Discarding>(taken).ok(),
+            Some(40),
+            "redeemed, not discarded"
+        );
+        drop(slab);
+        assert_eq!(
+            *DISCARDED.lock().unwrap(),
+            [(1, 10, 1), (2, 20, 2), (3, 30, 3)]
+        );
     }
 
     /// A slab dropped with an entry in flight leaks that entry (and its chunk) rather than

@@ -176,6 +176,67 @@ fn a_buffer_of_another_rings_pool_is_refused_by_the_kernel() {
     );
 }
 
+#[test]
+fn writev_fixed_then_readv_fixed_scatter_ranges_of_one_buffer() {
+    use uring_ops::ops::{ReadvFixed, WritevFixed};
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, WritevFixed);
+    require_op!(ring, ReadvFixed);
+    let f = temp_file("fixed-vec", b"");
+    let pool = FixedBufs::register(&ring, 2, 64).unwrap();
+    let mut w = pool.get().unwrap();
+    w.extend_from_slice(b"0123456789");
+    // Gathers 6..10, then 0..3: "6789" + "012".
+    let t = ring
+        .push(WritevFixed::new(&f.fd, w, vec![6..10, 0..3], 0))
+        .unwrap();
+    let (n, w, ranges) = ring.wait(t).unwrap();
+    assert_eq!((n.unwrap(), ranges), (7, vec![6..10, 0..3]));
+    let mut on_disk = [0u8; 7];
+    f.file.read_exact_at(&mut on_disk, 0).unwrap();
+    assert_eq!(&on_disk, b"6789012");
+
+    // Scatters the 7 bytes into 20..23 and 40..44 of another buffer.
+    let r = pool.get().unwrap();
+    let t = ring
+        .push(ReadvFixed::new(&f.fd, r, vec![20..23, 40..50], 0))
+        .unwrap();
+    let (n, r, _) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap(), 7);
+    assert_eq!(r.len(), 44, "the length covers the last byte read");
+    assert_eq!(&r[20..23], b"678");
+    assert_eq!(&r[40..44], b"9012");
+    drop(w);
+
+    // A range outside the buffer is refused at push, the op (and buffer) handed back.
+    let err = ring
+        .push(ReadvFixed::new(&f.fd, r, vec![0..8, 60..65], 0))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err.error,
+            Error::OutOfRange(r) if r.op == "ReadvFixed" && r.value == 65 && r.max == 64
+        ),
+        "{:?}",
+        err.error
+    );
+    let r = err.op.into_buf();
+    // A write may only gather the buffer's data (its length, 44 here).
+    let err = ring
+        .push(WritevFixed::new(&f.fd, r, vec![0..4, 40..45], 0))
+        .unwrap_err();
+    assert!(matches!(
+        &err.error,
+        Error::OutOfRange(r) if r.op == "WritevFixed" && r.value == 45 && r.max == 44
+    ));
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = vec![0..1, 5..2];
+    let err = ring
+        .push(WritevFixed::new(&f.fd, err.op.into_buf(), backwards, 0))
+        .unwrap_err();
+    assert!(matches!(&err.error, Error::OutOfRange(r) if r.value == 5));
+}
+
 /// `MemTotal + SwapTotal` from `/proc/meminfo`, in bytes.
 fn memory_and_swap() -> u64 {
     let info = std::fs::read_to_string("/proc/meminfo").unwrap();
