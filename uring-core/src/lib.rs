@@ -14,8 +14,8 @@
 //! - Completions come as [`Cqe`]s from a [`Batch`]: the CQ head is published once per batch.
 //! - [`Ring::register`] gives typed registration (probe, restrictions, buffers, files, eventfd,
 //!   personalities, io-wq limits, the ring fd, synchronous cancel).
-//! - The [`sim`] backend runs the same ring code over heap memory serviced in-process, which
-//!   is what Miri and loom check.
+//! - The `sim` backend (feature `test-util`) runs the same ring code over heap memory serviced
+//!   in-process, which is what Miri and loom check.
 //!
 //! # Memory ordering
 //!
@@ -41,6 +41,8 @@ mod raw;
 mod register;
 mod ring;
 mod setup;
+/// The simulated kernel (feature `test-util`; always under loom).
+#[cfg(any(test, loom, feature = "test-util"))]
 pub mod sim;
 mod sqe;
 mod squeue;

@@ -52,6 +52,11 @@ const _: () = {
     assert_send::<Ring<DefaultBackend>>();
     assert_send::<SubmissionQueue<DefaultBackend>>();
     assert_send::<CompletionQueue<DefaultBackend>>();
+};
+
+#[cfg(any(test, loom, feature = "test-util"))]
+const _: () = {
+    const fn assert_send<T: Send>() {}
     assert_send::<SubmissionQueue<crate::sim::Sim>>();
     assert_send::<CompletionQueue<crate::sim::Sim>>();
 };
@@ -265,6 +270,7 @@ impl std::os::fd::AsRawFd for Ring<Kernel> {
     }
 }
 
+#[cfg(any(test, loom, feature = "test-util"))]
 impl Ring<crate::sim::Sim> {
     pub(crate) fn with_sim(b: &Builder, config: crate::sim::SimConfig) -> Result<Self> {
         let sim = Arc::new(crate::sim::Sim::new(b, config)?);

@@ -356,20 +356,24 @@ impl Builder {
         crate::ring::Ring::with_kernel(self)
     }
 
-    /// Sets the ring up over heap memory serviced by an in-process simulated kernel.
+    /// Sets the ring up over heap memory serviced by an in-process simulated kernel (feature
+    /// `test-util`).
     ///
     /// # Errors
     ///
     /// The validation errors of [`Builder::build`].
+    #[cfg(any(test, loom, feature = "test-util"))]
     pub fn build_sim(&self) -> Result<crate::Ring<crate::sim::Sim>> {
         self.build_sim_with(crate::sim::SimConfig::default())
     }
 
-    /// As [`Builder::build_sim`], with the simulated kernel configured by `config`.
+    /// As [`Builder::build_sim`], with the simulated kernel configured by `config` (feature
+    /// `test-util`).
     ///
     /// # Errors
     ///
     /// The validation errors of [`Builder::build`].
+    #[cfg(any(test, loom, feature = "test-util"))]
     pub fn build_sim_with(
         &self,
         config: crate::sim::SimConfig,
