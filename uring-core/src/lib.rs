@@ -15,8 +15,8 @@
 //! - [`Ring::register`] gives typed registration (probe, restrictions, buffers, files, eventfd,
 //!   personalities, io-wq limits, the ring fd, synchronous cancel, provided-buffer rings:
 //!   [`BufRingMem`]).
-//! - The [`sim`] backend runs the same ring code over heap memory serviced in-process, which
-//!   is what Miri and loom check.
+//! - The `sim` backend (feature `test-util`) runs the same ring code over heap memory serviced
+//!   in-process, which is what Miri and loom check.
 //!
 //! # Memory ordering
 //!
@@ -37,11 +37,14 @@ mod buf_ring;
 mod cqe;
 mod cqueue;
 mod error;
+mod fork;
 mod raw;
 #[cfg(not(loom))]
 mod register;
 mod ring;
 mod setup;
+/// The simulated kernel (feature `test-util`; always under loom).
+#[cfg(any(test, loom, feature = "test-util"))]
 pub mod sim;
 mod sqe;
 mod squeue;
@@ -52,8 +55,9 @@ pub use backend::Kernel;
 pub use backend::{Backend, DefaultBackend};
 pub use buf_ring::{BufRingFlags, BufRingMem, MAX_BUF_RING_ENTRIES};
 pub use cqe::{Cqe, CqeFlags};
-pub use cqueue::{Batch, CompletionQueue};
+pub use cqueue::{deadline_after, Batch, CompletionQueue};
 pub use error::{Error, Result};
+pub use fork::fork_generation;
 #[cfg(not(loom))]
 pub use register::*;
 pub use ring::Ring;

@@ -169,7 +169,7 @@ struct Server {
     ring: Uring,
     bufs: BufRing,
     listener: Fd,
-    accept: Option<Ticket<Multishot<Accept<OwnedFd>>>>,
+    accept: Option<Ticket<Multishot<Accept>>>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     events: HashMap<u64, Event>,

@@ -201,6 +201,11 @@ impl SockAddr {
         })
     }
 
+    /// No address (family `AF_UNSPEC`, length 0).
+    pub fn empty() -> Self {
+        Self::zeroed()
+    }
+
     /// Room for any address (zeroed, length `sizeof(sockaddr_storage)`), for the kernel to
     /// write.
     pub(crate) fn room() -> Self {

@@ -9,7 +9,7 @@
 //! op's completion is reaped and the op is given back or dropped.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use uring_core::{Sqe, SqeFlags};
 
@@ -150,6 +150,23 @@ impl Target {
         self.fixed
     }
 
+    /// `Ok` for a descriptor (or [`Target::cwd`]); for a registered-file index, the error an
+    /// op gives for a file the kernel takes only as a descriptor (`what`, of op `op`).
+    pub(crate) fn require_descriptor(
+        &self,
+        op: &'static str,
+        what: &'static str,
+    ) -> crate::Result<()> {
+        if self.fixed {
+            return Err(crate::Error::FixedFileNotAccepted {
+                op,
+                what,
+                index: self.raw as u32,
+            });
+        }
+        Ok(())
+    }
+
     /// Writes the fd field (and `IOSQE_FIXED_FILE` for a registered-file index).
     #[inline]
     pub(crate) fn apply(&self, sqe: &mut Sqe) {
@@ -208,6 +225,121 @@ impl IntoTarget for &FixedFd {
     #[inline]
     fn into_target(self) -> Target {
         Target::fixed(self.index)
+    }
+}
+
+mod sealed {
+    /// Seals [`super::Dest`].
+    pub trait Sealed {}
+}
+
+/// Where an op that creates a descriptor (opening, making a pipe, installing a registered
+/// file) puts it, and what it hands back for it: [`NewFd`], a descriptor of the process
+/// ([`OwnedFd`]), or [`NewSlot`], a slot of the ring's registered-file table ([`FixedFd`]).
+/// Sealed.
+pub trait Dest: sealed::Sealed + fmt::Debug + Send + 'static {
+    /// What the op hands back for each descriptor it created.
+    type Created: fmt::Debug + Send + 'static;
+
+    /// The SQE's `file_index`: 0 for a new descriptor, the slot + 1, or
+    /// `IORING_FILE_INDEX_ALLOC`.
+    #[doc(hidden)]
+    fn file_index(&self) -> u32;
+
+    /// The `nth` descriptor the op created (0, or 1 for a pipe's write end), from the number
+    /// the kernel reported for it (the completion's result, or what it wrote for a pipe).
+    ///
+    /// # Safety
+    ///
+    /// The kernel created that descriptor for this op, just now, and nothing else owns it.
+    #[doc(hidden)]
+    unsafe fn created(&self, raw: i32, nth: u32) -> Self::Created;
+}
+
+/// A new descriptor in the process's table (the default of the ops that create one), handed
+/// back as an [`OwnedFd`]: closed when dropped, also when the op's ticket is detached or its
+/// ring dropped before the result is taken ([`crate::Op::discard`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewFd;
+
+impl sealed::Sealed for NewFd {}
+
+impl Dest for NewFd {
+    type Created = OwnedFd;
+
+    #[inline]
+    fn file_index(&self) -> u32 {
+        0
+    }
+
+    #[inline]
+    unsafe fn created(&self, raw: i32, _nth: u32) -> OwnedFd {
+        // SAFETY: the caller guarantees the kernel just made `raw` for this op and nothing else
+        // owns it.
+        unsafe { OwnedFd::from_raw_fd(raw) }
+    }
+}
+
+/// A slot of the ring's registered-file table (Linux 5.15; an allocated slot, 5.19), handed
+/// back as a [`FixedFd`]: a given index (whose previous file, if any, the kernel replaces), or
+/// one the kernel picks from the free slots (`IORING_FILE_INDEX_ALLOC`; from the range set with
+/// `register_file_alloc_range`, if any). The ring must have a registered-file table
+/// (`register_files` or `register_files_sparse`); the slot stays filled until a `Close` of it
+/// or the table is unregistered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSlot {
+    /// `None`: allocated by the kernel.
+    index: Option<u32>,
+}
+
+impl NewSlot {
+    /// Slot `index` (its file, if any, is replaced; ops in flight on it keep the old one).
+    pub fn at(index: u32) -> Self {
+        NewSlot { index: Some(index) }
+    }
+
+    /// A free slot the kernel picks (Linux 5.19); the op fails with `ENFILE` when none is free.
+    pub fn alloc() -> Self {
+        NewSlot { index: None }
+    }
+
+    /// The slot asked for (`None`: allocated).
+    pub fn index(&self) -> Option<u32> {
+        self.index
+    }
+
+    /// The handle of the given slot, to name it in the later links of a chain whose first
+    /// link fills it (`OpenAt` into the slot → `Read` from it → `Close` of it); `None` for an
+    /// allocated slot, which is known only from the result.
+    pub fn fixed_fd(&self) -> Option<FixedFd> {
+        self.index.map(FixedFd::new)
+    }
+}
+
+impl sealed::Sealed for NewSlot {}
+
+impl Dest for NewSlot {
+    type Created = FixedFd;
+
+    #[inline]
+    fn file_index(&self) -> u32 {
+        match self.index {
+            // The kernel takes the slot plus one (0 means "not into a slot"; all ones is
+            // ALLOC). An index past any table (they hold at most 2^20 files) is sent as one
+            // the kernel refuses (`EINVAL`), never as ALLOC.
+            Some(i) => i.saturating_add(1).min(u32::MAX - 1),
+            None => uring_core::sys::IORING_FILE_INDEX_ALLOC,
+        }
+    }
+
+    #[inline]
+    unsafe fn created(&self, raw: i32, nth: u32) -> FixedFd {
+        match self.index {
+            // The kernel reports 0 for a slot it was given; the second of a pair goes in the
+            // next slot.
+            Some(i) => FixedFd::new(i.wrapping_add(nth)),
+            None => FixedFd::new(raw as u32),
+        }
     }
 }
 
@@ -286,79 +418,6 @@ impl From<Fd> for Target {
 impl From<&Fd> for Target {
     fn from(fd: &Fd) -> Self {
         Target::from(fd.clone())
-    }
-}
-
-/// What an op that creates a descriptor (`Socket`, `Accept`, ...) gives back: an owned
-/// [`OwnedFd`], or a [`FixedFd`] when it installs the descriptor into a registered-file slot.
-/// Implemented by these two types only.
-pub trait NewFd: crate::op::sealed::Sealed + Sized + Send + fmt::Debug + 'static {
-    /// Whether the descriptor goes into a registered-file slot.
-    #[doc(hidden)]
-    const FIXED: bool;
-    /// The descriptor a completion `res` reports, for an op installed as `slot` says.
-    #[doc(hidden)]
-    fn from_result(res: i32, slot: Slot) -> std::io::Result<Self>;
-}
-
-impl crate::op::sealed::Sealed for OwnedFd {}
-impl crate::op::sealed::Sealed for FixedFd {}
-
-impl NewFd for OwnedFd {
-    const FIXED: bool = false;
-    fn from_result(res: i32, _slot: Slot) -> std::io::Result<Self> {
-        let fd = crate::op::res_to_io(res)?;
-        // SAFETY: a successful completion of an op that creates a descriptor reports a new
-        // descriptor of this process that nothing else owns; it is taken once, here.
-        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) })
-    }
-}
-
-impl NewFd for FixedFd {
-    const FIXED: bool = true;
-    fn from_result(res: i32, slot: Slot) -> std::io::Result<Self> {
-        let n = crate::op::res_to_io(res)?;
-        Ok(FixedFd::new(match slot {
-            Slot::Index(i) => i,
-            // The kernel reports the slot it picked.
-            Slot::Any | Slot::None => n,
-        }))
-    }
-}
-
-/// Where an op puts the descriptor it creates: a plain descriptor, a chosen slot of the
-/// registered-file table, or any free slot (`IORING_FILE_INDEX_ALLOC`).
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
-    /// A plain descriptor.
-    None,
-    /// Registered-file slot `n`.
-    Index(u32),
-    /// Any free slot the kernel picks (Linux 5.19).
-    Any,
-}
-
-impl Slot {
-    /// The SQE's `file_index`: 0, slot + 1, or `IORING_FILE_INDEX_ALLOC`.
-    pub(crate) fn file_index(self) -> u32 {
-        match self {
-            Slot::None => 0,
-            Slot::Index(n) => n.wrapping_add(1),
-            Slot::Any => uring_core::sys::IORING_FILE_INDEX_ALLOC,
-        }
-    }
-
-    /// Refuses a slot index the SQE cannot carry (its `file_index` would read as "none" or
-    /// "any").
-    pub(crate) fn check(self, op: &'static str) -> crate::Result<()> {
-        match self {
-            Slot::Index(n) if n >= u32::MAX - 1 => Err(crate::Error::BadArgument {
-                op,
-                why: "a registered-file slot index must be below 4294967294",
-            }),
-            _ => Ok(()),
-        }
     }
 }
 

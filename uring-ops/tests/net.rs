@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 use uring_ops::ops::{Accept, AsyncCancel, Bind, Connect, Listen, Recv, Send, Shutdown, Socket};
-use uring_ops::{Error, Fd, FixedFd, Op, SockAddr, Uring};
+use uring_ops::{Error, Fd, NewSlot, Op, SockAddr, Uring};
 
 fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -27,10 +27,10 @@ fn tcp_pair() -> (TcpStream, TcpStream) {
 #[test]
 fn socket_bind_listen_accept_connect_exchange_bytes() {
     let mut ring = Uring::new(16).unwrap();
-    require_op!(ring, Socket<OwnedFd>);
+    require_op!(ring, Socket);
     require_op!(ring, Bind);
     require_op!(ring, Listen);
-    require_op!(ring, Accept<OwnedFd>);
+    require_op!(ring, Accept);
     require_op!(ring, Connect);
     let sock = |ring: &mut Uring| {
         let t = ring
@@ -103,7 +103,7 @@ fn socket2_tcp() -> OwnedFd {
 #[test]
 fn multishot_accept_takes_every_connection_until_cancelled() {
     let mut ring = Uring::new(16).unwrap();
-    require_op!(ring, Accept<OwnedFd>);
+    require_op!(ring, Accept);
     require_kernel!(5, 19, "multishot accept");
     let listener = TcpListener::bind(local()).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -131,7 +131,7 @@ fn multishot_accept_takes_every_connection_until_cancelled() {
 #[test]
 fn accept_into_a_registered_slot_and_send_through_it() {
     let mut ring = Uring::new(16).unwrap();
-    require_op!(ring, Accept<FixedFd>);
+    require_op!(ring, Accept<NewSlot>);
     require_kernel!(5, 19, "sparse file tables and accept into any slot");
     ring.ring().register().register_files_sparse(8).unwrap();
     let listener = Fd::new(TcpListener::bind(local()).unwrap());
@@ -139,7 +139,9 @@ fn accept_into_a_registered_slot_and_send_through_it() {
         .local_addr()
         .unwrap();
 
-    let t = ring.push(Accept::new(&listener).into_slot(5)).unwrap();
+    let t = ring
+        .push(Accept::new(&listener).into_slot(NewSlot::at(5)))
+        .unwrap();
     let mut c1 = TcpStream::connect(addr).unwrap();
     let slot = ring.wait(t).unwrap().unwrap();
     assert_eq!(slot.index(), 5);
@@ -150,7 +152,9 @@ fn accept_into_a_registered_slot_and_send_through_it() {
     assert_eq!(&got, b"fixed");
 
     // Any free slot: the kernel says which.
-    let t = ring.push(Accept::new(&listener).into_any_slot()).unwrap();
+    let t = ring
+        .push(Accept::new(&listener).into_slot(NewSlot::alloc()))
+        .unwrap();
     let mut c2 = TcpStream::connect(addr).unwrap();
     let any = ring.wait(t).unwrap().unwrap();
     assert!(any.index() < 8 && any.index() != 5, "{any:?}");
@@ -160,27 +164,29 @@ fn accept_into_a_registered_slot_and_send_through_it() {
 
     // A multishot accept cannot aim at one named slot.
     let e = ring
-        .push(Accept::new(&listener).into_slot(1).multishot())
+        .push(Accept::new(&listener).into_slot(NewSlot::at(1)).multishot())
         .unwrap_err();
     assert!(
         matches!(e.error, Error::BadArgument { op: "Accept", .. }),
         "{}",
         e.error
     );
-    // A slot index the SQE cannot carry.
-    let e = ring
-        .push(Accept::new(&listener).into_slot(u32::MAX))
-        .unwrap_err();
-    assert_eq!(e.error.raw_os_error(), Some(libc::EINVAL));
+    // A slot past the table: the kernel refuses it.
+    let t = ring
+        .push(Accept::new(&listener).into_slot(NewSlot::at(u32::MAX)))
+        .unwrap();
+    let _c3 = TcpStream::connect(addr).unwrap();
+    let e = ring.wait(t).unwrap().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
 }
 
 #[test]
 fn socket_into_any_slot() {
     let mut ring = Uring::new(8).unwrap();
-    require_op!(ring, Socket<FixedFd>);
+    require_op!(ring, Socket<NewSlot>);
     ring.ring().register().register_files_sparse(4).unwrap();
     let t = ring
-        .push(Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).into_any_slot())
+        .push(Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).into_slot(NewSlot::alloc()))
         .unwrap();
     let slot = ring.wait(t).unwrap().unwrap();
     assert!(slot.index() < 4);

@@ -3,7 +3,7 @@
 //! ```text
 //! op! {
 //!     /// Docs.
-//!     pub struct Name<B: Bound> {          // at most one type parameter
+//!     pub struct Name<B: Bound> {          // at most one type parameter (`= Default` allowed)
 //!         /// Docs of the constructor.
 //!         pub fn new { file: file(), buf: buf(B), offset: plain(u64) }
 //!         set { /// Docs of the setter.
@@ -15,17 +15,21 @@
 //!     complete(op, res, flags) -> Output { ... }
 //!     fails_link(op, res) { ... }          // optional: default `res < 0`
 //!     check(op) { ... }                    // optional: argument checks at push
+//!     discard(op, res, flags) { ... }      // optional: disposing of an unredeemed result
 //! }
 //! ```
 //!
 //! Required fields become the constructor's parameters, in order, each of a kind
 //! ([`super::kinds`]): `file()` takes `impl IntoTarget`, `buf(B)` a buffer, `bufs(B)` /
 //! `bufs_mut(B)` a `Vec<B>` (kept with its iovec array), `timespec()` a `Duration` (kept inline,
-//! so the op is prepared in place), `sockaddr()` an `impl Into<SockAddr>` (kept inline, so the
-//! op is prepared in place), `group()` a provided-buffer ring or group (`impl IntoGroup`),
+//! so the op is prepared in place), `path()` a [`crate::CPath`], `boxed(T)` a `T` (boxed),
+//! `array(T)` a `Vec<T>`, `futex()` an `Arc<AtomicU32>`, `futexv()`, `fds()`, `closing()`
+//! their kinds' types, `sockaddr()` an `impl Into<SockAddr>` (kept inline, so the op is
+//! prepared in place), `group()` a provided-buffer ring or group (`impl IntoGroup`),
 //! `provision()` the group whose free buffers to hand to the kernel, `msg(B)` / `msg_mut(B)` a
 //! `Vec<B>` (kept with its iovec array in a heap `msghdr`), `plain(T)` a `T`. The kinds `dest`
-//! and `peer` are optional: `state` fields set by hand-written methods. `prepare` writes every address through
+//! and `peer` are optional: `state` fields set by hand-written methods. `prepare` writes every
+//! address through
 //! [`super::kinds::SqeKinds`]; the ring writes the opcode after it, and applies
 //! [`crate::SqeOptions`] through [`crate::WithOptions`].
 //!
@@ -35,11 +39,15 @@
 //! final place; every other field is a number. What remains per op, and is checked by each op's
 //! test against the kernel, is that its `prepare` puts each kind in the SQE field its opcode
 //! reads with that meaning.
+//!
+//! An op whose completion leaves something to dispose of (a descriptor the kernel created for
+//! it, or one it closed) has a `discard` block: the ring runs it instead of a plain drop when
+//! the op finishes with nobody to redeem it ([`crate::Op::discard`]).
 
 macro_rules! op {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident $(<$g:ident : $bound:path>)? {
+        pub struct $name:ident $(<$g:ident : $bound:path $(= $gdef:ty)?>)? {
             $(#[$ndoc:meta])*
             $nvis:vis fn $ctor:ident {
                 $($field:ident : $kind:ident ( $($karg:ty)? )),* $(,)?
@@ -57,10 +65,11 @@ macro_rules! op {
         complete($c:ident, $res:ident, $flags:ident) -> $out:ty $comp:block
         $(fails_link($fl:ident, $flres:ident) $flbody:block)?
         $(check($ck:ident) $ckbody:block)?
+        $(discard($d:ident, $dres:ident, $dflags:ident) $dbody:block)?
     ) => {
         $(#[$meta])*
         #[derive(Debug)]
-        pub struct $name $(<$g>)? {
+        pub struct $name $(<$g $(= $gdef)?>)? {
             $($field: <$crate::ops::kinds::markers::$kind<$($karg)?> as $crate::ops::kinds::Kind>::Ty,)*
             $($($opt: $oty,)*)?
             $($($st: $sty,)*)?
@@ -129,6 +138,15 @@ macro_rules! op {
                     $flbody
                 }
             )?
+
+            $(
+                const DISCARDS: bool = true;
+
+                fn discard(self, $dres: i32, $dflags: u32) {
+                    let $d = self;
+                    $dbody
+                }
+            )?
         }
     };
 
@@ -144,6 +162,14 @@ macro_rules! op {
     (@pty provision) => { impl $crate::IntoGroup };
     (@pty msg $t:ty) => { Vec<$t> };
     (@pty msg_mut $t:ty) => { Vec<$t> };
+    (@pty path) => { $crate::CPath };
+    (@pty boxed $t:ty) => { $t };
+    (@pty array $t:ty) => { Vec<$t> };
+    (@pty futex) => { std::sync::Arc<std::sync::atomic::AtomicU32> };
+    (@pty futexv) => { $crate::ops::kinds::FutexWaits };
+    (@pty fds) => { $crate::ops::kinds::FdList };
+    (@pty closing) => { $crate::ops::kinds::Closing };
+    (@pty fixed_vecs) => { $crate::ops::kinds::FixedVecs };
 
     // From a constructor parameter to the field.
     (@init file $v:ident) => { $crate::IntoTarget::into_target($v) };
@@ -159,6 +185,14 @@ macro_rules! op {
     };
     (@init msg $v:ident) => { $crate::ops::kinds::MsgHdr::readable($v) };
     (@init msg_mut $v:ident) => { $crate::ops::kinds::MsgHdr::writable($v) };
+    (@init path $v:ident) => { $v };
+    (@init boxed $v:ident) => { Box::new($v) };
+    (@init array $v:ident) => { $v };
+    (@init futex $v:ident) => { $v };
+    (@init futexv $v:ident) => { $v };
+    (@init fds $v:ident) => { $v };
+    (@init closing $v:ident) => { $v };
+    (@init fixed_vecs $v:ident) => { $v };
 
     (@name $name:ident) => { stringify!($name) };
     (@name $name:ident $opname:expr) => { $opname };

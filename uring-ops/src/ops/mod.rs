@@ -18,35 +18,59 @@ pub(crate) mod define;
 pub(crate) mod kinds;
 
 mod cancel;
+mod cmd;
+mod epoll;
 mod fs;
+mod futex;
 mod link_timeout;
+mod mem;
 mod msg;
 pub(crate) mod msg_hdr;
+mod msg_ring;
 mod net;
 mod nop;
+mod open;
+mod path;
 mod poll;
+mod process;
 mod provide;
+mod read_multi;
 mod rw;
 mod sendrecv;
 mod sockcmd;
+mod splice;
 mod timeout;
+mod xattr;
 mod zc;
 
 #[cfg(test)]
 mod tests;
 
 pub use cancel::AsyncCancel;
-pub use fs::{Fallocate, FallocateMode, Fsync};
+pub use cmd::{CmdKeep, UringCmd};
+pub use epoll::{EpollCtl, EpollEvent, EpollEvents, EpollWait, EPOLL_MAX_EVENTS};
+pub use fs::{
+    Fadvise, Fallocate, FallocateMode, FileAdvice, Fsync, Ftruncate, SyncFileRange, SyncRange,
+};
+pub use futex::{FutexWait, FutexWaitV, FutexWake, FUTEX_WAITV_MAX};
 pub use link_timeout::{LinkTimeout, LinkTimeoutOutcome};
+pub use mem::{Madvise, MemAdvice};
 pub use msg::{MsgReceived, RecvMsg, RecvMsgMulti, RecvMsgOut, SendMsg};
-pub use net::{Accept, AcceptOutput, Bind, Connect, Listen, Shutdown, Socket};
+pub use msg_ring::{MsgRing, RingFd};
+pub use net::{Accept, AcceptDest, Bind, Connect, Listen, Shutdown, Socket, WithPeer};
 pub use nop::Nop;
-pub use poll::{PollAdd, PollEvents, PollRemove};
+pub use open::{Close, CloseError, FilesUpdate, FixedFdInstall, OpenAt, OpenAt2, Pipe, Resolve};
+pub use path::{LinkAt, MkdirAt, RenameAt, Statx, SymlinkAt, UnlinkAt};
+pub use poll::{PollAdd, PollEvents, PollRemove, PollUpdate};
+pub use process::{WaitId, WaitStatus};
 pub use provide::{ProvideBuffers, RemoveBuffers};
-pub use rw::{Read, ReadFixed, Readv, Write, WriteFixed, Writev};
+pub use read_multi::ReadMulti;
+pub use rw::{Read, ReadFixed, Readv, ReadvFixed, Write, WriteFixed, Writev, WritevFixed};
 pub use sendrecv::{Recv, RecvBundle, RecvProvided, Send};
 pub use sockcmd::{GetSockOpt, SetSockOpt, SiocInq, SiocOutq};
-pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove};
+pub use splice::{Splice, SpliceFlags, Tee};
+pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove, TimeoutUpdate};
+pub use xattr::{FGetXattr, FSetXattr, GetXattr, SetXattr, XattrFlags};
 pub use zc::{SendMsgZc, SendZc, ZcNotification, ZcSent};
 #[doc(hidden)]
 pub use zc::{SendMsgZcOp, SendZcOp, ZcEntry};

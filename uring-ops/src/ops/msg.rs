@@ -167,6 +167,7 @@ op! {
         }
         Ok(())
     }
+    discard(op, res, flags) { drop(crate::Op::complete(op, res, flags)); }
 }
 
 impl RecvMsgMulti {

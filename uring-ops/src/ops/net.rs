@@ -3,20 +3,29 @@
 
 use super::define::op;
 use crate::addr::{PeerAddr, SockAddr};
-use crate::fd::{FixedFd, NewFd, Slot};
+use crate::fd::{Dest, IntoTarget, NewFd, NewSlot};
 use crate::multishot::{Multishot, MultishotOp};
-use crate::op::res_to_io;
+use crate::op::{res_to_io, Op};
+use std::fmt;
 use std::io;
-use std::marker::PhantomData;
-use std::os::fd::OwnedFd;
 use uring_core::{sys, Sqe};
+
+/// `flags` without `cloexec` when the descriptor goes into a registered slot (which has no
+/// close-on-exec flag: the kernel refuses it there), with it otherwise.
+fn cloexec(file_index: u32, flags: i32, cloexec: i32) -> i32 {
+    if file_index == 0 {
+        flags | cloexec
+    } else {
+        flags & !cloexec
+    }
+}
 
 op! {
     /// Creates a socket (`IORING_OP_SOCKET`, Linux 5.19), like `socket(2)`.
     ///
-    /// Owns nothing. Returns the new socket as an [`OwnedFd`] (close-on-exec), or, made with
-    /// [`Socket::into_slot`] / [`Socket::into_any_slot`] (Linux 5.19), installed in the ring's
-    /// registered-file table as a [`FixedFd`].
+    /// Owns nothing. Returns the new socket as an [`std::os::fd::OwnedFd`] (close-on-exec), or,
+    /// made with [`Socket::into_slot`], installed in the ring's registered-file table as a
+    /// [`crate::FixedFd`]. A socket nobody takes (a detached ticket) is closed.
     ///
     /// # Examples
     ///
@@ -29,49 +38,38 @@ op! {
     /// assert!(sock.peer_addr().is_err(), "not connected");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub struct Socket<T: NewFd> {
-        fn with { domain: plain(i32), ty: plain(i32), protocol: plain(i32), slot: plain(Slot) }
-        state { _t: PhantomData<fn() -> T> = PhantomData }
+    pub struct Socket<D: Dest = NewFd> {
+        fn with { domain: plain(i32), ty: plain(i32), protocol: plain(i32), dest: plain(D) }
     }
     opcode = sys::IORING_OP_SOCKET;
     prepare(op, sqe) {
+        let index = op.dest.file_index();
         sqe.set_fd(op.domain)
-            .set_off(op.ty as u32 as u64)
+            .set_off(cloexec(index, op.ty, libc::SOCK_CLOEXEC) as u32 as u64)
             .set_len(op.protocol as u32)
-            .set_file_index(op.slot.file_index());
+            .set_file_index(index);
     }
-    complete(op, res, _flags) -> io::Result<T> { T::from_result(res, op.slot) }
-    check(op) { op.slot.check("Socket") }
+    complete(op, res, _flags) -> io::Result<D::Created> {
+        let n = res_to_io(res)?;
+        // SAFETY: a successful socket op created descriptor (or filled slot) `n` for this op.
+        Ok(unsafe { op.dest.created(n as i32, 0) })
+    }
+    discard(op, res, flags) { drop(Op::complete(op, res, flags)); }
 }
 
-impl Socket<OwnedFd> {
+impl Socket<NewFd> {
     /// A socket of `domain` (`AF_INET`, ...), `ty` (`SOCK_STREAM`, ..., with `SOCK_NONBLOCK`
-    /// if wanted; `SOCK_CLOEXEC` is always added) and `protocol` (0: the default).
+    /// if wanted; `SOCK_CLOEXEC` is always added for a plain descriptor) and `protocol` (0:
+    /// the default).
     pub fn new(domain: i32, ty: i32, protocol: i32) -> Self {
-        Self::with(domain, ty | libc::SOCK_CLOEXEC, protocol, Slot::None)
+        Self::with(domain, ty, protocol, NewFd)
     }
 
-    /// Into slot `index` of the ring's registered-file table (which must exist: a sparse
-    /// table, for instance), replacing what was there.
-    pub fn into_slot(self, index: u32) -> Socket<FixedFd> {
-        // A registered file has no close-on-exec flag: the kernel refuses it.
-        Socket::with(
-            self.domain,
-            self.ty & !libc::SOCK_CLOEXEC,
-            self.protocol,
-            Slot::Index(index),
-        )
-    }
-
-    /// Into a free slot of the ring's registered-file table, which the kernel picks from the
-    /// allocation range (`IORING_FILE_INDEX_ALLOC`, Linux 5.19).
-    pub fn into_any_slot(self) -> Socket<FixedFd> {
-        Socket::with(
-            self.domain,
-            self.ty & !libc::SOCK_CLOEXEC,
-            self.protocol,
-            Slot::Any,
-        )
+    /// Into a slot of the ring's registered-file table instead (a given one, replacing its
+    /// file, or one the kernel picks: [`NewSlot::alloc`]; Linux 5.19): the result is a
+    /// [`crate::FixedFd`].
+    pub fn into_slot(self, slot: NewSlot) -> Socket<NewSlot> {
+        Socket::with(self.domain, self.ty, self.protocol, slot)
     }
 }
 
@@ -105,14 +103,62 @@ op! {
     complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
 }
 
+/// Where an [`Accept`] puts the connection, and what it hands back: a [`Dest`] ([`NewFd`]:
+/// an `OwnedFd`, [`NewSlot`]: a `FixedFd`), or [`WithPeer`] of one, which adds the peer's
+/// address. Implemented by these types only.
+pub trait AcceptDest: fmt::Debug + Send + 'static {
+    /// What the accept hands back.
+    type Accepted: fmt::Debug + Send + 'static;
+    /// The SQE's `file_index`.
+    #[doc(hidden)]
+    fn file_index(&self) -> u32;
+    /// The output for a connection the kernel reported as `raw`, with what it wrote as the
+    /// peer's address.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Dest::created`].
+    #[doc(hidden)]
+    unsafe fn accepted(&self, raw: i32, peer: PeerAddr) -> Self::Accepted;
+}
+
+impl<D: Dest> AcceptDest for D {
+    type Accepted = D::Created;
+    fn file_index(&self) -> u32 {
+        Dest::file_index(self)
+    }
+    unsafe fn accepted(&self, raw: i32, _peer: PeerAddr) -> D::Created {
+        // SAFETY: forwarded.
+        unsafe { self.created(raw, 0) }
+    }
+}
+
+/// A [`Dest`] for [`Accept`], with the peer's address ([`Accept::peer_addr`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WithPeer<D>(D);
+
+impl<D: Dest> AcceptDest for WithPeer<D> {
+    type Accepted = (D::Created, SockAddr);
+    fn file_index(&self) -> u32 {
+        self.0.file_index()
+    }
+    unsafe fn accepted(&self, raw: i32, peer: PeerAddr) -> (D::Created, SockAddr) {
+        // SAFETY: forwarded.
+        let fd = unsafe { self.0.created(raw, 0) };
+        // `peer_addr` made room, so the kernel wrote an address there.
+        (fd, peer.take().unwrap_or_else(SockAddr::empty))
+    }
+}
+
 op! {
     /// Accepts a connection (`IORING_OP_ACCEPT`, Linux 5.5), like `accept4(2)`.
     ///
     /// Owns a share of the listening socket, and with [`Accept::peer_addr`] room for the
-    /// peer's address on the heap, until completion. Returns the connection as an [`OwnedFd`]
-    /// (close-on-exec); made with [`Accept::into_slot`] / [`Accept::into_any_slot`] (Linux
-    /// 5.15 / 5.19), installed in the ring's registered-file table as a [`FixedFd`]; with
-    /// [`Accept::peer_addr`], paired with the peer's address.
+    /// peer's address on the heap, until completion. Returns the connection as an
+    /// [`std::os::fd::OwnedFd`] (close-on-exec); made with [`Accept::into_slot`] (Linux 5.15; a
+    /// slot the kernel picks, 5.19), installed in the ring's registered-file table as a
+    /// [`crate::FixedFd`]; with [`Accept::peer_addr`], paired with the peer's address. A
+    /// connection nobody takes (a detached ticket) is closed.
     ///
     /// [`Accept::multishot`] (Linux 5.19) keeps accepting, one completion per connection.
     ///
@@ -130,127 +176,89 @@ op! {
     /// # drop(conn);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub struct Accept<T: AcceptOutput> {
-        fn with { file: file(), slot: plain(Slot) }
+    pub struct Accept<D: AcceptDest = NewFd> {
+        fn with { file: file(), dest: plain(D) }
         set {
             /// `accept4(2)` flags (`SOCK_NONBLOCK`). `SOCK_CLOEXEC` is always added for a
             /// plain descriptor (a registered slot has no such flag).
             flags: i32 = 0,
         }
-        state {
-            peer: PeerAddr = PeerAddr::default(),
-            _t: PhantomData<fn() -> T> = PhantomData,
-        }
+        state { peer: PeerAddr = PeerAddr::default() }
     }
     opcode = sys::IORING_OP_ACCEPT;
     prepare(op, sqe) {
-        let cloexec = if op.slot == Slot::None { libc::SOCK_CLOEXEC } else { 0 };
+        let index = op.dest.file_index();
         sqe.set_target(&op.file)
             .set_peer(&mut op.peer)
-            .set_accept_flags((op.flags | cloexec) as u32)
-            .set_file_index(op.slot.file_index());
+            .set_accept_flags(cloexec(index, op.flags, libc::SOCK_CLOEXEC) as u32)
+            .set_file_index(index);
     }
-    complete(op, res, _flags) -> io::Result<T> { T::accepted(res, op.slot, op.peer) }
-    check(op) { op.slot.check("Accept") }
+    complete(op, res, _flags) -> io::Result<D::Accepted> {
+        let n = res_to_io(res)?;
+        // SAFETY: a successful accept created descriptor (or filled slot) `n` for this op.
+        Ok(unsafe { op.dest.accepted(n as i32, op.peer) })
+    }
+    discard(op, res, flags) { drop(Op::complete(op, res, flags)); }
 }
 
-impl Accept<OwnedFd> {
+impl Accept<NewFd> {
     /// Accepts a connection on the listening socket `file`.
-    pub fn new(file: impl crate::IntoTarget) -> Self {
-        Self::with(file, Slot::None)
+    pub fn new(file: impl IntoTarget) -> Self {
+        Self::with(file, NewFd)
     }
 
-    /// Into slot `index` of the ring's registered-file table, replacing what was there (not
-    /// with [`Accept::multishot`], which needs [`Accept::into_any_slot`]).
-    pub fn into_slot(self, index: u32) -> Accept<FixedFd> {
-        self.retype(Slot::Index(index))
-    }
-
-    /// Into a free slot of the ring's registered-file table, which the kernel picks from the
-    /// allocation range (`IORING_FILE_INDEX_ALLOC`, Linux 5.19).
-    pub fn into_any_slot(self) -> Accept<FixedFd> {
-        self.retype(Slot::Any)
-    }
-
-    fn retype(self, slot: Slot) -> Accept<FixedFd> {
-        Accept::with(self.file, slot).flags(self.flags & !libc::SOCK_CLOEXEC)
+    /// Into a slot of the ring's registered-file table instead: a given one, replacing its
+    /// file (Linux 5.15; not with [`Accept::multishot`]), or one the kernel picks
+    /// ([`NewSlot::alloc`], Linux 5.19). The result is a [`crate::FixedFd`].
+    pub fn into_slot(self, slot: NewSlot) -> Accept<NewSlot> {
+        Accept::with(self.file, slot).flags(self.flags)
     }
 }
 
-impl<T: NewFd + AcceptOutput> Accept<T> {
-    /// Also reports the peer's address (the kernel writes it into room this op owns).
-    pub fn peer_addr(self) -> Accept<(T, SockAddr)> {
-        let mut a = Accept::with(self.file, self.slot).flags(self.flags);
+impl<D: Dest> Accept<D> {
+    /// Also reports the peer's address (the kernel writes it into room this op owns). Not with
+    /// [`Accept::multishot`].
+    pub fn peer_addr(self) -> Accept<WithPeer<D>> {
+        let mut a = Accept::with(self.file, WithPeer(self.dest)).flags(self.flags);
         a.peer = PeerAddr::wanted();
         a
     }
 
     /// The multishot form (`IORING_ACCEPT_MULTISHOT`, Linux 5.19): one completion per
     /// accepted connection, flagged `IORING_CQE_F_MORE`, until cancelled or failed. Into the
-    /// registered-file table only with [`Accept::into_any_slot`] (a named slot is refused at
-    /// push).
-    pub fn multishot(self) -> Multishot<Accept<T>> {
+    /// registered-file table only in slots the kernel picks ([`NewSlot::alloc`]; a given
+    /// slot is refused at push).
+    pub fn multishot(self) -> Multishot<Accept<D>> {
         Multishot::new(self)
     }
 }
 
 // SAFETY: the multishot flag goes in `ioprio`; the SQE names nothing more than `prepare`'s (no
-// peer address: `Accept<(T, SockAddr)>` has no multishot form).
-unsafe impl<T: NewFd + AcceptOutput> MultishotOp for Accept<T> {
+// peer address: `Accept<WithPeer<_>>` has no multishot form).
+unsafe impl<D: Dest> MultishotOp for Accept<D> {
     /// One accepted connection.
-    type Item = io::Result<T>;
+    type Item = io::Result<D::Created>;
 
     fn prepare_multishot(&mut self, sqe: &mut Sqe) {
         sqe.set_ioprio(sys::IORING_ACCEPT_MULTISHOT as u16);
     }
 
-    fn item(&mut self, res: i32, _flags: u32) -> io::Result<T> {
-        T::from_result(res, self.slot)
+    fn item(&mut self, res: i32, _flags: u32) -> io::Result<D::Created> {
+        let n = res_to_io(res)?;
+        // SAFETY: each successful completion of a multishot accept reports a connection
+        // created for it; this is the one place it is taken.
+        Ok(unsafe { self.dest.created(n as i32, 0) })
     }
 
     fn check_multishot(&self) -> crate::Result<()> {
-        match self.slot {
-            Slot::Index(_) => Err(crate::Error::BadArgument {
+        let index = Dest::file_index(&self.dest);
+        if index != 0 && index != sys::IORING_FILE_INDEX_ALLOC {
+            return Err(crate::Error::BadArgument {
                 op: "Accept",
-                why: "a multishot accept installs into any free slot (into_any_slot), not a named one",
-            }),
-            _ => Ok(()),
+                why: "a multishot accept installs into slots the kernel picks (NewSlot::alloc), not a given one",
+            });
         }
-    }
-}
-
-/// What an [`Accept`] gives back: an [`OwnedFd`] or a [`FixedFd`], alone or with the peer's
-/// address. Implemented by these four types only.
-pub trait AcceptOutput:
-    crate::op::sealed::Sealed + Sized + Send + std::fmt::Debug + 'static
-{
-    /// The output for a completion `res`, for an op installed as `slot` says, with the room
-    /// for the peer's address.
-    #[doc(hidden)]
-    fn accepted(res: i32, slot: Slot, peer: PeerAddr) -> io::Result<Self>;
-}
-
-impl<T: NewFd> AcceptOutput for T {
-    fn accepted(res: i32, slot: Slot, _peer: PeerAddr) -> io::Result<Self> {
-        T::from_result(res, slot)
-    }
-}
-
-impl<T: NewFd> crate::op::sealed::Sealed for (T, SockAddr) {}
-
-impl<T: NewFd> AcceptOutput for (T, SockAddr) {
-    fn accepted(res: i32, slot: Slot, peer: PeerAddr) -> io::Result<Self> {
-        let fd = T::from_result(res, slot)?;
-        // `peer_addr` always makes room, so the kernel wrote an address.
-        let addr = peer.take().unwrap_or_else(|| {
-            SockAddr::from_raw(
-                // SAFETY: plain integers; all-zero is valid.
-                unsafe { std::mem::zeroed() },
-                0,
-            )
-            .expect("length 0 fits")
-        });
-        Ok((fd, addr))
+        Ok(())
     }
 }
 

@@ -42,6 +42,7 @@ op! {
         }
         Ok(())
     }
+    discard(op, res, flags) { drop(crate::Op::complete(op, res, flags)); }
 }
 
 op! {

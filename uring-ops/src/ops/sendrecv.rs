@@ -182,6 +182,8 @@ op! {
     }
     complete(op, res, flags) -> io::Result<ProvidedBuf> { op.group.take_one(res, flags) }
     fails_link(op, res) { fails_sendrecv(res, op.group.buf_size() as usize, op.flags) }
+    // Unredeemed, the buffer the completion names goes back to its ring.
+    discard(op, res, flags) { drop(crate::Op::complete(op, res, flags)); }
 }
 
 impl RecvProvided {
@@ -269,6 +271,7 @@ op! {
         }
         Ok(())
     }
+    discard(op, res, flags) { drop(crate::Op::complete(op, res, flags)); }
 }
 
 /// The buffers of a bundle completion.
