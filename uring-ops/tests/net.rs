@@ -310,3 +310,24 @@ fn a_pair_of_sockets_exchanges_through_the_ring_both_ways() {
         assert_eq!((n.unwrap(), &buf[..]), (msg.len(), msg));
     }
 }
+
+#[test]
+fn a_detached_accept_closes_the_connection_it_made() {
+    let mut ring = Uring::new(8).unwrap();
+    let listener = TcpListener::bind(local()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = ring.push(Accept::new(listener)).unwrap();
+    ring.submit().unwrap();
+    assert!(ring.detach(t));
+    let mut client = TcpStream::connect(addr).unwrap();
+    while ring.in_flight() > 0 {
+        ring.submit_and_wait(1).unwrap();
+        ring.reap();
+    }
+    // Nobody took the connection: the ring closed it, so the client reads the end of stream.
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(client.read(&mut b).unwrap(), 0);
+}

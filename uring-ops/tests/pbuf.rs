@@ -372,3 +372,39 @@ fn multishot_recv_rejects_waitall() {
         .unwrap_err();
     assert!(matches!(e.error, Error::BadArgument { .. }), "{}", e.error);
 }
+
+#[test]
+fn an_op_pushed_to_another_ring_finds_no_buffers_of_its_pool() {
+    let ring_a = Uring::new(8).unwrap();
+    let mut ring_b = Uring::new(8).unwrap();
+    let Some(bufs) = ring_or_skip(&ring_a, 2, 16, false, "other ring") else {
+        return;
+    };
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"x").unwrap();
+    // The group id is unique in the process: ring B has no group under it.
+    let e = run(&mut ring_b, RecvProvided::new(b, &bufs)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOBUFS));
+    assert_eq!(bufs.available(), 2);
+}
+
+#[test]
+fn a_detached_receive_gives_its_buffer_back() {
+    let mut ring = Uring::new(8).unwrap();
+    let Some(bufs) = ring_or_skip(&ring, 2, 16, false, "detach") else {
+        return;
+    };
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let t = ring.push(RecvProvided::new(b, &bufs)).unwrap();
+    ring.submit().unwrap();
+    assert!(ring.detach(t));
+    a.write_all(b"unwanted").unwrap();
+    // The completion arrives with nobody to redeem it: the buffer it names goes back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ring.in_flight() > 0 {
+        assert!(std::time::Instant::now() < deadline);
+        ring.submit_and_wait(1).unwrap();
+        ring.reap();
+    }
+    assert_eq!(bufs.available(), 2);
+}
