@@ -277,7 +277,15 @@ fn main() {
                 } else {
                     tokio_server()
                 };
-                r[which].push(measure(server, &o, size));
+                let m = measure(server, &o, size);
+                eprintln!(
+                    "round {round}, {size} B, {}: {:.0} messages/s, CPU {:.0}%, {:.2} µs/message",
+                    ["io_uring echo", "tokio"][which],
+                    m.0,
+                    m.1 * 100.0,
+                    m.2
+                );
+                r[which].push(m);
             }
         }
         for (which, name) in [(0, "io_uring echo"), (1, "tokio")] {
