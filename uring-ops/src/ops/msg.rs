@@ -2,23 +2,15 @@
 //! provided buffers).
 
 use super::define::op;
+use super::sendrecv::fails_sendrecv;
 use crate::addr::SockAddr;
 use crate::buf::{IoBuf, IoBufMut};
 use crate::multishot::{Multishot, MultishotOp};
-use crate::op::{res_to_io, short_transfer};
+use crate::op::res_to_io;
 use crate::pbuf::ProvidedBuf;
 use std::fmt;
 use std::io;
 use uring_core::{sys, Sqe};
-
-/// As for sends and receives: an error fails the link, and with `MSG_WAITALL` a short count.
-fn fails_msg(res: i32, want: usize, msg_flags: i32) -> bool {
-    if msg_flags & libc::MSG_WAITALL != 0 {
-        short_transfer(res, want)
-    } else {
-        res < 0
-    }
-}
 
 op! {
     /// Sends a message on a socket (`IORING_OP_SENDMSG`, Linux 5.3), like `sendmsg(2)`: the
@@ -44,7 +36,7 @@ op! {
     complete(op, res, _flags) -> (io::Result<usize>, Vec<B>) {
         (res_to_io(res).map(|n| n as usize), op.msg.into_parts(false).0)
     }
-    fails_link(op, res) { fails_msg(res, op.msg.total(), op.flags) }
+    fails_link(op, res) { fails_sendrecv(res, op.msg.total(), op.flags) }
 }
 
 impl<B: IoBuf> SendMsg<B> {
@@ -111,7 +103,7 @@ op! {
         let (bufs, control) = op.msg.into_parts(ok);
         MsgReceived { result, bufs, source, control, flags }
     }
-    fails_link(op, res) { fails_msg(res, op.msg.total(), op.flags) }
+    fails_link(op, res) { fails_sendrecv(res, op.msg.total(), op.flags) }
 }
 
 impl<B: IoBufMut> RecvMsg<B> {

@@ -13,12 +13,37 @@ use uring_core::{sys, Sqe};
 
 /// Whether the kernel fails a link for a send or receive of `res` bytes that asked for
 /// `want` with `msg_flags`: an error, or with `MSG_WAITALL` fewer bytes (`min_ret`).
-fn fails_sendrecv(res: i32, want: usize, msg_flags: i32) -> bool {
+pub(crate) fn fails_sendrecv(res: i32, want: usize, msg_flags: i32) -> bool {
     if msg_flags & libc::MSG_WAITALL != 0 {
         short_transfer(res, want)
     } else {
         res < 0
     }
+}
+
+/// The SQE of a send of `buf`'s data (`SEND`, `SEND_ZC`): at most `len` bytes, `MSG_*` flags,
+/// an optional destination, and `ioprio` (with `IORING_RECVSEND_FIXED_BUF` for a registered
+/// buffer).
+pub(crate) fn prepare_send<B: IoBuf>(
+    sqe: &mut Sqe,
+    file: &crate::Target,
+    buf: &B,
+    len: u32,
+    flags: i32,
+    dest: &DestAddr,
+    ioprio: u16,
+) {
+    use super::kinds::SqeKinds as _;
+    let fixed = if B::FIXED {
+        sys::IORING_RECVSEND_FIXED_BUF as u16
+    } else {
+        0
+    };
+    sqe.set_target(file)
+        .set_buf(buf, len)
+        .set_msg_flags(flags as u32)
+        .set_dest(dest)
+        .set_ioprio(ioprio | fixed);
 }
 
 op! {
@@ -43,12 +68,7 @@ op! {
     }
     opcode = sys::IORING_OP_SEND;
     prepare(op, sqe) {
-        let fixed = if B::FIXED { sys::IORING_RECVSEND_FIXED_BUF as u16 } else { 0 };
-        sqe.set_target(&op.file)
-            .set_buf(&op.buf, op.len)
-            .set_msg_flags(op.flags as u32)
-            .set_dest(&op.dest)
-            .set_ioprio(op.ioprio | fixed);
+        prepare_send(sqe, &op.file, &op.buf, op.len, op.flags, &op.dest, op.ioprio);
     }
     complete(op, res, _flags) -> (io::Result<usize>, B) {
         (res_to_io(res).map(|n| n as usize), op.buf)

@@ -4,6 +4,7 @@
 
 use super::define::op;
 use super::kinds::{data, DestAddr};
+use super::sendrecv::{fails_sendrecv, prepare_send};
 use crate::addr::SockAddr;
 use crate::buf::IoBuf;
 use crate::error::Result;
@@ -28,17 +29,12 @@ op! {
     opcode = sys::IORING_OP_SEND_ZC;
     name = "SendZc";
     prepare(op, sqe) {
-        let fixed = if B::FIXED { sys::IORING_RECVSEND_FIXED_BUF as u16 } else { 0 };
-        sqe.set_target(&op.file)
-            .set_buf(&op.buf, op.len)
-            .set_msg_flags(op.flags as u32)
-            .set_dest(&op.dest)
-            .set_ioprio(op.zc_flags | fixed);
+        prepare_send(sqe, &op.file, &op.buf, op.len, op.flags, &op.dest, op.zc_flags);
     }
     complete(op, res, _flags) -> (io::Result<usize>, B) {
         (res_to_io(res).map(|n| n as usize), op.buf)
     }
-    fails_link(op, res) { res < 0 || (op.flags & libc::MSG_WAITALL != 0 && (res as usize) < data(&op.buf, op.len) as usize) }
+    fails_link(op, res) { fails_sendrecv(res, data(&op.buf, op.len) as usize, op.flags) }
 }
 
 op! {

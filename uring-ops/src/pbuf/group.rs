@@ -1,6 +1,6 @@
 //! [`BufGroup`]: buffers given to the kernel with `IORING_OP_PROVIDE_BUFFERS`.
 
-use super::{alloc_group_id, GroupRef, IntoGroup, Mode, Pool};
+use super::{alloc_group_id, GroupRef, Mode, Pool};
 use crate::error::Result;
 use std::fmt;
 use std::sync::Arc;
@@ -55,8 +55,11 @@ impl BufGroup {
     pub fn new(count: u32, size: u32) -> Result<Self> {
         let layout = Pool::layout(count, size)?;
         let bgid = alloc_group_id(&[])?;
+        let pool = Pool::new(layout, count, size, Mode::Group, bgid).inspect_err(|_| {
+            super::free_group_id(bgid);
+        })?;
         Ok(BufGroup {
-            pool: Arc::new(Pool::new(layout, count, size, Mode::Group, bgid)),
+            pool: Arc::new(pool),
         })
     }
 
@@ -98,19 +101,7 @@ impl fmt::Debug for BufGroup {
     }
 }
 
-impl IntoGroup for &BufGroup {
-    fn into_group(self) -> GroupRef {
-        GroupRef {
-            pool: Arc::clone(&self.pool),
-        }
-    }
-}
-
-impl IntoGroup for BufGroup {
-    fn into_group(self) -> GroupRef {
-        GroupRef { pool: self.pool }
-    }
-}
+super::into_group!(BufGroup);
 
 /// Buffers `start..start + n` of a group, reserved for one `ProvideBuffers` op. Once the op
 /// is prepared (its SQE may reach the kernel) they count as the kernel's, so that a receive can

@@ -198,13 +198,19 @@ impl Pool {
 
     /// Zeroed memory for `count` buffers of `size` bytes (`layout` from [`Pool::layout`]),
     /// owning group id `bgid` (given back when the pool is freed).
-    fn new(layout: Layout, count: u32, size: u32, mode: Mode, bgid: u16) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] when the allocator refuses (the group id is then still the
+    /// caller's to give back).
+    fn new(layout: Layout, count: u32, size: u32, mode: Mode, bgid: u16) -> Result<Self> {
         // SAFETY: the layout's size is at least 1 (checked by `Pool::layout`).
         let mem = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(mem) = NonNull::new(mem) else {
-            alloc::handle_alloc_error(layout);
-        };
-        Pool {
+        // A refusal is the caller's to handle (a pool sized from input, say), not an abort.
+        let mem = NonNull::new(mem).ok_or(Error::OutOfMemory {
+            bytes: layout.size(),
+        })?;
+        Ok(Pool {
             mem,
             layout,
             size,
@@ -215,7 +221,7 @@ impl Pool {
                 mode,
             }),
             ring_fd: None,
-        }
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -599,6 +605,26 @@ impl fmt::Debug for GroupRef {
         write!(f, "GroupRef({})", self.pool.bgid)
     }
 }
+
+/// `IntoGroup` for a handle type (`$t { pool }`), by value and by reference.
+macro_rules! into_group {
+    ($t:ty) => {
+        impl $crate::IntoGroup for &$t {
+            fn into_group(self) -> $crate::pbuf::GroupRef {
+                $crate::pbuf::GroupRef {
+                    pool: std::sync::Arc::clone(&self.pool),
+                }
+            }
+        }
+
+        impl $crate::IntoGroup for $t {
+            fn into_group(self) -> $crate::pbuf::GroupRef {
+                $crate::pbuf::GroupRef { pool: self.pool }
+            }
+        }
+    };
+}
+use into_group;
 
 /// What an op's constructor takes as the group to select from: a [`BufRing`] or a
 /// [`BufGroup`] (by reference, sharing it).

@@ -1,6 +1,6 @@
 //! [`BufRing`]: a registered provided-buffer ring.
 
-use super::{alloc_group_id, free_group_id, GroupRef, IntoGroup, Mode, Pool};
+use super::{alloc_group_id, free_group_id, Mode, Pool};
 use crate::error::Result;
 use crate::uring::Uring;
 use std::fmt;
@@ -80,14 +80,7 @@ impl BufRingBuilder {
         let layout = Pool::layout(self.count, self.size)?;
         let entries = self.count.next_power_of_two();
         let mem = BufRingMem::new(entries)?;
-        let dup = ring
-            .ring()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| uring_core::Error::Os {
-                call: "dup of the ring fd",
-                source: e,
-            })?;
+        let dup = crate::fixed_buf::dup_ring_fd(ring)?;
         let flags = if self.inc {
             BufRingFlags::INC
         } else {
@@ -119,7 +112,17 @@ impl BufRingBuilder {
             bid_at: vec![0; entries as usize],
             inc: self.inc,
         };
-        let mut pool = Pool::new(layout, self.count, self.size, mode, bgid);
+        let mut pool = match Pool::new(layout, self.count, self.size, mode, bgid) {
+            Ok(p) => p,
+            Err(e) => {
+                // The buffers could not be allocated: undo the registration (the ring memory
+                // went down with `mode` only if that succeeds; see `Pool::drop`'s reasoning).
+                if unregister(&dup, bgid) {
+                    free_group_id(bgid);
+                }
+                return Err(e);
+            }
+        };
         pool.ring_fd = Some(dup);
         {
             let mut st = pool.lock();
@@ -197,19 +200,7 @@ impl fmt::Debug for BufRing {
     }
 }
 
-impl IntoGroup for &BufRing {
-    fn into_group(self) -> GroupRef {
-        GroupRef {
-            pool: Arc::clone(&self.pool),
-        }
-    }
-}
-
-impl IntoGroup for BufRing {
-    fn into_group(self) -> GroupRef {
-        GroupRef { pool: self.pool }
-    }
-}
+super::into_group!(BufRing);
 
 /// `IORING_UNREGISTER_PBUF_RING` of group `bgid` through `fd` (a duplicate of the io_uring
 /// fd, which keeps the kernel's ring alive however the `Uring` was dropped). Whether it

@@ -18,7 +18,7 @@ fn ring(count: u32, size: u32, inc: bool) -> Arc<Pool> {
         inc,
     };
     let bgid = alloc_group_id(&[]).unwrap();
-    let pool = Pool::new(Pool::layout(count, size).unwrap(), count, size, mode, bgid);
+    let pool = Pool::new(Pool::layout(count, size).unwrap(), count, size, mode, bgid).unwrap();
     {
         let mut st = pool.lock();
         for bid in 0..count as u16 {
