@@ -18,13 +18,22 @@ use uring_core::{
 /// not completed by then is leaked, never freed.
 pub const DROP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// User data of the ring's own SQEs (wake-ups, cancel-all): its slot index is one no slot has,
-/// so it never names an op (the low bits may tell the ring's own SQEs apart).
+/// User data of the ring's own SQEs (cancel-all, and those below): its slot index is one no
+/// slot has, so it never names an op; the low bits tell the ring's own completions apart.
+/// Every such value is listed here, so that no two uses share one.
 pub(crate) const INTERNAL: u64 = (INTERNAL_INDEX as u64) << SUB_BITS;
+
+/// User data of [`crate::Context::wake`]'s NOP, and of a [`crate::ops::MsgRing::wake`] message:
+/// a `Context` counts it as a wake-up.
+pub(crate) const WAKE: u64 = INTERNAL | 1;
 
 /// User data of the ring's cancels of links that would otherwise never complete (see
 /// [`queue_link_cancels`]).
 pub(crate) const CANCEL_LINK: u64 = INTERNAL | 2;
+
+/// User data of the completion a descriptor passed in by [`crate::ops::MsgRing::send_fd`]
+/// posts: the ring ignores it.
+pub(crate) const PASSED: u64 = INTERNAL | 3;
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
