@@ -325,6 +325,23 @@ impl Uring {
         n
     }
 
+    /// As [`Uring::reap`], calling `f` with the key ([`Ticket::user_data`]) of the submission
+    /// each completion was for, in completion order: once per completion, so a multishot op's
+    /// key comes once per item and a chain's once per link. An event loop maps keys to what
+    /// its tickets stand for and never scans them. (A stopgap until the completion API of
+    /// issue 10.)
+    pub fn reap_with(&mut self, mut f: impl FnMut(u64)) -> usize {
+        let Uring { ring, slab, .. } = self;
+        let mut n = 0;
+        for cqe in ring.cq().batch() {
+            n += 1;
+            if let Some((key, _)) = dispatch(slab, cqe) {
+                f(key);
+            }
+        }
+        n
+    }
+
     /// Whether the ticket's submission has finished (after the last [`Uring::reap`]).
     pub fn is_done<T: Submit>(&self, t: &Ticket<T>) -> bool {
         t.ring == self.id && self.slab.is_done(t.key)
@@ -445,6 +462,16 @@ impl Uring {
     /// [`Error::UnknownTicket`] if the ticket is not this ring's, or already redeemed.
     pub fn drain<O: MultishotOp>(&mut self, t: &Ticket<Multishot<O>>) -> Result<Vec<O::Item>> {
         self.reap();
+        self.multishot_entry(t).map(MultiEntry::take_items)
+    }
+
+    /// As [`Uring::drain`], without reaping first: the items of completions already reaped
+    /// (by [`Uring::reap_with`], say, whose caller must not miss any key to another reap).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`] if the ticket is not this ring's, or already redeemed.
+    pub fn take_items<O: MultishotOp>(&mut self, t: &Ticket<Multishot<O>>) -> Result<Vec<O::Item>> {
         self.multishot_entry(t).map(MultiEntry::take_items)
     }
 
