@@ -102,6 +102,12 @@ impl<B: Backend> Ring<B> {
         &self.backend
     }
 
+    /// A shared handle to the backend, which stays valid after the ring is split
+    /// ([`Ring::into_split`]): for registration on a ring whose halves live behind locks.
+    pub fn backend_handle(&self) -> Arc<B> {
+        Arc::clone(&self.backend)
+    }
+
     /// The submission half.
     #[inline]
     pub fn sq(&mut self) -> &mut SubmissionQueue<B> {

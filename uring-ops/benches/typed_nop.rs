@@ -11,7 +11,7 @@ use std::time::Instant;
 use uring_core::{sys, Builder, Ring};
 use uring_ops::{
     ops::{Nop, Read},
-    Uring,
+    Outcome, Uring,
 };
 
 const BATCH: u32 = 32;
@@ -88,8 +88,8 @@ fn typed(ring: &mut Uring, batches: u64) -> u64 {
         ring.reap();
         for t in tickets.drain(..) {
             match ring.try_take(t) {
-                Ok(r) => sum += u64::from(r.expect("a NOP succeeds")),
-                Err(_) => panic!("a reaped NOP is done"),
+                Ok(Outcome::Done(r)) => sum += u64::from(r.expect("a NOP succeeds")),
+                _ => panic!("a reaped NOP is done"),
             }
         }
     }
@@ -110,11 +110,11 @@ fn typed_read(ring: &mut Uring, batches: u64) -> u64 {
         ring.reap();
         for t in tickets.drain(..) {
             match ring.try_take(t) {
-                Ok((r, buf)) => {
+                Ok(Outcome::Done((r, buf))) => {
                     sum += r.expect("a read of /dev/zero succeeds") as u64;
                     bufs.push(buf);
                 }
-                Err(_) => panic!("a reaped read is done"),
+                _ => panic!("a reaped read is done"),
             }
         }
     }

@@ -15,7 +15,7 @@
 //! buffer at a time, in order; the others wait in its queue. When the ring runs dry the
 //! receive ends with `ENOBUFS` and is pushed again once buffers are back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Write as _;
@@ -24,9 +24,10 @@ use std::ops::RangeInclusive;
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::time::Duration;
 use uring_ops::core::Builder;
 use uring_ops::ops::{Accept, RecvProvided, Send};
-use uring_ops::{BufRing, Fd, Multishot, ProvidedBuf, Ticket, Uring};
+use uring_ops::{BufRing, Completion, Fd, Multishot, ProvidedBuf, Ticket, Uring};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -113,7 +114,7 @@ where
     }
 }
 
-/// What a ticket key stands for.
+/// What a submission stands for: its tag, as its completion records carry it.
 #[derive(Debug, Clone, Copy)]
 enum Event {
     Accept,
@@ -121,13 +122,34 @@ enum Event {
     Send(usize),
 }
 
+impl Event {
+    /// The tag: the kind in the low two bits, the connection above.
+    fn tag(self) -> u64 {
+        match self {
+            Event::Accept => 0,
+            Event::Recv(c) => (c as u64) << 2 | 1,
+            Event::Send(c) => (c as u64) << 2 | 2,
+        }
+    }
+
+    fn of(tag: u64) -> Self {
+        let c = (tag >> 2) as usize;
+        match tag & 3 {
+            1 => Event::Recv(c),
+            2 => Event::Send(c),
+            _ => Event::Accept,
+        }
+    }
+}
+
 /// One connection.
 struct Conn {
     fd: Fd,
-    /// The multishot receive, while armed.
+    /// The multishot receive, while armed (its ticket, to cancel it; its items and its end
+    /// come as completion records).
     recv: Option<Ticket<Multishot<RecvProvided>>>,
-    /// The send in flight (one at a time keeps the bytes in order).
-    send: Option<Ticket<Send<ProvidedBuf>>>,
+    /// Whether a send is in flight (one at a time keeps the bytes in order).
+    sending: bool,
     /// Buffers received and waiting to be sent back.
     queue: VecDeque<ProvidedBuf>,
     /// Why the receive is not armed although the connection is open.
@@ -163,16 +185,14 @@ pub struct Stats {
     pub rearmed: u64,
 }
 
-/// The server's state: the ring, the buffer ring, the connections, and which ticket key
-/// stands for what.
+/// The server's state: the ring, the buffer ring, the connections. Each submission carries
+/// its [`Event`] as its tag, so a completion record says what it is for.
 struct Server {
     ring: Uring,
     bufs: BufRing,
     listener: Fd,
-    accept: Option<Ticket<Multishot<Accept>>>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
-    events: HashMap<u64, Event>,
     /// Connections whose receive starved, to arm again.
     starved: Vec<usize>,
     /// Buffers one connection may hold before its receive pauses.
@@ -195,29 +215,23 @@ pub fn serve(
         ring,
         bufs,
         listener: Fd::new(listener),
-        accept: None,
         conns: Vec::new(),
         free: Vec::new(),
-        events: HashMap::new(),
         starved: Vec::new(),
         max_queue: (args.buffers as usize / 8).max(2),
         stats: Stats::default(),
     };
     s.arm_accept()?;
-    let mut keys = Vec::new();
     let finished = |s: &Stats| args.conns > 0 && s.closed >= args.conns;
     while !finished(&s.stats) && !stop(&s.stats) {
-        s.ring.submit_and_wait(1)?;
-        // Every completion is reaped here, and nowhere else (`take_items`, not `drain`), so
-        // that no key goes unseen.
-        keys.clear();
-        s.ring.reap_with(|k| keys.push(k));
-        for &k in &keys {
-            match s.events.get(&k).copied() {
-                Some(Event::Accept) => s.on_accept()?,
-                Some(Event::Recv(c)) => s.on_recv(c)?,
-                Some(Event::Send(c)) => s.on_send(c)?,
-                None => {} // a later completion of a multishot op already finished
+        // Hands the pushes over and waits for what finished: each record says what for (its
+        // tag), and redeems its op's output or item. No ticket is scanned.
+        s.ring.wait_completions(Duration::MAX)?;
+        while let Some(c) = s.ring.next_completion() {
+            match Event::of(c.tag) {
+                Event::Accept => s.on_accept(&c)?,
+                Event::Recv(conn) => s.on_recv(conn, &c)?,
+                Event::Send(conn) => s.on_send(conn, &c)?,
             }
         }
         s.rearm_starved()?;
@@ -226,19 +240,17 @@ pub fn serve(
 }
 
 impl Server {
-    /// Pushes `op`, recording what its key stands for.
+    /// Pushes `op` tagged with `ev`.
     fn push<T: uring_ops::Submit>(&mut self, op: T, ev: Event) -> std::io::Result<Ticket<T>> {
-        let t = match self.ring.push(op) {
-            Ok(t) => t,
+        match self.ring.push_tagged(op, ev.tag()) {
+            Ok(t) => Ok(t),
             // The SQ is full: hand it to the kernel and try again.
             Err(e) if matches!(e.error, uring_ops::Error::QueueFull { .. }) => {
                 self.ring.submit()?;
-                self.ring.push(e.op).map_err(|e| e.error)?
+                Ok(self.ring.push_tagged(e.op, ev.tag()).map_err(|e| e.error)?)
             }
-            Err(e) => return Err(e.error.into()),
-        };
-        self.events.insert(t.user_data(), ev);
-        Ok(t)
+            Err(e) => Err(e.error.into()),
+        }
     }
 
     fn arm_accept(&mut self) -> std::io::Result<()> {
@@ -246,33 +258,28 @@ impl Server {
             Accept::new(self.listener.clone()).multishot(),
             Event::Accept,
         )?;
-        self.accept = Some(t);
+        // Its records are all this loop needs (it is never cancelled): the last one redeems
+        // it. (Detaching it would give up its items.)
+        drop(t);
         Ok(())
     }
 
-    fn on_accept(&mut self) -> std::io::Result<()> {
-        let Some(t) = &self.accept else { return Ok(()) };
-        let items = self.ring.take_items(t)?;
-        let done = self.ring.is_done(t);
-        for fd in items {
-            match fd {
+    fn on_accept(&mut self, c: &Completion) -> std::io::Result<()> {
+        if c.more {
+            match self.ring.take_item::<Accept>(c)? {
                 Ok(fd) => self.add_conn(fd)?,
                 Err(e) => eprintln!("accept: {e}"),
             }
+            return Ok(());
         }
-        if done {
-            let t = self.accept.take().expect("checked");
-            self.events.remove(&t.user_data());
-            let out = self.ring.wait(t)?;
-            for fd in out.items.into_iter().flatten() {
-                self.add_conn(fd)?;
-            }
-            if let Err(e) = out.last {
-                eprintln!("accept ended: {e}; accepting again");
-            }
-            self.arm_accept()?;
+        let out = self.ring.take::<Multishot<Accept>>(c)?;
+        for fd in out.items.into_iter().flatten() {
+            self.add_conn(fd)?;
         }
-        Ok(())
+        if let Err(e) = out.last {
+            eprintln!("accept ended: {e}; accepting again");
+        }
+        self.arm_accept()
     }
 
     fn add_conn(&mut self, fd: OwnedFd) -> std::io::Result<()> {
@@ -284,7 +291,7 @@ impl Server {
         self.conns[c] = Some(Conn {
             fd: Fd::new(fd),
             recv: None,
-            send: None,
+            sending: false,
             queue: VecDeque::new(),
             paused: Paused::No,
             cancelling: false,
@@ -322,22 +329,20 @@ impl Server {
         Ok(())
     }
 
-    fn on_recv(&mut self, c: usize) -> std::io::Result<()> {
+    fn on_recv(&mut self, c: usize, rec: &Completion) -> std::io::Result<()> {
         let Some(conn) = self.conns[c].as_mut() else {
             return Ok(());
         };
-        let Some(t) = &conn.recv else { return Ok(()) };
-        let mut got = self.ring.take_items(t)?;
-        let finished = self.ring.is_done(t);
-        let mut last = None;
-        if finished {
-            let t = conn.recv.take().expect("checked");
-            self.events.remove(&t.user_data());
-            let out = self.ring.wait(t)?;
-            got.extend(out.items);
-            last = Some(out.last);
-        }
-        for b in got.into_iter().chain(last) {
+        let finished = !rec.more;
+        let got = if finished {
+            // The receive ended: its output (the items not taken, none here, and its end).
+            conn.recv = None;
+            let out = self.ring.take::<Multishot<RecvProvided>>(rec)?;
+            out.items.into_iter().chain([out.last]).collect()
+        } else {
+            vec![self.ring.take_item::<RecvProvided>(rec)?]
+        };
+        for b in got {
             match b {
                 Ok(b) if !b.is_empty() => conn.queue.push_back(b),
                 Ok(_) => conn.done = true, // the peer closed its end
@@ -380,23 +385,12 @@ impl Server {
         })
     }
 
-    fn on_send(&mut self, c: usize) -> std::io::Result<()> {
+    fn on_send(&mut self, c: usize, rec: &Completion) -> std::io::Result<()> {
         let Some(conn) = self.conns[c].as_mut() else {
             return Ok(());
         };
-        let Some(t) = conn.send.take() else {
-            return Ok(());
-        };
-        let key = t.user_data();
-        let (n, mut buf) = match self.ring.try_take(t) {
-            Ok(out) => out,
-            Err(Ok(t)) => {
-                conn.send = Some(t); // not finished (cannot happen: its key came)
-                return Ok(());
-            }
-            Err(Err(e)) => return Err(e.into()),
-        };
-        self.events.remove(&key);
+        conn.sending = false;
+        let (n, mut buf) = self.ring.take::<Send<ProvidedBuf>>(rec)?;
         match n {
             Ok(n) => {
                 self.stats.bytes += n as u64;
@@ -423,15 +417,16 @@ impl Server {
         let Some(conn) = self.conns[c].as_mut() else {
             return Ok(());
         };
-        if conn.send.is_some() {
+        if conn.sending {
             return Ok(());
         }
         match conn.queue.pop_front() {
             Some(buf) => {
                 let op = Send::new(conn.fd.clone(), buf).flags(libc::MSG_WAITALL);
-                let t = self.push(op, Event::Send(c))?;
+                // Its completion record redeems it (`on_send`): the ticket is not needed.
+                drop(self.push(op, Event::Send(c))?);
                 if let Some(conn) = self.conns[c].as_mut() {
-                    conn.send = Some(t);
+                    conn.sending = true;
                 }
             }
             None if conn.done && conn.recv.is_none() => {

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uring_ops::ops::{Close, OpenAt, Read};
-use uring_ops::{Chain, FixedFd, Linked, NewSlot, Ticket, Uring};
+use uring_ops::{Chain, FixedFd, Linked, NewSlot, Outcome, Ticket, Uring};
 
 const USAGE: &str = "usage: sum DIR [--mode uring|std|both] [--depth N] [--rings N] [--threads N] [--buf BYTES] [--rounds N] [--drop-caches]
        sum --make DIR [--files N] [--size BYTES]";
@@ -315,6 +315,13 @@ struct Slot {
     buf: Option<Vec<u8>>,
 }
 
+impl Slot {
+    /// The tag of its ops: its index.
+    fn tag(&self) -> u64 {
+        u64::from(self.index)
+    }
+}
+
 /// A read's outcome as bytes read, or why the file failed.
 fn bytes(
     read: Linked<(std::io::Result<usize>, Vec<u8>)>,
@@ -387,17 +394,18 @@ fn sum_ring(files: &[Entry], next: &AtomicUsize, depth: u32, buf: usize) -> Resu
         busy += usize::from(start(&mut ring, s, files, next, &mut sum)?);
     }
     while busy > 0 {
-        ring.submit_and_wait(1)
+        // Each op is pushed tagged with its slot: the completion records say which slots have
+        // something finished, and no slot is looked at in vain.
+        ring.wait_completions(Duration::MAX)
             .map_err(|e| format!("waiting: {e}"))?;
-        ring.reap();
-        for s in &mut slots {
-            if let Some(p) = s.pending.take() {
-                if let Some(p) = step(&mut ring, s, p, files, &mut sum)? {
-                    s.pending = Some(p);
-                } else {
-                    busy -= 1;
-                    busy += usize::from(start(&mut ring, s, files, next, &mut sum)?);
-                }
+        while let Some(c) = ring.next_completion() {
+            let s = &mut slots[c.tag as usize];
+            let p = s.pending.take().ok_or("a record for a slot with nothing in flight")?;
+            if let Some(p) = step(&mut ring, s, p, files, &mut sum)? {
+                s.pending = Some(p);
+            } else {
+                busy -= 1;
+                busy += usize::from(start(&mut ring, s, files, next, &mut sum)?);
             }
         }
     }
@@ -432,10 +440,10 @@ fn start(
         s.offset = 0;
         s.pending = Some(if want == e.len {
             let chain = Chain::new(open).then(read).then_hard(Close::slot(slot));
-            Pending::Whole(ring.push(chain).map_err(|e| format!("queueing: {e}"))?)
+            Pending::Whole(ring.push_tagged(chain, s.tag()).map_err(|e| format!("queueing: {e}"))?)
         } else {
             Pending::Head(
-                ring.push(Chain::new(open).then(read))
+                ring.push_tagged(Chain::new(open).then(read), s.tag())
                     .map_err(|e| format!("queueing: {e}"))?,
             )
         });
@@ -455,9 +463,9 @@ fn step(
     macro_rules! take {
         ($t:expr, $variant:ident) => {
             match ring.try_take($t) {
-                Ok(out) => out,
-                Err(Ok(t)) => return Ok(Some(Pending::$variant(t))),
-                Err(Err(e)) => return Err(format!("redeeming: {e}")),
+                Ok(Outcome::Done(out)) => out,
+                Ok(Outcome::Pending(t)) => return Ok(Some(Pending::$variant(t))),
+                Err(e) => return Err(format!("redeeming: {e}")),
             }
         };
     }
@@ -506,7 +514,7 @@ fn step(
             return Ok(match closed {
                 Some(_) => None,
                 None => Some(Pending::Closing(
-                    ring.push(Close::slot(s.fixed))
+                    ring.push_tagged(Close::slot(s.fixed), s.tag())
                         .map_err(|e| format!("queueing: {e}"))?,
                 )),
             });
@@ -533,9 +541,9 @@ fn step(
     let read = Read::new(s.fixed, buf, s.offset).len(want as u32);
     Ok(Some(if want == left {
         let chain = Chain::new(read).then_hard(Close::slot(s.fixed));
-        Pending::Tail(ring.push(chain).map_err(|e| format!("queueing: {e}"))?)
+        Pending::Tail(ring.push_tagged(chain, s.tag()).map_err(|e| format!("queueing: {e}"))?)
     } else {
-        Pending::Middle(ring.push(read).map_err(|e| format!("queueing: {e}"))?)
+        Pending::Middle(ring.push_tagged(read, s.tag()).map_err(|e| format!("queueing: {e}"))?)
     }))
 }
 

@@ -25,9 +25,36 @@ pub enum Error {
         /// The opcode's name.
         op: &'static str,
     },
-    /// The ticket does not belong to this ring, or its op was already taken. `EINVAL`.
+    /// The ticket (or completion record) does not belong to this ring, or its op was already
+    /// taken (or detached). `EINVAL`.
     #[error("unknown ticket: not issued by this ring, or already redeemed")]
     UnknownTicket,
+    /// A completion record redeemed as another type than its op's
+    /// ([`crate::Uring::take`], [`crate::Uring::take_item`]). Nothing was taken. `EINVAL`.
+    #[error("the op is a {found}, not a {expected}")]
+    WrongType {
+        /// The type asked for (its in-ring form).
+        expected: &'static str,
+        /// The op's (its in-ring form).
+        found: &'static str,
+    },
+    /// A submission redeemed from a completion record while it still runs: the record was
+    /// one of its items ([`crate::Completion::more`]). `EBUSY`.
+    #[error("the submission has not finished: the record is one of its items")]
+    NotFinished,
+    /// An item asked of a completion record that reports no item
+    /// ([`crate::Uring::take_item`] with a record whose `more` is false). `EINVAL`.
+    #[error("the completion record reports no item: the submission finished")]
+    NotAnItem,
+    /// A [`crate::Context`] called from the thread that holds a [`crate::Batch`] or a
+    /// [`crate::Completions`] of it: that thread holds the context's locks, so the call would
+    /// deadlock. Drop the batch (or the iterator) first. `EDEADLK`.
+    #[error("the context was called from the thread that holds its Batch (or Completions); drop that first: the call would deadlock")]
+    Reentrant,
+    /// The item a completion record reports was taken already (from its record, or by a
+    /// drain). `EINVAL`.
+    #[error("the item was taken already")]
+    ItemTaken,
     /// The submission queue has no room for the op (or the whole chain); nothing was queued.
     /// `EBUSY`.
     #[error("submission queue full: {needed} SQE(s) needed, {free} free")]
@@ -196,11 +223,15 @@ impl Error {
         Some(match self {
             Error::Unsupported { .. } => libc::EOPNOTSUPP,
             Error::NotAllowed { .. } => libc::EACCES,
-            Error::QueueFull { .. } | Error::TooManyOps { .. } | Error::RingNotQuiet { .. } => {
-                libc::EBUSY
-            }
+            Error::QueueFull { .. }
+            | Error::TooManyOps { .. }
+            | Error::RingNotQuiet { .. }
+            | Error::NotFinished => libc::EBUSY,
             Error::FixedFileNotAccepted { .. } => libc::EBADF,
             Error::UnknownTicket
+            | Error::WrongType { .. }
+            | Error::NotAnItem
+            | Error::ItemTaken
             | Error::TooManySqes { .. }
             | Error::EmptyChain
             | Error::ChainTooLong { .. }
@@ -216,6 +247,7 @@ impl Error {
             Error::NoBufGroupId => libc::EBUSY,
             Error::InteriorNul { .. } | Error::OutOfRange { .. } => libc::EINVAL,
             Error::OutOfMemory { .. } => libc::ENOMEM,
+            Error::Reentrant => libc::EDEADLK,
             Error::Core(e) => return e.raw_os_error(),
         })
     }

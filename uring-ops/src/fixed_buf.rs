@@ -4,7 +4,7 @@
 
 use crate::buf::{IoBuf, IoBufMut};
 use crate::error::{Error, Result};
-use crate::uring::Uring;
+use crate::as_ring::{dup_ring_fd, AsRing};
 use std::alloc::{self, Layout};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -84,18 +84,6 @@ impl Pool {
     }
 }
 
-/// A duplicate of `ring`'s fd, which keeps the kernel's ring (and what is registered with it)
-/// alive after the `Uring` is dropped, so that a pool can unregister whatever the drop order.
-pub(crate) fn dup_ring_fd(ring: &Uring) -> Result<OwnedFd> {
-    ring.ring().as_fd().try_clone_to_owned().map_err(|e| {
-        uring_core::Error::Os {
-            call: "dup of the ring fd",
-            source: e,
-        }
-        .into()
-    })
-}
-
 /// A pool of `count` buffers of `size` bytes each, registered with a ring as its fixed buffers
 /// (Linux 5.1), handing out [`FixedBuf`]s for [`crate::ops::ReadFixed`] and
 /// [`crate::ops::WriteFixed`].
@@ -165,7 +153,7 @@ impl fmt::Debug for FixedBufs {
 
 impl FixedBufs {
     /// Allocates `count` zeroed buffers of `size` bytes (one page-aligned block) and registers
-    /// them with `ring` as buffers `0..count`.
+    /// them with `ring` (a [`crate::Uring`] or a [`crate::Context`]) as buffers `0..count`.
     ///
     /// # Errors
     ///
@@ -175,8 +163,8 @@ impl FixedBufs {
     /// [`Error::Core`] when the kernel refuses (`EBUSY` if the ring already has registered
     /// buffers, `ENOMEM` past the locked-memory limit, `RLIMIT_MEMLOCK`), or with
     /// [`uring_core::Error::ForkedChild`] for a ring inherited through `fork`.
-    pub fn register(ring: &Uring, count: usize, size: usize) -> Result<Self> {
-        if ring.ring().backend().is_inherited() {
+    pub fn register(ring: &impl AsRing, count: usize, size: usize) -> Result<Self> {
+        if ring.kernel().is_inherited() {
             return Err(uring_core::Error::ForkedChild.into());
         }
         let shape = |why| Error::FixedBufShape { count, size, why };
@@ -207,7 +195,7 @@ impl FixedBufs {
         // SAFETY: `iovecs` names `count` buffers inside our live allocation, which stays
         // allocated until it is unregistered (by `Pool::drop`) or, if unregistering fails,
         // forever; Rust code reaches a buffer only through the one `FixedBuf` handed out for it.
-        let r = unsafe { ring.ring().register().register_buffers(&iovecs) };
+        let r = unsafe { ring.kernel().register().register_buffers(&iovecs) };
         if let Err(e) = r {
             // SAFETY: just allocated with this layout; the kernel refused it, so nothing holds it.
             unsafe { alloc::dealloc(ptr.as_ptr(), layout) };

@@ -30,8 +30,10 @@
 #![warn(missing_docs)]
 
 mod addr;
+mod as_ring;
 mod buf;
 mod chain;
+mod completion;
 mod context;
 mod error;
 mod fd;
@@ -50,11 +52,13 @@ mod slab;
 mod uring;
 
 pub use addr::SockAddr;
+pub use as_ring::AsRing;
 pub use buf::{IoBuf, IoBufMut};
 pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]
 pub use chain::{ChainEntry, LinkMeta, Links};
-pub use context::{Completion, Context, ContextBuilder};
+pub use completion::{Completion, Completions, Outcome};
+pub use context::{Batch, Context, ContextBuilder};
 pub use error::{Error, PushError, RangeError, Result};
 pub use fd::{Dest, Fd, FixedFd, IntoTarget, NewFd, NewSlot, Target};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};

@@ -10,7 +10,8 @@
 //! Single-shot ops are untouched by this: they go through their own, leaner entry.
 
 use crate::error::Result;
-use crate::op::{sealed, Entry, Op, OpCheck, Submit};
+use crate::op::{sealed, Entry, Op, OpCheck, Progress, Submit};
+use std::collections::VecDeque;
 use std::fmt;
 use uring_core::{sys, Sqe};
 
@@ -97,11 +98,17 @@ where
     }
 }
 
-/// The in-ring form of a multishot op: the op, and the items received and not yet drained.
+/// The in-ring form of a multishot op: the op, and the items received and not yet taken.
 #[doc(hidden)]
 pub struct MultiEntry<O: MultishotOp> {
     op: O,
-    items: Vec<O::Item>,
+    /// The items made and not yet taken, from item number `first` on (numbers wrap); `None`
+    /// where one was taken by its number ([`MultiEntry::take_item`]) before those in front.
+    items: VecDeque<Option<O::Item>>,
+    /// The number of the item at the front of `items`.
+    first: u32,
+    /// How many of `items` are `Some`.
+    live: usize,
     res: i32,
     flags: u32,
 }
@@ -110,20 +117,36 @@ impl<O: MultishotOp> fmt::Debug for MultiEntry<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MultiEntry")
             .field("op", &O::NAME)
-            .field("pending", &self.items.len())
+            .field("pending", &self.live)
             .finish_non_exhaustive()
     }
 }
 
 impl<O: MultishotOp> MultiEntry<O> {
-    /// Takes the items received so far.
+    /// Takes every item received and not yet taken, oldest first.
     pub(crate) fn take_items(&mut self) -> Vec<O::Item> {
-        std::mem::take(&mut self.items)
+        let n = self.items.len() as u32;
+        self.first = self.first.wrapping_add(n);
+        self.live = 0;
+        self.items.drain(..).flatten().collect()
+    }
+
+    /// Takes item number `n` (as [`crate::op::Progress::Item`] gave it), if it has not been
+    /// taken yet.
+    pub(crate) fn take_item(&mut self, n: u32) -> Option<O::Item> {
+        let i = n.wrapping_sub(self.first) as usize;
+        let item = self.items.get_mut(i)?.take()?;
+        self.live -= 1;
+        while let Some(None) = self.items.front() {
+            self.items.pop_front();
+            self.first = self.first.wrapping_add(1);
+        }
+        Some(item)
     }
 
     /// Items received and not yet taken.
     pub(crate) fn pending(&self) -> usize {
-        self.items.len()
+        self.live
     }
 }
 
@@ -153,20 +176,22 @@ unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
         sqe.set_opcode(self.op.multishot_opcode());
     }
 
-    fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> bool {
+    fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> Progress {
         if flags & sys::IORING_CQE_F_MORE != 0 {
             let item = self.op.item(res, flags);
-            self.items.push(item);
-            return false;
+            let n = self.first.wrapping_add(self.items.len() as u32);
+            self.items.push_back(Some(item));
+            self.live += 1;
+            return Progress::Item(n);
         }
         self.res = res;
         self.flags = flags;
-        true
+        Progress::Done
     }
 
     fn finish(self) -> MultishotOutput<O> {
         MultishotOutput {
-            items: self.items,
+            items: self.items.into_iter().flatten().collect(),
             last: self.op.complete(self.res, self.flags),
         }
     }
@@ -179,7 +204,9 @@ impl<O: MultishotOp> Submit for Multishot<O> {
     fn into_entry(self) -> MultiEntry<O> {
         MultiEntry {
             op: self.op,
-            items: Vec::new(),
+            items: VecDeque::new(),
+            first: 0,
+            live: 0,
             res: 0,
             flags: 0,
         }

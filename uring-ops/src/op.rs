@@ -195,9 +195,11 @@ pub unsafe trait Entry: sealed::Sealed + Send + 'static {
     fn check(&self, ops: &OpCheck) -> Result<()>;
     /// Writes SQE `i` (of `sqe_count`), user data excluded.
     fn prepare(&mut self, i: u32, sqe: &mut Sqe);
-    /// Records completion of SQE `sub`; `true` when the entry is finished.
-    fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> bool;
-    /// Asked after [`Entry::on_cqe`] recorded completion `sub` (`res`) and returned `false`:
+    /// Records completion of SQE `sub`: whether the entry has finished, and whether the
+    /// completion made an item of a multishot op.
+    fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> Progress;
+    /// Asked after [`Entry::on_cqe`] recorded completion `sub` (`res`) and the entry has not
+    /// finished:
     /// the number of another SQE of this entry that will not complete unless the ring asks the
     /// kernel to cancel it, if any. The ring then does (`IORING_OP_ASYNC_CANCEL` by its user
     /// data), and the entry finishes when that SQE's completion arrives.
@@ -243,6 +245,37 @@ pub unsafe trait Entry: sealed::Sealed + Send + 'static {
     }
 }
 
+/// What one completion did to an entry ([`Entry::on_cqe`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// More completions will come.
+    Pending,
+    /// More completions will come; this one made item number `n` (counted from 0, wrapping) of
+    /// a multishot op, which the entry keeps until it is taken.
+    Item(u32),
+    /// The entry has finished: no completion can follow.
+    Done,
+}
+
+impl Progress {
+    /// [`Progress::Done`] if `done`, else [`Progress::Pending`].
+    #[inline]
+    pub(crate) fn done_if(done: bool) -> Self {
+        if done {
+            Progress::Done
+        } else {
+            Progress::Pending
+        }
+    }
+
+    /// Whether the entry has finished.
+    #[cfg(test)]
+    pub(crate) fn is_done(self) -> bool {
+        self == Progress::Done
+    }
+}
+
 /// The entry of a single op.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -279,8 +312,8 @@ unsafe impl<O: Op> Entry for Single<O> {
 
     /// Not called: a single op is [`Entry::SINGLE`], its result is kept by the slab.
     #[inline]
-    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
-        true
+    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> Progress {
+        Progress::Done
     }
 
     /// Not called for the same reason; completes with a zero result.

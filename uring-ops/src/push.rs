@@ -48,26 +48,30 @@ pub(crate) fn fill<E: Entry>(
     mut entry: E,
     n: u32,
 ) -> u64 {
-    let key = if E::SQE_POINTS_INTO_SELF {
+    // The key the entry will have, known before it moves in: each SQE gets its user data
+    // right after it is prepared, with the one look-up of its slot in the SQ.
+    let key = slot.key();
+    if E::SQE_POINTS_INTO_SELF {
         // Prepared in place: the SQEs may point into the entry, which is at its final address
         // in the slab by now. A panic in `prepare` drops the guard, which takes the entry back
         // out of its slot.
         let mut slot = slot.insert_uncommitted(entry);
         let e = slot.entry();
         for i in 0..n {
-            e.prepare(i, r.get(i).expect("reserved"));
+            let sqe = r.get(i).expect("reserved");
+            e.prepare(i, sqe);
+            sqe.set_user_data(user_data(key, i));
         }
-        slot.keep()
+        slot.keep();
     } else {
         // The SQEs name no memory inside the entry, so they may be written from the entry where
         // it is now (in registers, for a small op), before it moves into the slab.
         for i in 0..n {
-            entry.prepare(i, r.get(i).expect("reserved"));
+            let sqe = r.get(i).expect("reserved");
+            entry.prepare(i, sqe);
+            sqe.set_user_data(user_data(key, i));
         }
-        slot.insert(entry).0
-    };
-    for i in 0..n {
-        r.get(i).expect("reserved").set_user_data(user_data(key, i));
+        slot.insert(entry);
     }
     key
 }

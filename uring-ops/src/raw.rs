@@ -2,7 +2,7 @@
 //! ring's bookkeeping (user data, tickets, cancel-on-drop) but no typed op around it.
 
 use crate::error::{Error, Result};
-use crate::op::{sealed, Entry, OpCheck, Submit};
+use crate::op::{sealed, Entry, OpCheck, Progress, Submit};
 use uring_core::{Sqe, SqeFlags};
 
 /// A prepared SQE, pushed as is. Its user data is the ring's (overwritten at push); everything
@@ -79,8 +79,8 @@ unsafe impl Entry for RawSqe {
         *sqe = self.sqe.clone();
     }
 
-    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
-        true
+    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> Progress {
+        Progress::Done
     }
 
     fn finish(self) -> RawCompletion {

@@ -15,6 +15,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use uring_ops::Outcome;
 use uring_ops::core::{Builder as CoreBuilder, Error as CoreError, SetupFlags as CoreSetupFlags};
 use uring_ops::ops::{
     Fallocate, FallocateMode, Fsync, Nop, PollAdd, PollEvents, Read, Readv, Write, Writev,
@@ -129,14 +130,14 @@ fn read_and_readv_alternate() {
             let c = ctx.wait_completions().unwrap();
             assert_eq!(c.len(), 1);
             assert_eq!((c[0].tag, c[0].key, c[0].res), (i, t.user_data(), 0x1000));
-            let (_, buf) = ctx.try_take(t).unwrap();
+            let (_, buf) = ctx.try_take(t).unwrap().done().unwrap();
             assert!(buf.iter().all(|&b| b == (i % 2) as u8 + 7));
             let t = ctx
                 .push_tagged(Readv::new(&f.fd, vec![vec![0u8; 0x1000]], off), i)
                 .unwrap();
             let c = ctx.wait_completions().unwrap();
             assert_eq!((c.len(), c[0].tag, c[0].res), (1, i, 0x1000));
-            let (_, bufs) = ctx.try_take(t).unwrap();
+            let (_, bufs) = ctx.try_take(t).unwrap().done().unwrap();
             assert!(bufs[0].iter().all(|&b| b == (i % 2) as u8 + 7));
         }
     });
@@ -156,7 +157,7 @@ fn readv_several_buffers() {
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].tag, c[0].key), (55, t.user_data()));
         assert_eq!(c[0].result().unwrap(), (3 * BUF) as u32);
-        let (n, bufs) = ctx.try_take(t).unwrap();
+        let (n, bufs) = ctx.try_take(t).unwrap().done().unwrap();
         assert_eq!(n.unwrap(), 3 * BUF);
         for (k, b) in bufs.iter().enumerate() {
             assert_eq!(&b[..], &contents[k * BUF..(k + 1) * BUF]);
@@ -263,7 +264,7 @@ fn dev_zero_readable() {
         let c = ctx.wait_completions().unwrap();
         assert_eq!((c.len(), c[0].tag), (1, 454));
         assert_eq!(c[0].res, libc::POLLIN as i32);
-        let events = ctx.try_take(t).unwrap().unwrap();
+        let events = ctx.try_take(t).unwrap().done().unwrap().unwrap();
         assert!(events.contains(PollEvents::IN));
     });
 }
@@ -324,7 +325,7 @@ fn wake_a_waiter_with_a_nop() {
                 let c = ctx.wait_completions().unwrap();
                 assert_eq!((c.len(), c[0].tag), (1, 0));
                 assert_eq!(c[0].result().unwrap(), DATA.len() as u32);
-                let (_, buf) = ctx.try_take(t).unwrap();
+                let (_, buf) = ctx.try_take(t).unwrap().done().unwrap();
                 assert_eq!(buf, DATA);
                 drop(rx_fd);
             })
@@ -537,9 +538,7 @@ fn ticket_waited_from_another_thread() {
         let t = ctx.push(Read::new(&rx_fd, vec![0u8; 5], 0)).unwrap();
         let t = ctx
             .wait_timeout(t, Duration::from_millis(30))
-            .map(|_| ())
-            .unwrap_err()
-            .unwrap();
+            .unwrap().pending().unwrap();
         assert!(!ctx.is_done(&t));
         assert_eq!(ctx.in_flight(), 1);
         let waiter = {
@@ -580,8 +579,8 @@ fn duplicate_tags_never_free_a_live_buffer() {
         b_tx.write_all(b"bbb").unwrap();
         let c = ctx.wait_completions().unwrap();
         assert_eq!((c.len(), c[0].tag, c[0].key), (1, 7, b.user_data()));
-        let a = ctx.try_take(a).map(|_| ()).unwrap_err().unwrap();
-        let (_, buf) = ctx.try_take(b).unwrap();
+        let a = ctx.try_take(a).unwrap().pending().unwrap();
+        let (_, buf) = ctx.try_take(b).unwrap().done().unwrap();
         assert_eq!(buf, b"bbb");
         a_tx.write_all(b"aaa").unwrap();
         let (_, buf) = ctx.wait(a).unwrap();
@@ -708,7 +707,7 @@ fn tickets_and_completions_mixed() {
                             let t = if i % 10 == 0 {
                                 // Nothing written yet: the timed wait expires.
                                 match ctx.wait_timeout(t, Duration::from_millis(1)) {
-                                    Err(Ok(t)) => t,
+                                    Ok(Outcome::Pending(t)) => t,
                                     other => panic!("read {i} finished early: {:?}", other.err()),
                                 }
                             } else {
@@ -783,9 +782,7 @@ fn ops_belong_to_the_thread_that_pushed_them() {
         });
         let orphan = ctx
             .wait_timeout(orphan, Duration::from_millis(20))
-            .map(|_| ())
-            .unwrap_err()
-            .unwrap();
+            .unwrap().pending().unwrap();
         tx_file.write_all(b"left").unwrap();
         let (n, _) = ctx.wait(orphan).unwrap();
         assert_eq!(n.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
@@ -885,10 +882,10 @@ fn sqpoll_two_submitting_threads() {
             for h in pushers {
                 let (nops, reads) = h.join().unwrap();
                 for t in nops {
-                    assert_eq!(ctx.try_take(t).unwrap().unwrap(), 0);
+                    assert_eq!(ctx.try_take(t).unwrap().done().unwrap().unwrap(), 0);
                 }
                 for (block, t) in reads {
-                    let (n, bufs) = ctx.try_take(t).unwrap();
+                    let (n, bufs) = ctx.try_take(t).unwrap().done().unwrap();
                     assert_eq!(n.unwrap(), BLOCK);
                     assert!(
                         bufs[0].iter().all(|&b| b == block as u8 + 1),
@@ -923,9 +920,7 @@ fn sqpoll_ops_outlive_the_thread_that_pushed_them() {
         });
         let orphan = ctx
             .wait_timeout(orphan, Duration::from_millis(20))
-            .map(|_| ())
-            .unwrap_err()
-            .unwrap();
+            .unwrap().pending().unwrap();
         tx_file.write_all(b"kept").unwrap();
         let (n, buf) = ctx.wait(orphan).unwrap();
         assert_eq!((n.unwrap(), &buf[..]), (4, &b"kept"[..]));
@@ -968,8 +963,8 @@ fn coop_taskrun_completes_ops_of_a_sleeping_submitter() {
             thread::sleep(Duration::from_millis(20));
             tx_file.write_all(b"coop").unwrap();
             let (n, buf) = match ctx.wait_timeout(t, Duration::from_secs(5)) {
-                Ok(out) => out,
-                Err(_) => panic!("the read never completed"),
+                Ok(Outcome::Done(out)) => out,
+                _ => panic!("the read never completed"),
             };
             assert_eq!((n.unwrap(), &buf[..]), (4, &b"coop"[..]));
             let t = ctx.push(Nop::new()).unwrap();
@@ -1067,7 +1062,7 @@ fn allowlist_on_a_user_builder_keeps_its_flags() {
         let Some(ctx) = build_or_skip(TEST, b) else {
             continue;
         };
-        let info = *ctx.info();
+        let info = ctx.info();
         // Every flag of the builder, and not R_DISABLED: the ring was enabled once restricted.
         assert_eq!(info.flags, want, "{info:?}");
         assert_eq!((info.sq_entries, info.cq_entries), (8, 64));

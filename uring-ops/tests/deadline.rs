@@ -28,7 +28,7 @@ fn uring_wait_timeout_of_duration_max_waits_for_the_op() {
         .push(Read::new(&rx, Vec::with_capacity(4), u64::MAX))
         .unwrap();
     let writer = write_later(tx, b"late");
-    let (n, buf) = ring.wait_timeout(t, Duration::MAX).unwrap();
+    let (n, buf) = ring.wait_timeout(t, Duration::MAX).unwrap().done().unwrap();
     writer.join().unwrap();
     assert_eq!(n.unwrap(), 4);
     assert_eq!(buf, b"late");
@@ -73,12 +73,12 @@ fn context_wait_timeout_of_duration_max_waits_for_the_op() {
         .push(Read::new(&rx, Vec::with_capacity(4), u64::MAX))
         .unwrap();
     let writer = write_later(tx, b"late");
-    let (n, buf) = ctx.wait_timeout(t, Duration::MAX).unwrap();
+    let (n, buf) = ctx.wait_timeout(t, Duration::MAX).unwrap().done().unwrap();
     writer.join().unwrap();
     assert_eq!(n.unwrap(), 4);
     assert_eq!(buf, b"late");
     let nop = ctx.push(Nop::new().inject_result(3)).unwrap();
-    assert_eq!(ctx.wait_timeout(nop, Duration::MAX).unwrap().unwrap(), 3);
+    assert_eq!(ctx.wait_timeout(nop, Duration::MAX).unwrap().done().unwrap().unwrap(), 3);
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod common;
 use common::pipe;
 use std::thread;
 use std::time::{Duration, Instant};
+use uring_ops::Outcome;
 use uring_ops::ops::{LinkTimeout, LinkTimeoutOutcome, Read, Timeout, TimeoutFired};
 use uring_ops::Fd;
 use uring_ops::{Chain, Context, Linked, Uring};
@@ -62,9 +63,9 @@ fn a_context_chain_pushed_by_an_exited_thread_completes() {
     // The pushing thread has exited; the timer fires 10 ms after the push.
     let start = Instant::now();
     match ctx.wait_timeout(t, Duration::from_secs(5)) {
-        Ok(out) => check("Context", out, start.elapsed()),
-        Err(Ok(_)) => panic!("the chain did not complete in 5 s: its read was never cancelled"),
-        Err(Err(e)) => panic!("{e}"),
+        Ok(Outcome::Done(out)) => check("Context", out, start.elapsed()),
+        Ok(Outcome::Pending(_)) => panic!("the chain did not complete in 5 s: its read was never cancelled"),
+        Err(e) => panic!("{e}"),
     }
     assert_eq!(ctx.in_flight(), 0);
 }
@@ -83,9 +84,9 @@ fn a_uring_chain_submitted_by_an_exited_thread_completes() {
     .unwrap();
     let start = Instant::now();
     match ring.wait_timeout(t, Duration::from_secs(5)) {
-        Ok(out) => check("Uring", out, start.elapsed()),
-        Err(Ok(_)) => panic!("the chain did not complete in 5 s: its read was never cancelled"),
-        Err(Err(e)) => panic!("{e}"),
+        Ok(Outcome::Done(out)) => check("Uring", out, start.elapsed()),
+        Ok(Outcome::Pending(_)) => panic!("the chain did not complete in 5 s: its read was never cancelled"),
+        Err(e) => panic!("{e}"),
     }
     assert_eq!(ring.in_flight(), 0);
 }
@@ -125,11 +126,11 @@ fn a_read_of_an_exited_thread_is_cancelled_when_its_pipe_becomes_ready() {
     let read = Read::new(&rx, Vec::with_capacity(4), u64::MAX);
     let t = push_from_exiting_thread(&ctx, read);
     let t = match ctx.wait_timeout(t, Duration::from_millis(100)) {
-        Err(Ok(t)) => t,
+        Ok(Outcome::Pending(t)) => t,
         other => panic!("the read completed before its pipe was written: {other:?}"),
     };
     std::io::Write::write_all(&mut std::fs::File::from(tx), b"data").unwrap();
-    let (res, buf) = ctx.wait_timeout(t, Duration::from_secs(5)).unwrap();
+    let (res, buf) = ctx.wait_timeout(t, Duration::from_secs(5)).unwrap().done().unwrap();
     assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
     assert!(buf.is_empty(), "{buf:?}");
 }
@@ -139,6 +140,6 @@ fn a_read_of_an_exited_thread_is_cancelled_when_its_pipe_becomes_ready() {
 fn a_timeout_of_an_exited_thread_fires() {
     let ctx = Context::new(8).unwrap();
     let t = push_from_exiting_thread(&ctx, Timeout::new(Duration::from_millis(20)));
-    let fired = ctx.wait_timeout(t, Duration::from_secs(5)).unwrap();
+    let fired = ctx.wait_timeout(t, Duration::from_secs(5)).unwrap().done().unwrap();
     assert_eq!(fired.unwrap(), TimeoutFired::Expired);
 }

@@ -20,6 +20,7 @@ use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use uring_ops::Outcome;
 use uring_ops::core::Builder;
 use uring_ops::ops::{Nop, Read};
 use uring_ops::{Context, Error, Fd, Ticket, Uring};
@@ -28,7 +29,6 @@ use uring_ops::{Context, Error, Fd, Ticket, Uring};
 static FORKING: Mutex<()> = Mutex::new(());
 
 type ReadTicket = Ticket<Read<Vec<u8>>>;
-type ReadOutput = (io::Result<usize>, Vec<u8>);
 
 /// The two rings of this crate, for tests that run on both.
 trait TestRing: Sized {
@@ -42,7 +42,7 @@ trait TestRing: Sized {
         &mut self,
         t: ReadTicket,
         d: Duration,
-    ) -> Result<ReadOutput, Result<ReadTicket, Error>>;
+    ) -> Result<Outcome<Read<Vec<u8>>>, Error>;
 }
 
 impl TestRing for Uring {
@@ -63,7 +63,7 @@ impl TestRing for Uring {
         &mut self,
         t: ReadTicket,
         d: Duration,
-    ) -> Result<ReadOutput, Result<ReadTicket, Error>> {
+    ) -> Result<Outcome<Read<Vec<u8>>>, Error> {
         Uring::wait_timeout(self, t, d)
     }
 }
@@ -86,7 +86,7 @@ impl TestRing for Context {
         &mut self,
         t: ReadTicket,
         d: Duration,
-    ) -> Result<ReadOutput, Result<ReadTicket, Error>> {
+    ) -> Result<Outcome<Read<Vec<u8>>>, Error> {
         Context::wait_timeout(self, t, d)
     }
 }
@@ -157,7 +157,7 @@ fn child_uses<R: TestRing>(mut ring: R, parents: ReadTicket) -> i32 {
         _ => return SUBMITTED,
     }
     match ring.wait_timeout(parents, Duration::from_millis(100)) {
-        Err(Err(e)) if is_forked_child(&e) => {}
+        Err(e) if is_forked_child(&e) => {}
         _ => return WAITED,
     }
     child_drops(ring)
@@ -209,14 +209,14 @@ fn child_use_is_refused<R: TestRing>(what: &str, mut ring: R) {
     let b = ring.push_read(&rx_b, 64).unwrap();
     ring.submit().unwrap();
     match ring.wait_timeout(b, Duration::from_millis(200)) {
-        Err(Ok(b)) => {
+        Ok(Outcome::Pending(b)) => {
             write(&tx_b, b"b-data");
             match ring.wait_timeout(b, Duration::from_secs(5)) {
-                Ok((n, buf)) if n.as_ref().ok() == Some(&6) && buf == b"b-data" => {}
+                Ok(Outcome::Done((n, buf))) if n.as_ref().ok() == Some(&6) && buf == b"b-data" => {}
                 other => problems.push(format!("read b: {other:?}")),
             }
         }
-        Ok((res, buf)) => {
+        Ok(Outcome::Done((res, buf))) => {
             // Redeemed although the kernel still has the read: its buffer is freed now. Put
             // a canary where it was and let the kernel's read land.
             drop(buf);
@@ -236,11 +236,11 @@ fn child_use_is_refused<R: TestRing>(what: &str, mut ring: R) {
                 }
             ));
         }
-        Err(Err(e)) => problems.push(format!("read b: {e}")),
+        Err(e) => problems.push(format!("read b: {e}")),
     }
     write(&tx_a, b"a-data");
     match ring.wait_timeout(a, Duration::from_secs(5)) {
-        Ok((n, buf)) if n.as_ref().ok() == Some(&6) && buf == b"a-data" => {}
+        Ok(Outcome::Done((n, buf))) if n.as_ref().ok() == Some(&6) && buf == b"a-data" => {}
         other => problems.push(format!("read a (in flight at the fork): {other:?}")),
     }
     assert!(problems.is_empty(), "{what}: {problems:#?}");
@@ -267,7 +267,7 @@ fn child_drop_is_harmless<R: TestRing>(what: &str, mut ring: R) {
     }
     write(&tx, b"intact");
     match ring.wait_timeout(t, Duration::from_secs(5)) {
-        Ok((n, buf)) if n.as_ref().ok() == Some(&6) && buf == b"intact" => {}
+        Ok(Outcome::Done((n, buf))) if n.as_ref().ok() == Some(&6) && buf == b"intact" => {}
         other => problems.push(format!("the parent's read: {other:?}")),
     }
     assert!(problems.is_empty(), "{what}: {problems:#?}");

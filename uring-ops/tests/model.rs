@@ -74,6 +74,7 @@ use std::io::{self, Write as _};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use uring_ops::Outcome;
 use uring_ops::core::Sqe;
 use uring_ops::ops::{AsyncCancel, LinkTimeout, LinkTimeoutOutcome, Nop, Read};
 use uring_ops::{Chain, Error, Fd, Linked, Links, Op, Target, Ticket, Uring};
@@ -399,6 +400,7 @@ where
     fn wait(self: Box<Self>, ring: &mut Uring) -> Option<Vec<Linked<Out>>> {
         ring.wait_timeout(*self, PATIENCE)
             .ok()
+            .and_then(Outcome::done)
             .map(Outcomes::outcomes)
     }
     fn detach(self: Box<Self>, ring: &mut Uring) -> bool {
@@ -1080,15 +1082,27 @@ impl Harness {
                 expect_chain(links, res, out)?;
             }
             (Kind::Ops { links, res, .. }, Handle::Nop(t)) => {
-                let r = ring.wait_timeout(t, PATIENCE).map_err(|_| timeout())?;
+                let r = ring
+                    .wait_timeout(t, PATIENCE)
+                    .ok()
+                    .and_then(Outcome::done)
+                    .ok_or_else(timeout)?;
                 expect_link(links[0].op, res[0].0.unwrap().raw, &LinkOut::Nop(r))?;
             }
             (Kind::Ops { links, res, .. }, Handle::Read(t)) => {
-                let (r, buf) = ring.wait_timeout(t, PATIENCE).map_err(|_| timeout())?;
+                let (r, buf) = ring
+                    .wait_timeout(t, PATIENCE)
+                    .ok()
+                    .and_then(Outcome::done)
+                    .ok_or_else(timeout)?;
                 expect_link(links[0].op, res[0].0.unwrap().raw, &LinkOut::Read(r, buf))?;
             }
             (Kind::Cancel { res, .. } | Kind::Sweep { res, .. }, Handle::Cancel(t)) => {
-                let r = ring.wait_timeout(t, PATIENCE).map_err(|_| timeout())?;
+                let r = ring
+                    .wait_timeout(t, PATIENCE)
+                    .ok()
+                    .and_then(Outcome::done)
+                    .ok_or_else(timeout)?;
                 let want = match res.expect("done") {
                     n if n < 0 => Err(-n),
                     n => Ok(n as u32),

@@ -6,6 +6,7 @@ use common::pipe;
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsFd;
 use std::time::Duration;
+use uring_ops::Outcome;
 use uring_ops::ops::{PollAdd, PollEvents, PollRemove};
 use uring_ops::Uring;
 
@@ -17,7 +18,7 @@ fn one_shot_poll_reports_a_pipe_becoming_readable() {
     let t = ring.push(PollAdd::new(&rx, PollEvents::IN)).unwrap();
     // Nothing to read yet: the poll stays pending.
     let t = match ring.wait_timeout(t, Duration::from_millis(50)) {
-        Err(Ok(t)) => t,
+        Ok(Outcome::Pending(t)) => t,
         other => panic!("the poll completed on an empty pipe: {other:?}"),
     };
     std::fs::File::from(tx).write_all(b"x").unwrap();

@@ -32,21 +32,21 @@ fn a_ticket_from_another_uring_is_refused_everywhere() {
     );
     assert!(!fresh.is_done(&t));
     let t = match fresh.try_take(t) {
-        Err(Err(Error::UnknownTicket)) => last_of(&mut big, 1),
+        Err(Error::UnknownTicket) => last_of(&mut big, 1),
         other => panic!("{other:?}"),
     };
     assert!(matches!(fresh.wait(t), Err(Error::UnknownTicket)));
     let t = last_of(&mut big, 1);
     assert!(matches!(
         fresh.wait_timeout(t, Duration::from_millis(10)),
-        Err(Err(Error::UnknownTicket))
+        Err(Error::UnknownTicket)
     ));
     let t = last_of(&mut big, 1);
     assert!(!fresh.detach(t));
     // Also once `fresh` has slots of its own, at the same index: a key of the same shape.
     let own = last_of(&mut fresh, 300);
     let t = last_of(&mut big, 1);
-    assert!(matches!(fresh.try_take(t), Err(Err(Error::UnknownTicket))));
+    assert!(matches!(fresh.try_take(t), Err(Error::UnknownTicket)));
     assert_eq!(fresh.wait(own).unwrap().unwrap(), 299);
     // The issuing ring still redeems its own.
     let t = last_of(&mut big, 1);
@@ -67,7 +67,7 @@ fn tickets_do_not_cross_between_uring_and_context() {
     let t = ctx_last.unwrap();
     assert!(!ring.is_done(&t));
     let t = match ring.try_take(t) {
-        Err(Err(Error::UnknownTicket)) => ctx.push(Nop::new()).unwrap(),
+        Err(Error::UnknownTicket) => ctx.push(Nop::new()).unwrap(),
         other => panic!("{other:?}"),
     };
     assert!(matches!(ring.wait(t), Err(Error::UnknownTicket)));
@@ -86,5 +86,5 @@ fn a_ticket_outlives_its_ring_without_redeeming_elsewhere() {
     };
     let mut new = Uring::new(64).unwrap();
     let _own = last_of(&mut new, 100);
-    assert!(matches!(new.try_take(t), Err(Err(Error::UnknownTicket))));
+    assert!(matches!(new.try_take(t), Err(Error::UnknownTicket)));
 }

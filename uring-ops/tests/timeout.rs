@@ -3,6 +3,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use uring_ops::Outcome;
 use uring_ops::ops::{Clock, Nop, Timeout, TimeoutFired, TimeoutRemove};
 use uring_ops::Uring;
 
@@ -37,7 +38,7 @@ fn count_timeout_completes_after_n_other_completions() {
     }
     // Two completions: not yet.
     let t = match ring.wait_timeout(t, Duration::from_millis(50)) {
-        Err(Ok(t)) => t,
+        Ok(Outcome::Pending(t)) => t,
         other => panic!("fired after 2 of 3 completions: {other:?}"),
     };
     let n = ring.push(Nop::new()).unwrap();

@@ -2,7 +2,7 @@
 
 use super::{Chain, Links, LINK_TIMEOUT, MAX_LINKS};
 use crate::error::{Error, Result};
-use crate::op::{sealed, Entry, OpCheck, Submit};
+use crate::op::{sealed, Entry, OpCheck, Progress, Submit};
 use std::fmt;
 use uring_core::{sys, Sqe, SqeFlags};
 
@@ -137,10 +137,10 @@ unsafe impl<L: Links> Entry for ChainEntry<L> {
     }
 
     #[inline]
-    fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> bool {
+    fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> Progress {
         if flags & sys::IORING_CQE_F_MORE != 0 {
             // Not a link's last word (a multishot op's intermediate result): more will come.
-            return false;
+            return Progress::Pending;
         }
         if let Some(m) = self.meta.as_mut().get_mut(sub as usize) {
             debug_assert!(!m.done, "a second final completion for link {sub}");
@@ -151,7 +151,7 @@ unsafe impl<L: Links> Entry for ChainEntry<L> {
                 self.remaining -= 1;
             }
         }
-        self.remaining == 0
+        Progress::done_if(self.remaining == 0)
     }
 
     /// A link timeout whose completion arrives while the link it guards has not completed,

@@ -48,61 +48,79 @@
 //! 5. [`Context::wake`] is an internal NOP, so it is just another completion: it ends a kernel
 //!    wait, and its token stays queued until a [`Context::wait_completions`] consumes it.
 
+mod batch;
 mod builder;
 mod poller;
+mod take;
 #[cfg(test)]
 mod tests;
 
+pub use batch::Batch;
 pub use builder::ContextBuilder;
-use poller::Shared;
+pub(crate) use poller::Shared;
 
 use crate::error::{Error, PushError, Result};
-use crate::op::{res_to_io, OpCheck, OpSet, Submit};
+use crate::op::{OpCheck, OpSet, Submit};
 use crate::push;
 use crate::slab::Slab;
 use crate::uring::{cancel_all, next_ring_id, Ticket, DROP_DRAIN_TIMEOUT, WAKE};
 use std::fmt;
-use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use uring_core::{
-    deadline_after, sys, Builder, CompletionQueue, Kernel, Ring, RingInfo, SubmissionQueue,
+    sys, Builder, CompletionQueue, Kernel, Registrar, Ring, RingInfo, SubmissionQueue,
 };
 
 /// How many times a submit refused with `EBUSY`/`EAGAIN` reaps and tries again.
 const BUSY_RETRIES: u32 = 16;
+
+thread_local! {
+    /// The id of the context whose locks the thread holds through a [`Batch`] or a
+    /// [`crate::Completions`] (0: none).
+    static HELD: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A thread's hold of a context's locks, for as long as a [`Batch`] or a
+/// [`crate::Completions`] lives: calling the context again from that thread would deadlock,
+/// so the calls check it first ([`Context::check_process`]).
+#[derive(Debug)]
+pub(crate) struct Held {
+    /// What the thread held before (a guard of another context), restored on drop.
+    prev: u64,
+}
+
+impl Held {
+    pub(crate) fn enter(id: u64) -> Self {
+        Held {
+            prev: HELD.with(|h| h.replace(id)),
+        }
+    }
+
+    #[inline]
+    fn by_this_thread(id: u64) -> bool {
+        HELD.with(|h| h.get() == id)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(self.prev));
+    }
+}
+
+#[cold]
+#[track_caller]
+fn reentrant() -> ! {
+    panic!("{}", Error::Reentrant)
+}
 
 /// Locks `m`, ignoring poisoning: every critical section leaves the data consistent for memory
 /// safety at each step (a slab slot is either fully inserted or not), and a panicking user op
 /// must not make the ring unusable, or undroppable, for the other threads.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A finished submission pushed with [`Context::push_tagged`], as
-/// [`Context::wait_completions`] reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Completion {
-    /// The key the library assigned to the submission: its ticket's [`Ticket::user_data`].
-    /// Unique among live submissions (slot index and generation).
-    pub key: u64,
-    /// The caller's tag, given at push. Only reported back: duplicates are harmless.
-    pub tag: u64,
-    /// The raw result of the completion that finished the submission (a negative errno on
-    /// failure); for a chain, that of its last completion. The typed output, with each link's
-    /// result and the buffers, comes from the ticket.
-    pub res: i32,
-    /// The flags of that completion (`IORING_CQE_F_*`).
-    pub flags: u32,
-}
-
-impl Completion {
-    /// [`Completion::res`] as `io::Result`.
-    pub fn result(&self) -> io::Result<u32> {
-        res_to_io(self.res)
-    }
 }
 
 /// A ring shared between threads (`Send + Sync`, used through `&self`, typically in an `Arc`):
@@ -208,8 +226,8 @@ pub struct Context {
     cond: Condvar,
     ops: OpCheck,
     info: RingInfo,
-    /// The ring's fd, owned by the `Kernel` backend that both queue halves keep alive.
-    fd: RawFd,
+    /// The kernel's ring (its fd, for registration), which both queue halves share.
+    kernel: Arc<Kernel>,
     id: u64,
     /// The process's fork generation when the ring was set up: a forked child's copy of the
     /// context refuses every use before it takes a lock (see "Fork").
@@ -227,7 +245,7 @@ const _: fn() = || {
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("fd", &self.fd)
+            .field("fd", &self.as_raw_fd())
             .field("info", &self.info)
             .field("id", &self.id)
             .finish_non_exhaustive()
@@ -262,24 +280,23 @@ impl Context {
 
     pub(super) fn from_parts(ring: Ring<Kernel>, supported: OpSet, allowed: OpSet) -> Self {
         let info = ring.info();
-        let fd = ring.as_raw_fd();
+        let kernel = ring.backend_handle();
         let (sq, cq) = ring.into_split();
+        let id = next_ring_id();
         Context {
             sq: Mutex::new(sq),
             cq: Mutex::new(cq),
             shared: Mutex::new(Shared {
-                slab: Slab::new(),
-                tags: Vec::new(),
-                events: Vec::new(),
-                wakes: 0,
+                slab: Slab::new(id),
+                wakes_taken: 0,
                 polling: false,
                 reaps: 0,
             }),
             cond: Condvar::new(),
             ops: OpCheck::new(supported, allowed),
             info,
-            fd,
-            id: next_ring_id(),
+            kernel,
+            id,
             // The ring was set up just now, in this process.
             generation: uring_core::fork_generation(),
             links_to_cancel: AtomicBool::new(false),
@@ -288,18 +305,55 @@ impl Context {
 
     /// Refuses the use of a context inherited through `fork` ([`Error::Core`] with
     /// [`uring_core::Error::ForkedChild`]), before any lock is taken (another thread of the
-    /// parent may have held one when it forked).
+    /// parent may have held one when it forked), and a call from the thread that holds a
+    /// [`Batch`] or a [`crate::Completions`] of this context ([`Error::Reentrant`]: its locks
+    /// are held, and taking them again would deadlock).
     #[inline]
     fn check_process(&self) -> Result<()> {
         if uring_core::fork_generation() != self.generation {
             return Err(uring_core::Error::ForkedChild.into());
         }
+        if Held::by_this_thread(self.id) {
+            return Err(Error::Reentrant);
+        }
         Ok(())
     }
 
-    /// What the kernel answered at setup: real sizes, features, flags.
-    pub fn info(&self) -> &RingInfo {
-        &self.info
+    /// As [`Context::check_process`]'s reentrance check, for the calls that return no
+    /// `Result`.
+    ///
+    /// # Panics
+    ///
+    /// On the thread that holds a [`Batch`] or a [`crate::Completions`] of this context
+    /// (rather than deadlock).
+    #[inline]
+    fn assert_not_held(&self) {
+        if Held::by_this_thread(self.id) {
+            reentrant();
+        }
+    }
+
+    /// What the kernel answered at setup: real sizes, features, flags (as
+    /// [`crate::Uring::info`]).
+    pub fn info(&self) -> RingInfo {
+        self.info
+    }
+
+    /// Registration on the context's ring (files, buffers, eventfd, personalities, ...), as
+    /// [`crate::Uring::ring`]`().register()` on a `Uring`. For registered buffers the ops take,
+    /// use [`crate::FixedBufs::register`], and for provided buffers [`crate::BufRing`], which
+    /// take a context as they take a `Uring`.
+    ///
+    /// The kernel refuses registration from any thread but the one that made the ring on a
+    /// `SINGLE_ISSUER` ring, and, with an allowlist, whatever
+    /// [`ContextBuilder::allow_register`] did not permit (`EACCES`).
+    pub fn register(&self) -> Registrar<'_> {
+        self.kernel.register()
+    }
+
+    /// The kernel ring's backend: its fd, and what registration and the fork check need.
+    pub(crate) fn kernel(&self) -> &Kernel {
+        &self.kernel
     }
 
     /// Whether the running kernel supports `opcode` (`IORING_OP_*`).
@@ -314,6 +368,7 @@ impl Context {
 
     /// Ops pushed whose completions have not all arrived (as of the last reap).
     pub fn in_flight(&self) -> usize {
+        self.assert_not_held();
         lock(&self.shared).slab.in_flight()
     }
 
@@ -345,6 +400,7 @@ impl Context {
         self.push_inner(op, Some(tag))
     }
 
+    #[inline]
     fn push_inner<T: Submit>(&self, op: T, tag: Option<u64>) -> Result<Ticket<T>, PushError<T>> {
         let entry = op.into_entry();
         let n = match push::check(&entry, &self.ops).and_then(|n| self.check_process().map(|()| n))
@@ -353,8 +409,33 @@ impl Context {
             Err(error) => return Err(push::refused(error, entry)),
         };
         let mut sq = lock(&self.sq);
+        let mut sh = None;
+        let key = self.queue_locked(&mut sq, &mut sh, entry, n, tag)?;
+        drop(sh);
+        // Hand the SQEs over now, still holding the SQ, so that the kernel ties the op to this
+        // thread and not to whichever thread submits next (see "Threads" on `Context`). A
+        // failure leaves them queued: the next submit or wait retries, and reports it.
+        let _ = self.submit_locked(&mut sq);
+        Ok(Ticket::new(key, self.id))
+    }
+
+    /// Queues `entry` (checked, `n` SQEs) with the SQ held, without handing it to the kernel:
+    /// makes room if needed (handing queued SQEs over, with the bookkeeping lock released
+    /// first, as no system call is made under it), reserves, takes the bookkeeping lock into
+    /// `sh` unless it is held there already, moves the entry into a slot and commits its SQEs.
+    /// Returns its key.
+    #[inline(always)]
+    fn queue_locked<'s, T: Submit>(
+        &'s self,
+        sq: &mut SubmissionQueue<Kernel>,
+        sh: &mut Option<MutexGuard<'s, Shared>>,
+        entry: T::Entry,
+        n: u32,
+        tag: Option<u64>,
+    ) -> Result<u64, PushError<T>> {
         if sq.free() < n {
-            if let Err(error) = self.make_room(&mut sq, n) {
+            *sh = None;
+            if let Err(error) = self.make_room(sq, n) {
                 return Err(push::refused(error, entry));
             }
         }
@@ -365,144 +446,17 @@ impl Context {
             }
             Err(e) => return Err(push::refused(e.into(), entry)),
         };
-        let key = {
-            let mut sh = lock(&self.shared);
-            let Some(slot) = sh.slab.vacant() else {
-                return Err(push::slab_full(entry));
-            };
-            let key = push::fill(&mut r, slot, entry, n);
-            sh.set_tag(key, tag);
-            key
+        let sh = sh.get_or_insert_with(|| lock(&self.shared));
+        let Some(slot) = sh.slab.vacant() else {
+            return Err(push::slab_full(entry));
         };
+        let key = push::fill(&mut r, slot.tagged(tag), entry, n);
         // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract), and the
         // entry stays in its slab slot, unmoved and undropped, until its last completion is
         // reaped (slots are freed only by `take`/`detach` after completion, and a slab dropped
         // with entries in flight leaks them).
         unsafe { r.commit() };
-        // Hand the SQEs over now, still holding the SQ, so that the kernel ties the op to this
-        // thread and not to whichever thread submits next (see "Threads" on `Context`). A
-        // failure leaves them queued: the next submit or wait retries, and reports it.
-        let _ = self.submit_locked(&mut sq);
-        Ok(Ticket::new(key, self.id))
-    }
-
-    /// Whether the ticket's submission has finished (as of the last reap).
-    pub fn is_done<T: Submit>(&self, t: &Ticket<T>) -> bool {
-        t.ring == self.id && lock(&self.shared).slab.is_done(t.key)
-    }
-
-    /// Redeems the ticket's entry if finished (`None` while in flight): `Err` for a ticket
-    /// that is not live here.
-    fn take_entry<T: Submit>(sh: &mut Shared, t: &Ticket<T>) -> Option<Result<T::Output>> {
-        match sh.slab.take::<T::Entry>(t.key) {
-            Ok(out) => Some(Ok(out)),
-            Err(true) => None,
-            Err(false) => Some(Err(Error::UnknownTicket)),
-        }
-    }
-
-    /// Redeems a finished submission without blocking (reaping ready completions first, if no
-    /// other thread is); gives the ticket back if it has not finished. Does not submit.
-    ///
-    /// # Errors
-    ///
-    /// `Err(Ok(ticket))` if still in flight; `Err(Err(Error::UnknownTicket))` if the ticket is
-    /// not this context's.
-    #[allow(clippy::type_complexity)]
-    pub fn try_take<T: Submit>(
-        &self,
-        t: Ticket<T>,
-    ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
-        if t.ring != self.id {
-            return Err(Err(Error::UnknownTicket));
-        }
-        for reaped in [false, true] {
-            if reaped {
-                self.reap();
-            }
-            let taken = Self::take_entry(&mut lock(&self.shared), &t);
-            match taken {
-                Some(Ok(out)) => return Ok(out),
-                Some(Err(e)) => return Err(Err(e)),
-                None => {}
-            }
-        }
-        Err(Ok(t))
-    }
-
-    /// Waits until the ticket's submission has finished (submitting what is queued) and
-    /// redeems it. Any thread may wait for any ticket; completions reaped meanwhile are
-    /// dispatched for every other waiter too.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownTicket`], or the ring failing ([`Error::Core`]).
-    pub fn wait<T: Submit>(&self, t: Ticket<T>) -> Result<T::Output> {
-        if t.ring != self.id {
-            return Err(Error::UnknownTicket);
-        }
-        match self.block_until(None, |sh| Self::take_entry(sh, &t))? {
-            Some(out) => out,
-            None => unreachable!("an untimed wait returns only when ready"),
-        }
-    }
-
-    /// As [`Context::wait`], giving up after `timeout` and handing the ticket back. A timeout
-    /// too long for `Instant` ([`Duration::MAX`]) is no deadline.
-    ///
-    /// # Errors
-    ///
-    /// `Err(Ok(ticket))` on timeout; `Err(Err(e))` on other failures.
-    #[allow(clippy::type_complexity)]
-    pub fn wait_timeout<T: Submit>(
-        &self,
-        t: Ticket<T>,
-        timeout: Duration,
-    ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
-        if t.ring != self.id {
-            return Err(Err(Error::UnknownTicket));
-        }
-        match self.block_until(deadline_after(timeout), |sh| Self::take_entry(sh, &t)) {
-            Ok(Some(Ok(out))) => Ok(out),
-            Ok(Some(Err(e))) | Err(e) => Err(Err(e)),
-            Ok(None) => Err(Ok(t)),
-        }
-    }
-
-    /// Gives up the ticket: the op and what it owns are dropped once it completes (now, if it
-    /// already has). A tagged op's completion is still reported to
-    /// [`Context::wait_completions`]. Returns whether the ticket was live.
-    pub fn detach<T: Submit>(&self, t: Ticket<T>) -> bool {
-        t.ring == self.id && lock(&self.shared).slab.detach::<T::Entry>(t.key)
-    }
-
-    /// crosvm's `wait`: submits what is queued, then blocks until completions of tagged
-    /// submissions ([`Context::push_tagged`]) are available and returns all of them, each
-    /// reported exactly once across all callers. Returns an empty list when woken by
-    /// [`Context::wake`] with none available (a wake-up is consumed by the call that sees it,
-    /// with or without completions).
-    ///
-    /// Untagged submissions are redeemed by ticket only and are not reported here.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Core`] with the kernel's errno.
-    pub fn wait_completions(&self) -> Result<Vec<Completion>> {
-        Ok(self
-            .block_until(None, Shared::take_events)?
-            .unwrap_or_default())
-    }
-
-    /// As [`Context::wait_completions`], returning an empty list after `timeout` (never, for a
-    /// timeout too long for `Instant`, such as [`Duration::MAX`]).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Core`] with the kernel's errno.
-    pub fn wait_completions_timeout(&self, timeout: Duration) -> Result<Vec<Completion>> {
-        Ok(self
-            .block_until(deadline_after(timeout), Shared::take_events)?
-            .unwrap_or_default())
+        Ok(key)
     }
 
     /// Wakes one [`Context::wait_completions`] (now, or the next one to come): pushes and
@@ -535,15 +489,13 @@ impl Context {
 
 impl AsFd for Context {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: `fd` is the ring's fd, owned by the `Kernel` backend that the queue halves in
-        // `self` keep alive (it is closed only when both are dropped, with `self`).
-        unsafe { BorrowedFd::borrow_raw(self.fd) }
+        self.kernel.as_fd()
     }
 }
 
 impl AsRawFd for Context {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd
+        self.kernel.as_fd().as_raw_fd()
     }
 }
 

@@ -3,24 +3,21 @@
 //! wait on a condition variable (see the module documentation of `context` for why no
 //! wake-up is lost).
 
-use super::{lock, Completion, Context, BUSY_RETRIES};
+use super::{lock, Context, BUSY_RETRIES};
 use crate::error::Result;
-use crate::slab::{slot_index, Completed, Slab};
-use crate::uring::{dispatch, queue_link_cancels, WAKE};
+use crate::slab::Slab;
+use crate::uring::queue_link_cancels;
 use std::sync::atomic::Ordering;
-use std::sync::{Condvar, PoisonError, TryLockError};
+use std::sync::{Condvar, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
-use uring_core::{CompletionQueue, Cqe, Kernel, SetupFlags, SubmissionQueue};
+use uring_core::{CompletionQueue, Kernel, SetupFlags, SubmissionQueue};
 
 /// What the threads share under the `shared` lock.
-pub(super) struct Shared {
-    pub(super) slab: Slab,
-    /// The tag of the submission in each slot (by slot index), if it was pushed with one.
-    pub(super) tags: Vec<Option<u64>>,
-    /// Completions of tagged submissions, waiting for [`Context::wait_completions`].
-    pub(super) events: Vec<Completion>,
-    /// Wake-up NOPs reaped and not yet consumed by a [`Context::wait_completions`].
-    pub(super) wakes: u64,
+pub(crate) struct Shared {
+    /// The ops, and the completion records of the tagged ones (and the count of wake-ups).
+    pub(crate) slab: Slab,
+    /// Wake-ups consumed by the waits for records, of those the slab has seen (wrapping).
+    pub(super) wakes_taken: u64,
     /// Whether a thread is the poller (the one that may sleep in the kernel).
     pub(super) polling: bool,
     /// Bumped by every dispatch of CQEs (wrapping; compared for equality only).
@@ -28,48 +25,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn set_tag(&mut self, key: u64, tag: Option<u64>) {
-        let i = slot_index(key);
-        if i >= self.tags.len() {
-            if tag.is_none() {
-                return;
-            }
-            self.tags.resize(i + 1, None);
+    /// Consumes one wake-up token ([`Context::wake`]) if one is left; says whether it did.
+    pub(super) fn take_wake(&mut self) -> bool {
+        if self.wakes_taken == self.slab.wakes() {
+            return false;
         }
-        self.tags[i] = tag;
-    }
-
-    fn on_cqe(&mut self, cqe: Cqe) {
-        if cqe.user_data() == WAKE {
-            self.wakes += 1;
-            return;
-        }
-        let Some((key, done)) = dispatch(&mut self.slab, cqe) else {
-            return;
-        };
-        if matches!(done, Completed::Done | Completed::Freed) {
-            if let Some(&Some(tag)) = self.tags.get(slot_index(key)) {
-                self.events.push(Completion {
-                    key,
-                    tag,
-                    res: cqe.raw_result(),
-                    flags: cqe.raw_flags(),
-                });
-            }
-        }
-    }
-
-    /// The condition of [`Context::wait_completions`]: queued completions (all of them) and at
-    /// most one wake token.
-    pub(super) fn take_events(&mut self) -> Option<Vec<Completion>> {
-        let woken = self.wakes > 0;
-        if woken {
-            self.wakes -= 1;
-        }
-        if !self.events.is_empty() {
-            return Some(std::mem::take(&mut self.events));
-        }
-        woken.then(Vec::new)
+        self.wakes_taken = self.wakes_taken.wrapping_add(1);
+        true
     }
 }
 
@@ -171,6 +133,7 @@ impl Context {
     /// another thread is doing so. Returns how many CQEs were processed. Never blocks on the
     /// kernel.
     pub fn reap(&self) -> usize {
+        self.assert_not_held();
         self.try_reap().unwrap_or(0)
     }
 
@@ -181,12 +144,12 @@ impl Context {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        Some(self.drain(&mut cq))
+        Some(self.drain_cq(&mut cq))
     }
 
     /// Dispatches every CQE in the ring, and those the kernel holds back (overflow), with `cq`
     /// held by the caller.
-    pub(super) fn drain(&self, cq: &mut CompletionQueue<Kernel>) -> usize {
+    pub(super) fn drain_cq(&self, cq: &mut CompletionQueue<Kernel>) -> usize {
         let mut total = self.drain_ring(cq);
         // Completions that overflowed the CQ wait in the kernel: a GETEVENTS enter with no
         // minimum moves them into the ring.
@@ -222,9 +185,7 @@ impl Context {
         let _notify = Notify(&self.cond);
         let mut sh = lock(&self.shared);
         sh.reaps = sh.reaps.wrapping_add(1);
-        for cqe in batch {
-            sh.on_cqe(cqe);
-        }
+        sh.slab.complete_batch(batch);
         if sh.slab.has_links_to_cancel() {
             // The CQ is held, so the SQ cannot be taken here (lock order): the next submit,
             // by a waiter before it sleeps or by a push, queues the cancels.
@@ -242,20 +203,36 @@ impl Context {
         deadline: Option<Instant>,
         mut ready: impl FnMut(&mut Shared) -> Option<R>,
     ) -> Result<Option<R>> {
+        let mut out = None;
+        drop(self.wait_locked(deadline, |sh| {
+            out = ready(sh);
+            out.is_some()
+        })?);
+        Ok(out)
+    }
+
+    /// Blocks until `ready` says so (checked under the shared lock, after every dispatch), or
+    /// `deadline` passes; returns the shared lock, held, and whether `ready` said so. Submits
+    /// first.
+    pub(super) fn wait_locked(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&mut Shared) -> bool,
+    ) -> Result<(MutexGuard<'_, Shared>, bool)> {
         self.check_process()?;
         self.submit_before_waiting()?;
         self.reap();
         let mut sh = lock(&self.shared);
         loop {
-            if let Some(r) = ready(&mut sh) {
-                return Ok(Some(r));
+            if ready(&mut sh) {
+                return Ok((sh, true));
             }
             let left = match deadline {
                 None => None,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Ok(None);
+                        return Ok((sh, false));
                     }
                     Some(left)
                 }
@@ -291,7 +268,7 @@ impl Context {
         self.submit_before_waiting()?;
         let mut cq = lock(&self.cq);
         loop {
-            if self.drain(&mut cq) > 0 || lock(&self.shared).reaps != seen {
+            if self.drain_cq(&mut cq) > 0 || lock(&self.shared).reaps != seen {
                 return Ok(());
             }
             // We hold the CQ and nothing was dispatched since the caller looked: nothing can be

@@ -1,3 +1,4 @@
+use std::time::Duration;
 use super::*;
 use crate::ops::{Nop, Readv, Writev};
 use std::time::Instant;
@@ -37,8 +38,8 @@ fn sqpoll_waiters_do_not_wait_behind_the_sq_lock() {
     });
     assert!(finished, "the waiter blocked on the SQ lock");
     match got {
-        Ok(res) => assert_eq!(res.unwrap(), 9),
-        Err(_) => panic!("the NOP did not complete"),
+        Ok(crate::Outcome::Done(res)) => assert_eq!(res.unwrap(), 9),
+        _ => panic!("the NOP did not complete"),
     }
 }
 

@@ -102,9 +102,9 @@ fn a_submission_of_more_than_256_sqes_is_refused() {
         fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
             sqe.set_opcode(uring_core::sys::IORING_OP_NOP as u8);
         }
-        fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
+        fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> crate::op::Progress {
             self.0 -= 1;
-            self.0 == 0
+            crate::op::Progress::done_if(self.0 == 0)
         }
         fn finish(self) {}
     }

@@ -8,7 +8,9 @@ use super::sendrecv::{fails_sendrecv, prepare_send};
 use crate::addr::SockAddr;
 use crate::buf::IoBuf;
 use crate::error::Result;
-use crate::op::{check_op, prepare_op, res_to_io, sealed, Entry, Op, OpCheck, Submit};
+use crate::op::{
+    check_op, prepare_op, res_to_io, sealed, Entry, Op, OpCheck, Progress, Submit,
+};
 use std::fmt;
 use std::io;
 use uring_core::{sys, Sqe};
@@ -253,16 +255,16 @@ unsafe impl<T: Send + 'static, O: Op<Output = (io::Result<usize>, T)>> Entry for
         prepare_op(&mut self.op, sqe);
     }
 
-    fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> bool {
+    fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> Progress {
         if flags & sys::IORING_CQE_F_NOTIF != 0 {
             self.notif = Some(res as u32);
         } else {
             self.sent = Some((res, flags));
         }
-        match self.sent {
+        Progress::done_if(match self.sent {
             Some((_, f)) => f & sys::IORING_CQE_F_MORE == 0 || self.notif.is_some(),
             None => false,
-        }
+        })
     }
 
     fn finish(self) -> ZcSent<T> {
@@ -318,22 +320,22 @@ mod tests {
         let mut e = SendZc::new(Target::fixed(0), vec![1u8; 4])
             .report_usage()
             .into_entry();
-        assert!(!e.on_cqe(0, 4, more), "a notification follows");
-        assert!(e.on_cqe(0, sys::IORING_NOTIF_USAGE_ZC_COPIED as i32, notif));
+        assert!(!e.on_cqe(0, 4, more).is_done(), "a notification follows");
+        assert!(e.on_cqe(0, sys::IORING_NOTIF_USAGE_ZC_COPIED as i32, notif).is_done());
         let out = e.finish();
         assert_eq!(out.result.unwrap(), 4);
         assert_eq!(out.buf, [1; 4]);
         assert_eq!(out.notification.unwrap().copied(), Some(true));
         // A failed send without a notification.
         let mut e = SendZc::new(Target::fixed(0), vec![0u8; 4]).into_entry();
-        assert!(e.on_cqe(0, -libc::EPIPE, 0));
+        assert!(e.on_cqe(0, -libc::EPIPE, 0).is_done());
         let out = e.finish();
         assert_eq!(out.result.unwrap_err().raw_os_error(), Some(libc::EPIPE));
         assert!(out.notification.is_none());
         // Whatever the order the two arrive in.
         let mut e = SendZc::new(Target::fixed(0), vec![0u8; 4]).into_entry();
-        assert!(!e.on_cqe(0, 0, notif));
-        assert!(e.on_cqe(0, 4, more));
+        assert!(!e.on_cqe(0, 0, notif).is_done());
+        assert!(e.on_cqe(0, 4, more).is_done());
         assert_eq!(e.finish().notification.unwrap().copied(), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{alloc_group_id, free_group_id, Mode, Pool};
 use crate::error::Result;
-use crate::uring::Uring;
+use crate::as_ring::AsRing;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, OwnedFd};
@@ -76,11 +76,11 @@ impl BufRingBuilder {
     /// [`crate::Error::ProvidedBufShape`] for a count outside `1..=32768` or a size outside
     /// `1..=1 GiB`; [`crate::Error::NoBufGroupId`]; [`crate::Error::Core`] when the kernel
     /// refuses (`EINVAL` before Linux 5.19, or for incremental consumption before 6.12).
-    pub fn build(&self, ring: &Uring) -> Result<BufRing> {
+    pub fn build(&self, ring: &impl AsRing) -> Result<BufRing> {
         let layout = Pool::layout(self.count, self.size)?;
         let entries = self.count.next_power_of_two();
         let mem = BufRingMem::new(entries)?;
-        let dup = crate::fixed_buf::dup_ring_fd(ring)?;
+        let dup = crate::as_ring::dup_ring_fd(ring)?;
         let flags = if self.inc {
             BufRingFlags::INC
         } else {
@@ -95,7 +95,7 @@ impl BufRingBuilder {
             // are pushed only by `Pool::publish`, which keeps `BufRingMem::push`'s promises; the
             // id is one no other pool of this process holds, and the only reader of this
             // group's completions is the pool (module documentation).
-            let r = unsafe { ring.ring().register().register_pbuf_ring(&mem, bgid, flags) };
+            let r = unsafe { ring.kernel().register().register_pbuf_ring(&mem, bgid, flags) };
             match r {
                 Ok(()) => break bgid,
                 Err(e) => {
@@ -143,7 +143,7 @@ impl BufRing {
     /// # Errors
     ///
     /// As for [`BufRingBuilder::build`].
-    pub fn register(ring: &Uring, count: u32, size: u32) -> Result<Self> {
+    pub fn register(ring: &impl AsRing, count: u32, size: u32) -> Result<Self> {
         Self::builder(count, size).build(ring)
     }
 

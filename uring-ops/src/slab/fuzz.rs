@@ -64,8 +64,8 @@ unsafe impl Entry for Counted {
         Ok(())
     }
     fn prepare(&mut self, _i: u32, _sqe: &mut Sqe) {}
-    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
-        true
+    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> crate::op::Progress {
+        crate::op::Progress::done_if(true)
     }
     fn finish(self) -> i32 {
         unreachable!("a single entry finishes with its result")
@@ -105,10 +105,10 @@ unsafe impl Entry for Pair {
         Ok(())
     }
     fn prepare(&mut self, _i: u32, _sqe: &mut Sqe) {}
-    fn on_cqe(&mut self, _sub: u32, res: i32, _flags: u32) -> bool {
+    fn on_cqe(&mut self, _sub: u32, res: i32, _flags: u32) -> crate::op::Progress {
         self.sum += res;
         self.seen += 1;
-        self.seen == 2
+        crate::op::Progress::done_if(self.seen == 2)
     }
     fn finish(self) -> i32 {
         self.sum
@@ -169,7 +169,7 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         Harness {
-            slab: Slab::new(),
+            slab: Slab::new(1),
             poster: Poster::new(),
             live: BTreeMap::new(),
             issued: Vec::new(),
@@ -456,7 +456,7 @@ fn slab_matches_its_model_on_any_user_data() {
 #[cfg_attr(miri, ignore)] // The entry whose drop panicked leaks its chunk, which Miri reports.
 fn a_panicking_drop_mid_batch_keeps_the_count() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     let mut poster = Poster::new();
     let (a, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
     let pair = Pair {
@@ -500,7 +500,7 @@ fn a_panicking_drop_mid_batch_keeps_the_count() {
 fn other_sqe_numbers_of_a_single_entry_are_stale_in_every_state() {
     for batched in [false, true] {
         let drops = Arc::new(AtomicUsize::new(0));
-        let mut slab = Slab::new();
+        let mut slab = Slab::new(1);
         let mut poster = Poster::new();
         let (in_flight, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
         let (done, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();

@@ -18,13 +18,15 @@ pub(crate) const INTERNAL_INDEX: u32 = (1 << (32 - SUB_BITS)) - 1;
 /// One generation step: the generation is the user data's high 32 bits, and wraps.
 pub(super) const GEN_ONE: u64 = 1 << 32;
 
-/// Slot states, in the low two bits of a slot's tag; bit 2 marks an [`Entry::SINGLE`] entry;
-/// the key is above them.
+/// Slot states, in the low two bits of a slot's tag; bit 2 marks an [`Entry::SINGLE`] entry,
+/// bit 3 an entry that reports no [`crate::Completion`] (pushed without a tag); the key is
+/// above them.
 ///
-/// `IN_FLIGHT` is the largest state, so that `SINGLE | IN_FLIGHT` is the largest low byte any
-/// tag has: the completion fast path (`tag == ud + (SINGLE | IN_FLIGHT)`) then matches only
-/// that state, since for every other tag the user data it would need (`tag - 7`) borrows into
-/// the index bits and so names another slot.
+/// `QUIET | SINGLE | IN_FLIGHT` is the largest low byte any tag has, so that the completion
+/// fast path (`tag == ud + (QUIET | SINGLE | IN_FLIGHT)`) matches only that state with SQE
+/// number 0: for every other tag, the user data it would need (`tag - 15`) borrows into the
+/// index bits and so names another slot. A tagged entry (`QUIET` clear) takes the next path,
+/// which checks the SQE number itself.
 pub(super) const FREE: u64 = 0;
 /// Finished; the entry waits to be redeemed.
 pub(super) const DONE: u64 = 1;
@@ -35,7 +37,16 @@ pub(super) const IN_FLIGHT: u64 = 3;
 pub(super) const STATE_MASK: u64 = 3;
 /// The entry is [`Entry::SINGLE`]: its result is kept in the slot.
 pub(super) const SINGLE: u64 = 4;
-const _: () = assert!(SINGLE | IN_FLIGHT == SINGLE | STATE_MASK && FREE == 0);
+/// The entry reports no completion record: it was pushed without a tag, or it has finished
+/// (its last record is queued; so a finished entry has the same tag either way). Set for
+/// untagged entries rather than for tagged ones, so that the untagged fast path keeps its
+/// one compare.
+pub(super) const QUIET: u64 = 8;
+/// The low bits a tag may have.
+pub(super) const FLAG_MASK: u64 = STATE_MASK | SINGLE | QUIET;
+/// The tag of a single, untagged entry in flight, less its key: the completion fast path.
+pub(super) const FAST: u64 = QUIET | SINGLE | IN_FLIGHT;
+const _: () = assert!(FAST == FLAG_MASK && FREE == 0 && FLAG_MASK < 1 << SUB_BITS);
 
 /// The key of a tag or of user data: generation and index, without SQE number or state.
 #[inline]

@@ -35,8 +35,12 @@ mod tests;
 pub(crate) use key::{is_internal, key_of, slot_index, INTERNAL_INDEX, MAX_ENTRIES, SUB_BITS};
 pub(crate) use vacant::Vacant;
 
-use crate::op::Entry;
+use crate::completion::Completion;
+use crate::error::Error;
+use crate::op::{Entry, Progress};
+use crate::uring::WAKE;
 use key::*;
+use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 use storage::*;
@@ -58,6 +62,13 @@ pub(crate) struct Slab {
     /// User data of SQEs of in-flight entries that the ring must ask the kernel to cancel
     /// ([`Entry::link_to_cancel`]), oldest first; taken by [`Slab::take_links_to_cancel`].
     to_cancel: Vec<u64>,
+    /// The records of tagged entries' completions, oldest first, until handed out
+    /// ([`Slab::next_completion`]). Reused: it allocates only to grow.
+    done: VecDeque<Completion>,
+    /// The id of the ring the slab belongs to, which its records carry.
+    ring: u64,
+    /// Completions with the user data [`WAKE`] seen (wrapping): a context's wake-ups.
+    wakes: u64,
 }
 
 // SAFETY: the slab owns its chunks exclusively (the raw pointers name only its own
@@ -105,13 +116,14 @@ fn read_out_slot<E: Entry>(slot: &mut Slot, key: u64, free: *mut Slot) -> (E, i3
     // it), the generation one up (wrapping). Its stale vtable is never read: every reader
     // checks the state first.
     slot.tag = key.wrapping_add(GEN_ONE);
-    slot.next_free = free;
+    slot.link = Link { next_free: free };
     let (res, flags) = unpack_result(slot.result);
     (e, res, flags)
 }
 
 impl Slab {
-    pub(crate) fn new() -> Self {
+    /// An empty slab for the ring with id `ring`.
+    pub(crate) fn new(ring: u64) -> Self {
         Slab {
             chunks: Vec::new(),
             slots: Vec::new(),
@@ -119,7 +131,48 @@ impl Slab {
             in_flight: 0,
             max_chunks: MAX_CHUNKS,
             to_cancel: Vec::new(),
+            done: VecDeque::new(),
+            ring,
+            wakes: 0,
         }
+    }
+
+    /// The id of the ring the slab belongs to.
+    #[inline]
+    pub(crate) fn ring_id(&self) -> u64 {
+        self.ring
+    }
+
+    /// The oldest completion record not handed out yet.
+    #[inline]
+    pub(crate) fn next_completion(&mut self) -> Option<Completion> {
+        self.done.pop_front()
+    }
+
+    /// How many completion records wait to be handed out.
+    #[inline]
+    pub(crate) fn completions_queued(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Moves every queued record to the end of `into`. Returns how many.
+    pub(crate) fn move_completions(&mut self, into: &mut Vec<Completion>) -> usize {
+        let n = self.done.len();
+        into.extend(self.done.drain(..));
+        n
+    }
+
+    /// Wake-up completions ([`WAKE`]) seen so far (wrapping).
+    #[inline]
+    pub(crate) fn wakes(&self) -> u64 {
+        self.wakes
+    }
+
+    /// Queues the record of a tagged entry's completion.
+    #[inline]
+    fn record(&mut self, key: u64, tag: u64, res: i32, flags: u32, item: Option<u32>) {
+        self.done
+            .push_back(Completion::new(self.ring, key, tag, res, flags, item));
     }
 
     /// Whether SQEs wait to be cancelled ([`Slab::take_links_to_cancel`]).
@@ -174,7 +227,9 @@ impl Slab {
             .map(|i| Slot {
                 // Generation 0, state FREE.
                 tag: (base + i) << SUB_BITS,
-                next_free: ptr::null_mut(),
+                link: Link {
+                    next_free: ptr::null_mut(),
+                },
                 result: 0,
                 vtable: None,
                 storage: MaybeUninit::uninit(),
@@ -190,10 +245,12 @@ impl Slab {
             // SAFETY: `i < CHUNK`, inside the chunk just made; nothing else refers to it yet;
             // `Box::into_raw` never returns null, so neither does an offset inside it.
             unsafe {
-                (*first.add(i)).next_free = if i + 1 < CHUNK {
-                    first.add(i + 1)
-                } else {
-                    self.free
+                (*first.add(i)).link = Link {
+                    next_free: if i + 1 < CHUNK {
+                        first.add(i + 1)
+                    } else {
+                        self.free
+                    },
                 };
                 self.slots.push(NonNull::new_unchecked(first.add(i)));
             }
@@ -213,7 +270,10 @@ impl Slab {
         if self.free.is_null() && !self.grow() {
             return None;
         }
-        Some(Vacant { slab: self })
+        Some(Vacant {
+            slab: self,
+            tag: None,
+        })
     }
 
     /// Stores `e` in a free slot, marked in flight. Returns the slot's key and the entry, in
@@ -243,21 +303,22 @@ impl Slab {
     }
 
     /// Records a completion with user data `ud` (the SQE's key and number) for the entry it
-    /// names; [`Completed::Stale`] when it names no live entry (a slot's key must match whole,
-    /// and an [`Entry::SINGLE`] entry takes only SQE number 0).
+    /// names, and queues its record if the entry is tagged; [`Completed::Stale`] when it names
+    /// no live entry (a slot's key must match whole, and an [`Entry::SINGLE`] entry takes only
+    /// SQE number 0).
     #[inline]
     pub(crate) fn complete(&mut self, ud: u64, res: i32, flags: u32) -> Completed {
         let Some(p) = self.slot_ptr(ud) else {
-            return Completed::Stale;
+            return self.complete_slow(ud, res, flags);
         };
         // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
         let slot = unsafe { &mut *p };
-        // Fast path: a single-CQE entry kept for redemption. The sum equals the tag only when
-        // the slot is that (see `IN_FLIGHT`) and `ud` is its key exactly: SQE number 0 (a
-        // number of 249 or more carries into the index, which then names another slot).
-        if slot.tag == ud.wrapping_add(SINGLE | IN_FLIGHT) {
+        // Fast path: an untagged single-CQE entry kept for redemption. The sum equals the tag
+        // only when the slot is that (see `FAST`) and `ud` is its key exactly: SQE number 0 (a
+        // number of 241 or more carries into the index, which then names another slot).
+        if slot.tag == ud.wrapping_add(FAST) {
             slot.result = pack_result(res, flags);
-            slot.tag = ud.wrapping_add(SINGLE | DONE);
+            slot.tag = ud.wrapping_add(QUIET | SINGLE | DONE);
             self.in_flight -= 1;
             return Completed::Done;
         }
@@ -266,7 +327,7 @@ impl Slab {
 
     /// Records every completion of `batch`, as [`Slab::complete`] does for each, for a caller
     /// that needs nothing back from them. Returns how many there were.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn complete_batch<B: Backend>(&mut self, mut batch: Batch<'_, B>) -> usize {
         let n = batch.remaining() as usize;
         // The slot table does not change while completions are recorded (only `insert` grows
@@ -284,9 +345,9 @@ impl Slab {
                 // every other access to it.
                 let slot = unsafe { &mut *(*slots.add(i)).as_ptr() };
                 // As in `complete`.
-                if slot.tag == ud.wrapping_add(SINGLE | IN_FLIGHT) {
+                if slot.tag == ud.wrapping_add(FAST) {
                     slot.result = pack_result(cqe.raw_result(), cqe.raw_flags());
-                    slot.tag = ud.wrapping_add(SINGLE | DONE);
+                    slot.tag = ud.wrapping_add(QUIET | SINGLE | DONE);
                     continue;
                 }
             }
@@ -299,39 +360,72 @@ impl Slab {
         n
     }
 
+    /// Everything but the fast path: a tagged single-CQE entry first (its own short path),
+    /// then entries of several completions, detached ones, stale user data and wake-ups.
     #[inline(never)]
     fn complete_slow(&mut self, ud: u64, res: i32, flags: u32) -> Completed {
         let Some(p) = self.slot_ptr(ud) else {
+            if ud == WAKE {
+                self.wakes = self.wakes.wrapping_add(1);
+            }
             return Completed::Stale;
         };
         // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
         let slot = unsafe { &mut *p };
+        // A tagged single-CQE entry kept for redemption: its tag is `ud + (SINGLE |
+        // IN_FLIGHT)` with SQE number 0 and for nothing else (a `QUIET` tag would need a
+        // nonzero number; a lower state borrows into the index).
+        if slot.tag == ud.wrapping_add(SINGLE | IN_FLIGHT) && ud & SUB_MASK == 0 {
+            slot.result = pack_result(res, flags);
+            // `QUIET` from now on: the record is queued, nothing more will be reported, and
+            // a finished entry has one tag whether it was tagged or not.
+            slot.tag = ud.wrapping_add(QUIET | SINGLE | DONE);
+            // SAFETY: the slot holds a tagged entry (`QUIET` clear, in flight): its link is
+            // the tag.
+            let tag = unsafe { slot.link.tag };
+            self.in_flight -= 1;
+            self.record(ud, tag, res, flags, None);
+            return Completed::Done;
+        }
         let (key, sub) = (key_of(ud), (ud & SUB_MASK) as u32);
         let state = slot.tag & STATE_MASK;
-        let single = slot.tag & SINGLE;
+        let kind = slot.tag & (SINGLE | QUIET);
         if key_of(slot.tag) != key
             || !(state == IN_FLIGHT || state == DETACHED)
-            || (single != 0 && sub != 0)
+            || (kind & SINGLE != 0 && sub != 0)
         {
             return Completed::Stale;
         }
+        // SAFETY: the slot is live (in flight or detached); a tagged one's link is its tag.
+        let tag = (kind & QUIET == 0).then(|| unsafe { slot.link.tag });
         match slot.vtable.and_then(|vt| Some((vt, vt.on_cqe?))) {
             None => slot.result = pack_result(res, flags),
             Some((vt, on_cqe)) => {
                 // SAFETY: the slot is in flight, so it holds a live entry of the vtable's type.
-                if !unsafe { on_cqe(&mut slot.storage, sub, res, flags) } {
+                let progress = unsafe { on_cqe(&mut slot.storage, sub, res, flags) };
+                if progress != Progress::Done {
                     // SAFETY: as above; the entry is not borrowed any more.
                     if let Some(other) = unsafe { (vt.link_to_cancel)(&mut slot.storage, sub, res) }
                     {
                         self.to_cancel.push(key | u64::from(other));
+                    }
+                    if let (Progress::Item(n), Some(tag)) = (progress, tag) {
+                        // The items of a detached op are not the caller's any more.
+                        if state == IN_FLIGHT {
+                            self.record(key, tag, res, flags, Some(n));
+                        }
                     }
                     return Completed::Pending;
                 }
             }
         }
         self.in_flight -= 1;
+        if let Some(tag) = tag {
+            self.record(key, tag, res, flags, None);
+        }
         if state == IN_FLIGHT {
-            slot.tag = key | single | DONE;
+            // `QUIET`: see the tagged single entry above.
+            slot.tag = key | kind | QUIET | DONE;
             return Completed::Done;
         }
         // Detached: the entry finished, the kernel no longer uses it; dispose of it once (an
@@ -342,7 +436,9 @@ impl Slab {
         }
         slot.tag = key.wrapping_add(GEN_ONE);
         slot.vtable = None;
-        slot.next_free = self.free;
+        slot.link = Link {
+            next_free: self.free,
+        };
         self.free = p;
         Completed::Freed
     }
@@ -404,8 +500,9 @@ impl Slab {
         let p = unsafe { self.issued_slot_ptr(key) };
         // SAFETY: a slot of a live chunk; `&mut self` excludes every other access to it.
         let slot = unsafe { &mut *p };
-        // `key` has its low bits clear: an add (one `lea`) sets the state.
-        if slot.tag != key.wrapping_add(if E::SINGLE { SINGLE | DONE } else { DONE }) {
+        // `key` has its low bits clear: an add (one `lea`) sets the state. (A finished entry's
+        // tag has `QUIET` set, tagged or not.)
+        if slot.tag != key.wrapping_add(QUIET | if E::SINGLE { SINGLE | DONE } else { DONE }) {
             return Err(key_of(slot.tag) == key && slot.tag & STATE_MASK == IN_FLIGHT);
         }
         let (e, res, flags) = read_out_slot::<E>(slot, key, self.free);
@@ -436,6 +533,56 @@ impl Slab {
         Some(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
     }
 
+    /// The slot of live key `key` (in flight or finished, not detached) if it surely holds an
+    /// `E`: for keys that come with no proof of their type (a completion record, which the
+    /// caller may have altered, or taken to another ring).
+    fn checked_slot<E: Entry>(&mut self, key: u64) -> Result<&mut Slot, Error> {
+        if !self.is_live(key) {
+            return Err(Error::UnknownTicket);
+        }
+        // SAFETY: a slot of a live chunk (`is_live` found it); `&mut self` excludes every
+        // other access to it.
+        let slot = unsafe { &mut *self.slot_ptr(key).ok_or(Error::UnknownTicket)? };
+        if !surely_holds::<E>(slot) {
+            return Err(wrong_type::<E>(slot));
+        }
+        Ok(slot)
+    }
+
+    /// Takes the finished entry keyed `key` if it is an `E` (checked at run time, so `key` may
+    /// come from anywhere).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`] if `key` names no live entry; [`Error::NotFinished`] if it is
+    /// in flight; [`Error::WrongType`] if it is not an `E` (or may not be: one recorded
+    /// without its type, which only untagged entries are).
+    pub(crate) fn take_checked<E: Entry>(&mut self, key: u64) -> Result<E::Output, Error> {
+        let slot = self.checked_slot::<E>(key)?;
+        if slot.tag & STATE_MASK != DONE {
+            return Err(Error::NotFinished);
+        }
+        // SAFETY: the key is this slab's (it names a live slot, found above with the bounds
+        // check), and the slot holds an `E` (checked), which is what `take_issued` relies on.
+        match unsafe { self.take_issued::<E>(key) } {
+            Ok(out) => Ok(out),
+            Err(_) => unreachable!("a finished entry of the right type is taken"),
+        }
+    }
+
+    /// The live entry (in flight or finished, not detached) keyed `key`, if it is an `E`
+    /// (checked at run time; as for [`Slab::get_mut`], the kernel may still use an in-flight
+    /// entry's owned memory).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`] or [`Error::WrongType`], as for [`Slab::take_checked`].
+    pub(crate) fn get_checked<E: Entry>(&mut self, key: u64) -> Result<&mut E, Error> {
+        let slot = self.checked_slot::<E>(key)?;
+        // SAFETY: the slot is live and holds an `E` (checked), not otherwise borrowed.
+        Ok(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
+    }
+
     /// Gives up on redeeming `key` (an `E`): a finished entry is discarded
     /// ([`Entry::discard`]) now, an in-flight one when it finishes. Returns whether the key was
     /// live.
@@ -456,7 +603,7 @@ impl Slab {
                 self.free = p;
                 e.discard(res, flags);
             }
-            IN_FLIGHT => slot.tag = key | (slot.tag & SINGLE) | DETACHED,
+            IN_FLIGHT => slot.tag = key | (slot.tag & (SINGLE | QUIET)) | DETACHED,
             _ => return false,
         }
         true

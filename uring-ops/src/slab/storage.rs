@@ -2,7 +2,7 @@
 //! behind a small table of functions for that type.
 
 use super::key::*;
-use crate::op::Entry;
+use crate::op::{Entry, Progress};
 use std::any::TypeId;
 use std::mem::{align_of, size_of, MaybeUninit};
 
@@ -12,8 +12,8 @@ pub(crate) const INLINE: usize = 224;
 /// bytes of its entry in the first.
 pub(super) const SLOT_SIZE: usize = 256;
 
-/// Records completion `(sub, res, flags)` in the entry at the storage; `true` when finished.
-pub(super) type OnCqe = unsafe fn(*mut Storage, u32, i32, u32) -> bool;
+/// Records completion `(sub, res, flags)` in the entry at the storage.
+pub(super) type OnCqe = unsafe fn(*mut Storage, u32, i32, u32) -> Progress;
 
 /// [`Entry::link_to_cancel`] of the entry at the storage.
 pub(super) type LinkToCancel = unsafe fn(*mut Storage, u32, i32) -> Option<u32>;
@@ -26,7 +26,11 @@ pub(super) struct VTable {
     pub(super) on_cqe: Option<OnCqe>,
     /// Asked when `on_cqe` says the entry needs more completions.
     pub(super) link_to_cancel: LinkToCancel,
+    /// The entry's type, for redeeming by key ([`super::Slab::take_checked`]), where only a
+    /// run-time check stands between a caller's claim and the slot's contents.
     pub(super) type_id: fn() -> TypeId,
+    /// The entry's type name, for [`crate::Error::WrongType`].
+    pub(super) type_name: fn() -> &'static str,
 }
 
 pub(super) type Storage = MaybeUninit<[u64; INLINE / 8]>;
@@ -65,7 +69,7 @@ pub(super) unsafe fn on_cqe_entry<E: Entry>(
     sub: u32,
     res: i32,
     flags: u32,
-) -> bool {
+) -> Progress {
     // SAFETY: the caller guarantees `s` holds a live `E`, not otherwise borrowed.
     unsafe { (*entry_ptr::<E>(s)).on_cqe(sub, res, flags) }
 }
@@ -79,26 +83,53 @@ pub(super) unsafe fn link_to_cancel_entry<E: Entry>(
     unsafe { (*entry_ptr::<E>(s)).link_to_cancel(sub, res) }
 }
 
-/// The vtable a slot holding an `E` records: none for a [`Entry::SINGLE`] entry without drop
-/// glue stored inline and nothing to discard, which needs neither (the slot keeps its result;
-/// nothing to drop). An
-/// entry that does not fit inline is boxed, and its box must be freed: it keeps its table.
-/// Recording `None` is one store of a constant, where a table is an address computed and stored.
+/// Whether an untagged `E` may be recorded without a vtable: a [`Entry::SINGLE`] entry
+/// without drop glue stored inline and nothing to discard needs none (the slot keeps its
+/// result; nothing to drop). An entry that does not fit inline is boxed, and its box must be
+/// freed: it keeps its table. Recording `None` is one store of a constant, where a table is an
+/// address computed and stored. A tagged entry always records its table: its type must be
+/// checked when it is redeemed by key.
 #[inline]
-pub(super) fn vtable_of<E: Entry>() -> Option<&'static VTable> {
-    if E::SINGLE && !std::mem::needs_drop::<E>() && !E::DISCARDS && fits::<E>() {
+pub(super) const fn needs_no_vtable<E: Entry>() -> bool {
+    E::SINGLE && !std::mem::needs_drop::<E>() && !E::DISCARDS && fits::<E>()
+}
+
+/// The vtable a slot holding an `E` records (see [`needs_no_vtable`]).
+#[inline]
+pub(super) fn vtable_of<E: Entry>(tagged: bool) -> Option<&'static VTable> {
+    if !tagged && needs_no_vtable::<E>() {
         None
     } else {
         Some(&Table::<E>::VTABLE)
     }
 }
 
-/// Whether the slot's vtable is one an `E` records (a debug check of a key's type).
+/// Whether the slot's vtable says it holds an `E`: exactly, when it has one (a pointer compare
+/// first, the type ids when the same table was emitted twice); without one, whether `E` is a
+/// type that may go without (a debug check only: keys redeemed this way come with a ticket).
+#[inline]
 pub(super) fn holds<E: Entry>(slot: &Slot) -> bool {
     match slot.vtable {
-        Some(v) => (v.type_id)() == TypeId::of::<E>(),
-        None => vtable_of::<E>().is_none(),
+        Some(v) => std::ptr::eq(v, &Table::<E>::VTABLE) || (v.type_id)() == TypeId::of::<E>(),
+        None => needs_no_vtable::<E>(),
     }
+}
+
+/// [`crate::Error::WrongType`]: an `E` was asked of `slot`, which holds something else.
+#[cold]
+pub(super) fn wrong_type<E: Entry>(slot: &Slot) -> crate::Error {
+    crate::Error::WrongType {
+        expected: std::any::type_name::<E>(),
+        found: slot
+            .vtable
+            .map_or("an untagged op, whose type is not recorded", |v| (v.type_name)()),
+    }
+}
+
+/// Whether the slot's vtable says it holds an `E`, with no doubt left: it must have one.
+#[inline]
+pub(super) fn surely_holds<E: Entry>(slot: &Slot) -> bool {
+    slot.vtable.is_some() && holds::<E>(slot)
 }
 
 pub(super) struct Table<E>(std::marker::PhantomData<E>);
@@ -112,6 +143,7 @@ impl<E: Entry> Table<E> {
         },
         link_to_cancel: link_to_cancel_entry::<E>,
         type_id: TypeId::of::<E>,
+        type_name: std::any::type_name::<E>,
     };
 }
 
@@ -119,13 +151,24 @@ impl<E: Entry> Table<E> {
 pub(super) struct Slot {
     /// The slot's current key (generation and index) with its state in the low bits.
     pub(super) tag: u64,
-    /// The next free slot while this one is free (null at the end of the list).
-    pub(super) next_free: *mut Slot,
+    /// The next free slot while this one is free; the caller's tag while it holds a tagged
+    /// entry.
+    pub(super) link: Link,
     /// The result of a [`Entry::SINGLE`] entry: `res` in the low half, the CQE flags in the
     /// high half (one word, so that it is copied with one load and one store).
     pub(super) result: u64,
     pub(super) vtable: Option<&'static VTable>,
     pub(super) storage: Storage,
+}
+
+/// A free slot's successor on the free list, or a live slot's tag: the two are never needed at
+/// once, so they share a word.
+#[derive(Clone, Copy)]
+pub(super) union Link {
+    /// While the slot is free: the next free slot (null at the end of the list).
+    pub(super) next_free: *mut Slot,
+    /// While the slot holds an entry pushed with a tag: the tag.
+    pub(super) tag: u64,
 }
 
 const _: () = assert!(size_of::<Slot>() == SLOT_SIZE && SLOT_SIZE.is_power_of_two());

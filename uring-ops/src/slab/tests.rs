@@ -44,9 +44,9 @@ unsafe impl<const N: usize> Entry for Multi<N> {
         Ok(())
     }
     fn prepare(&mut self, _i: u32, _sqe: &mut Sqe) {}
-    fn on_cqe(&mut self, _sub: u32, res: i32, _flags: u32) -> bool {
+    fn on_cqe(&mut self, _sub: u32, res: i32, _flags: u32) -> crate::op::Progress {
         self.seen += res as u32;
-        self.seen >= 2
+        crate::op::Progress::done_if(self.seen >= 2)
     }
     fn finish(self) -> u32 {
         self.seen
@@ -55,7 +55,7 @@ unsafe impl<const N: usize> Entry for Multi<N> {
 
 #[test]
 fn single_entries_across_chunks_and_stale_keys() {
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     let n = if cfg!(miri) {
         3 * CHUNK as u32 / 2
     } else {
@@ -121,7 +121,7 @@ fn single_entries_across_chunks_and_stale_keys() {
 #[test]
 fn full_slab_hands_the_entry_back() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     slab.max_chunks = 1;
     let keys: Vec<u64> = (0..CHUNK)
         .map(|_| slab.insert(Multi::<8>::new(&drops)).ok().unwrap().0)
@@ -154,7 +154,7 @@ fn full_slab_hands_the_entry_back() {
 #[test]
 fn uncommitted_entries_are_taken_back_unless_kept() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     let mut slot = slab
         .vacant()
         .unwrap()
@@ -186,7 +186,7 @@ fn uncommitted_entries_are_taken_back_unless_kept() {
 /// A slot's generation wraps around after 2^32 reuses, staying clear of index and state.
 #[test]
 fn generation_wraps() {
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     let (key, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
     // Age the slot to the last generation (as 2^32 - 1 reuses would).
     // SAFETY: the slot is live and in flight; only its generation bits change.
@@ -204,7 +204,7 @@ fn generation_wraps() {
 
 fn multi_entries<const N: usize>() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     let mut keys = Vec::new();
     for _ in 0..CHUNK + 3 {
         let (key, _) = slab.insert(Multi::<N>::new(&drops)).ok().unwrap();
@@ -268,8 +268,8 @@ unsafe impl<A: Send + 'static, const N: usize> Entry for Boxed<A, N> {
         Ok(())
     }
     fn prepare(&mut self, _i: u32, _sqe: &mut Sqe) {}
-    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
-        true
+    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> crate::op::Progress {
+        crate::op::Progress::done_if(true)
     }
     fn finish(self) -> (u64, i32) {
         (self.words[N - 1], 0)
@@ -285,14 +285,14 @@ unsafe impl<A: Send + 'static, const N: usize> Entry for Boxed<A, N> {
 fn boxed_single_entries_are_freed<A: Send + 'static, const N: usize>() {
     assert!(!fits::<Boxed<A, N>>() && !std::mem::needs_drop::<Boxed<A, N>>());
     assert!(
-        vtable_of::<Boxed<A, N>>().is_some(),
+        vtable_of::<Boxed<A, N>>(false).is_some(),
         "a boxed entry records how to free its box"
     );
     let new = |v| Boxed::<A, N> {
         words: [v; N],
         _align: [],
     };
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     let (taken, _) = slab.insert(new(1)).ok().unwrap();
     let (detached, _) = slab.insert(new(2)).ok().unwrap();
     let (left, _) = slab.insert(new(3)).ok().unwrap();
@@ -342,8 +342,8 @@ unsafe impl Entry for Discarding {
         Ok(())
     }
     fn prepare(&mut self, _i: u32, _sqe: &mut Sqe) {}
-    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> bool {
-        true
+    fn on_cqe(&mut self, _sub: u32, _res: i32, _flags: u32) -> crate::op::Progress {
+        crate::op::Progress::done_if(true)
     }
     fn finish(self) -> i32 {
         0
@@ -362,10 +362,10 @@ unsafe impl Entry for Discarding {
 fn unredeemed_entries_are_discarded_with_their_result() {
     assert!(!std::mem::needs_drop::<Discarding>() && fits::<Discarding>());
     assert!(
-        vtable_of::<Discarding>().is_some(),
+        vtable_of::<Discarding>(false).is_some(),
         "it records how to discard"
     );
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     let (in_flight, _) = slab.insert(Discarding(1)).ok().unwrap();
     let (finished, _) = slab.insert(Discarding(2)).ok().unwrap();
     let (left, _) = slab.insert(Discarding(3)).ok().unwrap();
@@ -398,7 +398,7 @@ fn unredeemed_entries_are_discarded_with_their_result() {
 #[cfg_attr(miri, ignore)]
 fn drop_leaks_what_is_in_flight() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let mut slab = Slab::new();
+    let mut slab = Slab::new(1);
     let (key, _) = slab.insert(Multi::<8>::new(&drops)).ok().unwrap();
     let _ = slab.insert(Multi::<8>::new(&drops));
     assert_eq!(slab.complete(key, 2, 0), Completed::Done);

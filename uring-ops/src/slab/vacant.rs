@@ -54,9 +54,27 @@ impl<E: Entry> Drop for Uncommitted<'_, E> {
 pub(crate) struct Vacant<'a> {
     /// `slab.free` is not null.
     pub(super) slab: &'a mut Slab,
+    /// The caller's tag, for an entry that reports its completions ([`Vacant::tagged`]).
+    pub(super) tag: Option<u64>,
 }
 
 impl<'a> Vacant<'a> {
+    /// The entry stored here reports its completions as records carrying `tag` (see
+    /// [`crate::Completion`]).
+    #[inline]
+    pub(crate) fn tagged(mut self, tag: Option<u64>) -> Self {
+        self.tag = tag;
+        self
+    }
+
+    /// The key an entry stored here gets.
+    #[inline]
+    pub(crate) fn key(&self) -> u64 {
+        // SAFETY: `free` is a slot on the free list (not null: `Vacant`'s invariant), in a live
+        // chunk; `&self` borrows the slab, so nothing changes it meanwhile.
+        unsafe { (*self.slab.free).tag }
+    }
+
     /// Stores `e` in the free slot, marked in flight. Returns the slot's key and the entry, in
     /// place, to prepare its SQEs.
     #[inline]
@@ -90,14 +108,26 @@ impl<'a> Vacant<'a> {
         // SAFETY: a slot on the free list (not null: `Vacant`'s invariant), in a live chunk
         // (the field's invariant); `&mut` to the slab excludes every other access to it.
         let slot = unsafe { &mut *p };
-        slab.free = slot.next_free;
-        // A free slot's tag is its key alone (state FREE, SINGLE clear): adding the new state
+        // SAFETY: the slot is free, so its link is the next free slot.
+        slab.free = unsafe { slot.link.next_free };
+        // A free slot's tag is its key alone (state FREE, flags clear): adding the new state
         // is enough.
         let key = slot.tag;
         debug_assert_eq!(key, key_of(key));
+        let single = if E::SINGLE { SINGLE } else { 0 };
         // An add rather than an or (the low bits are clear): the compiler makes it one `lea`.
-        slot.tag = key + (IN_FLIGHT | if E::SINGLE { SINGLE } else { 0 });
-        slot.vtable = vtable_of::<E>();
+        // (With the push paths inlined, `tag` is a constant `None` for an untagged push.)
+        match self.tag {
+            None => {
+                slot.tag = key + (QUIET | IN_FLIGHT | single);
+                slot.vtable = vtable_of::<E>(false);
+            }
+            Some(tag) => {
+                slot.tag = key + (IN_FLIGHT | single);
+                slot.link = Link { tag };
+                slot.vtable = vtable_of::<E>(true);
+            }
+        }
         if fits::<E>() {
             // SAFETY: the storage is free, large and aligned enough for `E` (`fits`).
             unsafe { slot.storage.as_mut_ptr().cast::<E>().write(e) };

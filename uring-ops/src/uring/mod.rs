@@ -1,18 +1,21 @@
 //! [`Uring`]: a ring that takes typed ops, owns them while the kernel works, and gives them
 //! back with their results.
 
+mod cancel;
+mod events;
+
+pub(crate) use cancel::{cancel_all, dispatch, queue_link_cancels};
+
+use crate::completion::Outcome;
 use crate::error::{Error, PushError, Result};
-use crate::multishot::{MultiEntry, Multishot, MultishotOp};
 use crate::op::{OpCheck, OpSet, Submit};
 use crate::push;
-use crate::slab::{is_internal, key_of, Completed, Slab, INTERNAL_INDEX, SUB_BITS};
+use crate::slab::{Slab, INTERNAL_INDEX, SUB_BITS};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use uring_core::{
-    deadline_after, sys, Builder, CompletionQueue, Kernel, Ring, SetupFlags, SubmissionQueue,
-};
+use uring_core::{deadline_after, Builder, Kernel, Ring, RingInfo, SetupFlags};
 
 /// How long dropping a ring with ops in flight waits for them after cancelling them. What has
 /// not completed by then is leaked, never freed.
@@ -194,13 +197,20 @@ impl Uring {
     }
 
     pub(crate) fn from_parts(ring: Ring<Kernel>, supported: OpSet, allowed: OpSet) -> Self {
+        let id = next_ring_id();
         Uring {
             sqpoll: ring.info().flags.contains(SetupFlags::SQPOLL),
             ring,
-            slab: Slab::new(),
+            slab: Slab::new(id),
             ops: OpCheck::new(supported, allowed),
-            id: next_ring_id(),
+            id,
         }
+    }
+
+    /// What the kernel answered at setup: real sizes, features, flags (as
+    /// [`crate::Context::info`]).
+    pub fn info(&self) -> RingInfo {
+        self.ring.info()
     }
 
     /// The underlying ring, for its setup information, fd and registration.
@@ -235,19 +245,47 @@ impl Uring {
     /// poller if it sleeps, and waits for room (`IORING_ENTER_SQ_WAIT`) instead of failing.
     #[inline]
     pub fn push<T: Submit>(&mut self, op: T) -> Result<Ticket<T>, PushError<T>> {
+        self.push_inner(op, None)
+    }
+
+    /// As [`Uring::push`], and the submission reports what it did as [`Completion`] records
+    /// carrying `tag` ([`Uring::completions`]): once when it finishes (a chain: when its last
+    /// link has), and once per item of a multishot op. The tag is only reported back: equal
+    /// tags are harmless. Redeem the output with the ticket, or with [`Uring::take`] and the
+    /// record; or detach the ticket ([`Uring::detach`]), and the op is dropped as soon as its
+    /// record is queued.
+    ///
+    /// Costs one store more than [`Uring::push`] at push, and a record queued at completion
+    /// (a reused queue: no allocation per op).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Uring::push`].
+    ///
+    /// [`Completion`]: crate::Completion
+    #[inline]
+    pub fn push_tagged<T: Submit>(&mut self, op: T, tag: u64) -> Result<Ticket<T>, PushError<T>> {
+        self.push_inner(op, Some(tag))
+    }
+
+    #[inline(always)]
+    fn push_inner<T: Submit>(
+        &mut self,
+        op: T,
+        tag: Option<u64>,
+    ) -> Result<Ticket<T>, PushError<T>> {
         let entry = op.into_entry();
         let n = match push::check(&entry, &self.ops) {
             Ok(n) => n,
             Err(error) => return Err(push::refused(error, entry)),
         };
-        let mut r = match self.ring.sq().reserve(n) {
-            Ok(r) => r,
-            Err(e) => return self.push_when_full(entry, n, e),
+        let Ok(mut r) = self.ring.sq().reserve(n) else {
+            return self.push_when_full(entry, tag, n);
         };
         let Some(slot) = self.slab.vacant() else {
             return Err(push::slab_full(entry));
         };
-        let key = push::fill(&mut r, slot, entry, n);
+        let key = push::fill(&mut r, slot.tagged(tag), entry, n);
         // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract; memory
         // that moving the entry does not move when they were prepared before the move), and the
         // entry stays in its slab slot, unmoved and undropped, until its last completion is
@@ -257,33 +295,35 @@ impl Uring {
         Ok(Ticket::new(key, self.id))
     }
 
-    /// The rest of [`Uring::push`] when the SQ had no room for `entry`'s `n` SQEs (`e`): on an SQPOLL
-    /// ring, whose poller consumes SQEs on its own time, waits for it to make room and pushes
-    /// again; otherwise hands the op back with the error.
+    /// The rest of [`Uring::push`] when the SQ had no room for `entry`'s `n` SQEs: on an
+    /// SQPOLL ring, whose poller consumes SQEs on its own time, waits for it to make room and
+    /// pushes again; otherwise hands the op back with the error. (It asks the SQ again for the
+    /// error, so that the push path keeps nothing of its failed reserve alive.)
     #[cold]
     #[inline(never)]
     fn push_when_full<T: Submit>(
         &mut self,
         entry: T::Entry,
+        tag: Option<u64>,
         n: u32,
-        e: uring_core::Error,
     ) -> Result<Ticket<T>, PushError<T>> {
         let sq = self.ring.sq();
-        let error = match e {
-            uring_core::Error::NoSpace { .. } if self.sqpoll && n <= sq.capacity() => {
+        let error = match sq.reserve(n).map(drop) {
+            // Room was made meanwhile (an SQPOLL poller consumed SQEs).
+            Ok(()) => return self.push_inner(T::from_entry(entry), tag),
+            Err(uring_core::Error::NoSpace { .. }) if self.sqpoll && n <= sq.capacity() => {
                 match sq.wait_for_room(n) {
                     // With `&mut self` nobody else takes the room: this push succeeds.
-                    Ok(_) => return self.push(T::from_entry(entry)),
+                    Ok(_) => return self.push_inner(T::from_entry(entry), tag),
                     Err(e) => e.into(),
                 }
             }
-            uring_core::Error::NoSpace { needed, free, .. } => Error::QueueFull { needed, free },
-            e => e.into(),
+            Err(uring_core::Error::NoSpace { needed, free, .. }) => {
+                Error::QueueFull { needed, free }
+            }
+            Err(e) => e.into(),
         };
-        Err(PushError {
-            error,
-            op: T::from_entry(entry),
-        })
+        Err(push::refused(error, entry))
     }
 
     /// Hands queued SQEs to the kernel. Returns how many it consumed.
@@ -325,49 +365,29 @@ impl Uring {
         n
     }
 
-    /// As [`Uring::reap`], calling `f` with the key ([`Ticket::user_data`]) of the submission
-    /// each completion was for, in completion order: once per completion, so a multishot op's
-    /// key comes once per item and a chain's once per link. An event loop maps keys to what
-    /// its tickets stand for and never scans them. (A stopgap until the completion API of
-    /// issue 10.)
-    pub fn reap_with(&mut self, mut f: impl FnMut(u64)) -> usize {
-        let Uring { ring, slab, .. } = self;
-        let mut n = 0;
-        for cqe in ring.cq().batch() {
-            n += 1;
-            if let Some((key, _)) = dispatch(slab, cqe) {
-                f(key);
-            }
-        }
-        n
-    }
-
     /// Whether the ticket's submission has finished (after the last [`Uring::reap`]).
     pub fn is_done<T: Submit>(&self, t: &Ticket<T>) -> bool {
         t.ring == self.id && self.slab.is_done(t.key)
     }
 
-    /// Redeems a finished submission without blocking; gives the ticket back if it has not
-    /// finished yet. Call [`Uring::reap`] (or a wait) to bring completions in.
+    /// Redeems a finished submission without blocking: [`Outcome::Done`] with its output, or
+    /// [`Outcome::Pending`] with the ticket back if it has not finished yet. Call
+    /// [`Uring::reap`] (or a wait) to bring completions in.
     ///
     /// # Errors
     ///
-    /// `Err(Ok(ticket))` if still in flight; `Err(Err(Error::UnknownTicket))` if the ticket is
-    /// not this ring's.
-    #[allow(clippy::type_complexity)]
+    /// [`Error::UnknownTicket`] if the ticket is not this ring's, or its submission was
+    /// already redeemed through its completion record ([`Uring::take`]).
     #[inline]
-    pub fn try_take<T: Submit>(
-        &mut self,
-        t: Ticket<T>,
-    ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
+    pub fn try_take<T: Submit>(&mut self, t: Ticket<T>) -> Result<Outcome<T>> {
         if t.ring != self.id {
-            return Err(Err(Error::UnknownTicket));
+            return Err(Error::UnknownTicket);
         }
         // SAFETY: the ticket carries this ring's id, so its key was issued by this ring's slab.
         match unsafe { self.slab.take_issued::<T::Entry>(t.key) } {
-            Ok(out) => Ok(out),
-            Err(true) => Err(Ok(t)),
-            Err(false) => Err(Err(Error::UnknownTicket)),
+            Ok(out) => Ok(Outcome::Done(out)),
+            Err(true) => Ok(Outcome::Pending(t)),
+            Err(false) => Err(Error::UnknownTicket),
         }
     }
 
@@ -397,39 +417,35 @@ impl Uring {
         }
     }
 
-    /// As [`Uring::wait`], giving up after `timeout` and handing the ticket back. A timeout too
-    /// long for `Instant` ([`Duration::MAX`]) is no deadline.
+    /// As [`Uring::wait`], giving up after `timeout`: [`Outcome::Pending`] hands the ticket
+    /// back when the time runs out. A timeout too long for `Instant` ([`Duration::MAX`]) is no
+    /// deadline.
     ///
     /// # Errors
     ///
-    /// `Err(Ok(ticket))` on timeout; `Err(Err(e))` on other failures.
-    #[allow(clippy::type_complexity)]
-    pub fn wait_timeout<T: Submit>(
-        &mut self,
-        t: Ticket<T>,
-        timeout: Duration,
-    ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
+    /// As for [`Uring::wait`].
+    pub fn wait_timeout<T: Submit>(&mut self, t: Ticket<T>, timeout: Duration) -> Result<Outcome<T>> {
         let deadline = deadline_after(timeout);
         if t.ring != self.id || !self.slab.is_live(t.key) {
-            return Err(Err(Error::UnknownTicket));
+            return Err(Error::UnknownTicket);
         }
         loop {
             // SAFETY: the ticket carries this ring's id (checked above), so its key was
             // issued by this ring's slab.
             if let Ok(out) = unsafe { self.slab.take_issued::<T::Entry>(t.key) } {
-                return Ok(out);
+                return Ok(Outcome::Done(out));
             }
             if self.reap() > 0 {
                 continue;
             }
-            self.submit().map_err(Err)?;
+            self.submit()?;
             if self.reap() > 0 {
                 continue;
             }
             match self.ring.cq().wait_deadline(1, deadline) {
                 Ok(_) => {}
-                Err(uring_core::Error::Timeout) => return Err(Ok(t)),
-                Err(e) => return Err(Err(e.into())),
+                Err(uring_core::Error::Timeout) => return Ok(Outcome::Pending(t)),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -447,185 +463,6 @@ impl Uring {
         let (sq, cq) = self.ring.split();
         cancel_all(sq, cq, &mut self.slab, timeout)
     }
-}
-
-/// Multishot ops: reading their items while they stay in flight.
-impl Uring {
-    /// Takes the items a multishot op has produced so far (after reaping what is ready),
-    /// without ending it and without blocking. An op that has finished gives its last items
-    /// here too; its ticket then still redeems the final output.
-    ///
-    /// Items accumulate in the ring until drained (or until the ticket is redeemed).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownTicket`] if the ticket is not this ring's, or already redeemed.
-    pub fn drain<O: MultishotOp>(&mut self, t: &Ticket<Multishot<O>>) -> Result<Vec<O::Item>> {
-        self.reap();
-        self.multishot_entry(t).map(MultiEntry::take_items)
-    }
-
-    /// As [`Uring::drain`], without reaping first: the items of completions already reaped
-    /// (by [`Uring::reap_with`], say, whose caller must not miss any key to another reap).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownTicket`] if the ticket is not this ring's, or already redeemed.
-    pub fn take_items<O: MultishotOp>(&mut self, t: &Ticket<Multishot<O>>) -> Result<Vec<O::Item>> {
-        self.multishot_entry(t).map(MultiEntry::take_items)
-    }
-
-    /// Waits, at most `timeout`, until a multishot op has produced at least one item or has
-    /// finished (submitting what is queued), and takes its items. An empty result means the
-    /// time ran out, or the op finished with no item left (see [`Uring::is_done`]).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownTicket`], or the ring failing ([`Error::Core`]).
-    pub fn wait_items<O: MultishotOp>(
-        &mut self,
-        t: &Ticket<Multishot<O>>,
-        timeout: Duration,
-    ) -> Result<Vec<O::Item>> {
-        let deadline = deadline_after(timeout);
-        loop {
-            self.reap();
-            let done = self.is_done(t);
-            let e = self.multishot_entry(t)?;
-            if done || e.pending() > 0 {
-                return Ok(e.take_items());
-            }
-            self.submit()?;
-            if self.reap() > 0 {
-                continue;
-            }
-            match self.ring.cq().wait_deadline(1, deadline) {
-                Ok(_) => {}
-                Err(uring_core::Error::Timeout) => return Ok(Vec::new()),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    fn multishot_entry<O: MultishotOp>(
-        &mut self,
-        t: &Ticket<Multishot<O>>,
-    ) -> Result<&mut MultiEntry<O>> {
-        if t.ring != self.id {
-            return Err(Error::UnknownTicket);
-        }
-        self.slab
-            .get_mut::<MultiEntry<O>>(t.key)
-            .ok_or(Error::UnknownTicket)
-    }
-}
-
-/// Cancels every op in flight (one `ASYNC_CANCEL` with `IORING_ASYNC_CANCEL_ANY`), then reaps
-/// into `slab` until nothing is in flight or `timeout` passes. Returns how many entries are still
-/// in flight: the slab's `Drop` leaks those rather than free memory the kernel may still use.
-///
-/// Shared by [`Uring`] and [`crate::Context`] (which calls it from `Drop`, with `&mut` access to
-/// both halves).
-pub(crate) fn cancel_all(
-    sq: &mut SubmissionQueue<Kernel>,
-    cq: &mut CompletionQueue<Kernel>,
-    slab: &mut Slab,
-    timeout: Duration,
-) -> usize {
-    if slab.in_flight() == 0 {
-        return 0;
-    }
-    if sq.backend().is_inherited() {
-        // A forked child's copy of the ring: the ops in flight are the parent's (the kernel
-        // acts on the parent's memory for them), so cancelling would end the parent's ops, and
-        // no completion for them is this process's to wait for. Leak the copies instead.
-        return slab.in_flight();
-    }
-    let deadline = deadline_after(timeout);
-    let reap = |cq: &mut CompletionQueue<Kernel>, slab: &mut Slab| {
-        for cqe in cq.batch() {
-            dispatch(slab, cqe);
-        }
-    };
-    // Make room for the cancel SQE if needed.
-    if sq.submit().is_err() {
-        reap(cq, slab);
-        let _ = sq.submit();
-    }
-    // On an SQPOLL ring the poller thread empties the SQ on its own time: wait for it.
-    if sq.free() == 0 {
-        let _ = sq.wait_for_room(1);
-    }
-    if let Ok(mut r) = sq.reserve(1) {
-        r.first()
-            .set_opcode(sys::IORING_OP_ASYNC_CANCEL as u8)
-            .set_fd(-1)
-            .set_cancel_flags(sys::IORING_ASYNC_CANCEL_ANY)
-            .set_user_data(INTERNAL);
-        // SAFETY: a cancel-any SQE names no memory.
-        unsafe { r.commit() };
-    }
-    while slab.in_flight() > 0 {
-        if sq.submit().is_err() {
-            reap(cq, slab);
-            let _ = sq.submit();
-        }
-        reap(cq, slab);
-        if slab.in_flight() == 0 {
-            break;
-        }
-        if cq.wait_deadline(1, deadline).is_err() {
-            // Timed out, or the ring failed: what is still in flight is leaked.
-            break;
-        }
-    }
-    slab.in_flight()
-}
-
-/// Queues an `IORING_OP_ASYNC_CANCEL` for each SQE that `slab` asks to cancel (see
-/// [`crate::Entry::link_to_cancel`]), by its user data; they reach the kernel with the next
-/// submit. What does not fit in the SQ stays asked for, for the next call.
-///
-/// The target is named by user data only, and each names an SQE of an entry in flight when it
-/// was recorded: if that entry has finished since, the cancel finds nothing (a reused slot has
-/// another generation, so another user data), and its completion, like that of every internal
-/// SQE, is ignored.
-#[cold]
-#[inline(never)]
-pub(crate) fn queue_link_cancels(sq: &mut SubmissionQueue<Kernel>, slab: &mut Slab) {
-    let mut targets = slab.take_links_to_cancel();
-    let mut queued = 0;
-    for &target in &targets {
-        let Ok(mut r) = sq.reserve(1) else {
-            break;
-        };
-        r.first()
-            .set_opcode(sys::IORING_OP_ASYNC_CANCEL as u8)
-            .set_fd(-1)
-            .set_addr(target)
-            .set_user_data(CANCEL_LINK);
-        // SAFETY: a cancel by user data names no memory.
-        unsafe { r.commit() };
-        queued += 1;
-    }
-    targets.drain(..queued);
-    slab.ask_to_cancel(targets);
-}
-
-/// Routes one completion to its slot. Completions of the ring's own SQEs (user data with the
-/// slot index of [`INTERNAL`]) are left alone and give `None`; otherwise the slot's key and
-/// what the slab did with the completion.
-#[inline]
-pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) -> Option<(u64, Completed)> {
-    let ud = cqe.user_data();
-    // No separate test for the ring's own SQEs on the hot path: their slot index is one no
-    // slot has, so the slab finds them stale with its bounds check, without touching a slot.
-    let done = slab.complete(ud, cqe.raw_result(), cqe.raw_flags());
-    if done == Completed::Stale {
-        debug_assert!(is_internal(ud), "a completion for no live op: {cqe:?}");
-        return None;
-    }
-    Some((key_of(ud), done))
 }
 
 impl Drop for Uring {
