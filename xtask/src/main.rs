@@ -4,9 +4,12 @@
 //!
 //! - `regen-bindings [--check] [--headers DIR]`: regenerate `uring-sys/src/bindings.rs` from the
 //!   pinned Linux UAPI headers (see [`bindings`]).
+//! - `kernel-matrix [--kernel K]...`: run the test binaries on each supported kernel, booted
+//!   under qemu (see [`kernel_matrix`]).
 
 mod apt;
 mod bindings;
+mod kernel_matrix;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("regen-bindings") => bindings::regen_bindings(&args[1..]),
+        Some("kernel-matrix") => kernel_matrix::kernel_matrix(&args[1..]),
         Some("help") | Some("--help") | None => {
             print_help();
             Ok(())
@@ -41,7 +45,10 @@ fn print_help() {
          regenerate uring-sys/src/bindings.rs from Linux UAPI headers\n      \
          (default: Debian linux-libc-dev {} from {}, fetched into target/)\n      \
          --check     fail if the checked-in file differs from a fresh generation\n      \
-         --headers   use this UAPI include tree instead (e.g. from `make headers_install`)",
+         --headers   use this UAPI include tree instead (e.g. from `make headers_install`)\n  \
+         kernel-matrix [--kernel 6.1|6.12|newest]...\n      \
+         run the workspace's test binaries on Debian's 6.1, 6.12 and newest kernels under\n      \
+         qemu (default: all three; kernels and images cached in target/kernel-matrix/)",
         bindings::PINNED_VERSION,
         bindings::PINNED_SUITE,
     );
