@@ -273,9 +273,11 @@ impl fmt::Debug for Context {
 /// With no [`ContextBuilder::allow`] every op is permitted. With at least one, the ring is
 /// created disabled (`IORING_SETUP_R_DISABLED`), the allowed opcodes are registered as
 /// `IORING_RESTRICTION_SQE_OP` restrictions (with every `IOSQE_*` flag allowed, and the register
-/// ops given to [`ContextBuilder::allow_register`]), and the ring is enabled: the kernel refuses
-/// any other opcode with `EACCES`, and [`Context::push`] refuses it first with
-/// [`Error::NotAllowed`], handing the op back.
+/// ops given to [`ContextBuilder::allow_register`], plus `IORING_REGISTER_ENABLE_RINGS`, which
+/// an enabled ring refuses anyway: naming one register op is what makes Linux 7.0 and later
+/// refuse the others), and the ring is enabled: the kernel refuses any other opcode with
+/// `EACCES`, and [`Context::push`] refuses it first with [`Error::NotAllowed`], handing the op
+/// back.
 ///
 /// The context's own SQEs need two opcodes, which are therefore always registered with the
 /// kernel (but not allowed to [`Context::push`] unless listed): `IORING_OP_NOP` for
@@ -462,6 +464,13 @@ fn restrict(ring: &Ring<Kernel>, allowed: OpSet, register_ops: &[u8]) -> Result<
         .map(Restriction::SqeOp)
         .collect();
     rs.push(Restriction::SqeFlagsAllowed(SqeFlags::all()));
+    // Since Linux 7.0 the kernel restricts register ops only when the allowlist names at least
+    // one ("io_uring: track restrictions separately for IORING_OP and IORING_REGISTER"); before,
+    // any restriction refused every register op not named. Naming ENABLE_RINGS, which an
+    // enabled ring refuses anyway (EBADFD), keeps every other register op refused on both.
+    rs.push(Restriction::RegisterOp(
+        sys::IORING_REGISTER_ENABLE_RINGS as u8,
+    ));
     rs.extend(register_ops.iter().map(|&op| Restriction::RegisterOp(op)));
     let reg = ring.register();
     reg.register_restrictions(&rs)?;
@@ -1083,20 +1092,17 @@ mod tests {
     /// Registration is refused once the ring is restricted, except the register ops allowed.
     #[test]
     fn kernel_enforces_allowed_register_ops() {
-        let personality = |ctx: &Context| {
-            // SAFETY: IORING_REGISTER_PERSONALITY takes no argument (null, 0).
-            unsafe {
-                sys::io_uring_register(
-                    ctx.as_fd(),
-                    sys::IORING_REGISTER_PERSONALITY,
-                    std::ptr::null_mut(),
-                    0,
-                )
-            }
+        let register = |ctx: &Context, op| {
+            // SAFETY: PERSONALITY and ENABLE_RINGS take no argument (null, 0).
+            unsafe { sys::io_uring_register(ctx.as_fd(), op, std::ptr::null_mut(), 0) }
         };
+        let personality = |ctx: &Context| register(ctx, sys::IORING_REGISTER_PERSONALITY);
         let closed = Context::builder(8).allow::<Nop>().build().unwrap();
         let err = personality(&closed).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+        // The one register op every allowlist names (see `restrict`) does nothing any more.
+        let err = register(&closed, sys::IORING_REGISTER_ENABLE_RINGS).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADFD));
         let open = Context::builder(8)
             .allow::<Nop>()
             .allow_register(sys::IORING_REGISTER_PERSONALITY as u8)
