@@ -91,8 +91,15 @@ struct Outcome {
     stderr: Vec<String>,
 }
 
+/// What to run: `--kernel K`... (default: all), `--binary NAME`... (default: all; a binary is
+/// chosen when its source path contains a NAME).
+struct Options {
+    kernels: Vec<&'static KernelSpec>,
+    binaries: Vec<String>,
+}
+
 pub(crate) fn kernel_matrix(args: &[String]) -> Result<()> {
-    let selected = parse_args(args)?;
+    let options = parse_args(args)?;
     for tool in [
         "qemu-system-x86_64",
         "busybox",
@@ -108,11 +115,25 @@ pub(crate) fn kernel_matrix(args: &[String]) -> Result<()> {
     apt::require_tools("the kernel images come from Debian's archive")?;
     let root = workspace_root();
     let work = root.join("target/kernel-matrix");
-    let binaries = build_test_binaries(&root)?;
+    let mut binaries = build_test_binaries(&root)?;
+    if !options.binaries.is_empty() {
+        binaries.retain(|b| {
+            options
+                .binaries
+                .iter()
+                .any(|n| b.label.contains(n.as_str()))
+        });
+        if binaries.is_empty() {
+            return Err(format!(
+                "no test binary matches {}",
+                options.binaries.join(", ")
+            ));
+        }
+    }
     let disk = make_disk(&root, &work, &binaries)?;
 
     let mut failed = Vec::new();
-    for spec in selected {
+    for spec in options.kernels {
         let kernel = fetch_kernel(&work, spec)?;
         let initramfs =
             make_initramfs(&work.join(format!("vm-{}", spec.name)), &kernel, &binaries)?;
@@ -131,7 +152,7 @@ pub(crate) fn kernel_matrix(args: &[String]) -> Result<()> {
     }
 }
 
-fn parse_args(args: &[String]) -> Result<Vec<&'static KernelSpec>> {
+fn parse_args(args: &[String]) -> Result<Options> {
     use lexopt::Arg::Long;
     let names = || {
         KERNELS
@@ -142,6 +163,7 @@ fn parse_args(args: &[String]) -> Result<Vec<&'static KernelSpec>> {
     };
     let mut parser = lexopt::Parser::from_args(args);
     let mut selected: Vec<&'static KernelSpec> = Vec::new();
+    let mut binaries = Vec::new();
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("kernel") => {
@@ -155,13 +177,20 @@ fn parse_args(args: &[String]) -> Result<Vec<&'static KernelSpec>> {
                     selected.push(spec);
                 }
             }
+            Long("binary") => {
+                let value = parser.value().map_err(|e| e.to_string())?;
+                binaries.push(value.to_string_lossy().into_owned());
+            }
             other => return Err(other.unexpected().to_string()),
         }
     }
     if selected.is_empty() {
         selected = KERNELS.iter().collect();
     }
-    Ok(selected)
+    Ok(Options {
+        kernels: selected,
+        binaries,
+    })
 }
 
 /// `cargo test --workspace --no-run` (debug), and the test executables it reports but xtask's.

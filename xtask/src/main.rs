@@ -4,7 +4,7 @@
 //!
 //! - `regen-bindings [--check] [--headers DIR]`: regenerate `uring-sys/src/bindings.rs` from the
 //!   pinned Linux UAPI headers (see [`bindings`]).
-//! - `kernel-matrix [--kernel K]...`: run the test binaries on each supported kernel, booted
+//! - `kernel-matrix [--kernel K]... [--binary NAME]...`: run the test binaries on each supported kernel, booted
 //!   under qemu (see [`kernel_matrix`]).
 
 mod apt;
@@ -46,9 +46,10 @@ fn print_help() {
          (default: Debian linux-libc-dev {} from {}, fetched into target/)\n      \
          --check     fail if the checked-in file differs from a fresh generation\n      \
          --headers   use this UAPI include tree instead (e.g. from `make headers_install`)\n  \
-         kernel-matrix [--kernel 6.1|6.12|newest]...\n      \
+         kernel-matrix [--kernel 6.1|6.12|newest]... [--binary NAME]...\n      \
          run the workspace's test binaries on Debian's 6.1, 6.12 and newest kernels under\n      \
-         qemu (default: all three; kernels and images cached in target/kernel-matrix/)",
+         qemu (default: all three; kernels and images cached in target/kernel-matrix/)\n      \
+         --binary    only the test binaries whose source path contains NAME",
         bindings::PINNED_VERSION,
         bindings::PINNED_SUITE,
     );
