@@ -23,7 +23,8 @@ impl Nop {
     }
 
     /// Completes with `res` instead of 0 (`IORING_NOP_INJECT_RESULT`, Linux 6.12): a negative
-    /// value is an errno.
+    /// value is an errno. Older kernels refuse the flag (6.1 refuses any NOP flag): the NOP
+    /// then fails with `EINVAL`, as it is prepared, which in a chain fails the whole chain.
     pub const fn inject_result(mut self, res: i32) -> Self {
         self.inject = Some(res);
         self
