@@ -82,7 +82,7 @@ pub fn tagged_nop(tag: u32) -> (Nop, u32) {
         skip(format_args!(
             "{}: completions told apart by injected NOP results: the running kernel's NOP \
              refuses IORING_NOP_INJECT_RESULT (EINVAL), so they are checked as plain NOPs",
-            module_path!()
+            module_path!().trim_end_matches("::common")
         ))
     });
     (Nop::new(), 0)
