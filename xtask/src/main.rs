@@ -4,8 +4,8 @@
 //!
 //! - `regen-bindings [--check] [--headers DIR]`: regenerate `uring-sys/src/bindings.rs` from the
 //!   pinned Linux UAPI headers (see [`bindings`]).
-//! - `kernel-matrix [--kernel K]... [--binary NAME]...`: run the test binaries on each supported kernel, booted
-//!   under qemu (see [`kernel_matrix`]).
+//! - `kernel-matrix [--kernel K]... [--fs FS]... [--binary NAME]...`: run the test binaries
+//!   on each supported kernel, booted under qemu (see [`kernel_matrix`]).
 
 mod apt;
 mod bindings;
@@ -46,9 +46,10 @@ fn print_help() {
          (default: Debian linux-libc-dev {} from {}, fetched into target/)\n      \
          --check     fail if the checked-in file differs from a fresh generation\n      \
          --headers   use this UAPI include tree instead (e.g. from `make headers_install`)\n  \
-         kernel-matrix [--kernel 6.1|6.12|newest]... [--binary NAME]...\n      \
+         kernel-matrix [--kernel 6.1|6.12|newest]... [--fs ext4|tmpfs]... [--binary NAME]...\n      \
          run the workspace's test binaries on Debian's 6.1, 6.12 and newest kernels under\n      \
          qemu (default: all three; kernels and images cached in target/kernel-matrix/)\n      \
+         --fs        where the tests' files go (TMPDIR); default: a run on each\n      \
          --binary    only the test binaries whose source path contains NAME",
         bindings::PINNED_VERSION,
         bindings::PINNED_SUITE,
