@@ -1,14 +1,18 @@
 //! Typed NOPs through `Uring` against raw NOPs through uring-core, batch 32.
 //!
 //! `cargo bench -p uring-ops --bench typed_nop -- MODE BATCHES` with MODE `typed`, `raw`,
-//! `raw-each` or `raw-one` runs one loop (for `valgrind --tool=callgrind`); with no arguments it times `raw`
+//! `raw-each`, `raw-one` or `typed-read` (typed 64-byte `Read`s of `/dev/zero`, each buffer
+//! reused) runs one loop (for `valgrind --tool=callgrind`); with no arguments it times `raw`
 //! and `typed` side by side.
 //! See BENCHMARKS.md for the figures and the exact commands.
 
 use std::hint::black_box;
 use std::time::Instant;
 use uring_core::{sys, Builder, Ring};
-use uring_ops::{ops::Nop, Uring};
+use uring_ops::{
+    ops::{Nop, Read},
+    Uring,
+};
 
 const BATCH: u32 = 32;
 
@@ -92,6 +96,31 @@ fn typed(ring: &mut Uring, batches: u64) -> u64 {
     sum
 }
 
+/// Typed 64-byte reads of `/dev/zero`, batch 32, each op's buffer reused by the next batch.
+fn typed_read(ring: &mut Uring, batches: u64) -> u64 {
+    let f = uring_ops::Fd::new(std::fs::File::open("/dev/zero").expect("/dev/zero"));
+    let mut sum = 0u64;
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(64)).collect();
+    let mut tickets = Vec::with_capacity(BATCH as usize);
+    for _ in 0..batches {
+        for buf in bufs.drain(..) {
+            tickets.push(ring.push(Read::new(&f, buf, 0)).expect("room for a batch"));
+        }
+        ring.submit_and_wait(BATCH).expect("submit");
+        ring.reap();
+        for t in tickets.drain(..) {
+            match ring.try_take(t) {
+                Ok((r, buf)) => {
+                    sum += r.expect("a read of /dev/zero succeeds") as u64;
+                    bufs.push(buf);
+                }
+                Err(_) => panic!("a reaped read is done"),
+            }
+        }
+    }
+    sum
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -99,12 +128,13 @@ fn main() {
         .collect();
     let entries = 2 * BATCH;
     match args.first().map(String::as_str) {
-        Some(mode @ ("raw" | "raw-each" | "raw-one" | "typed")) => {
+        Some(mode @ ("raw" | "raw-each" | "raw-one" | "typed" | "typed-read")) => {
             let batches: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
             let s = match mode {
                 "raw" => raw(&mut Builder::new(entries).build().expect("ring"), batches),
                 "raw-each" => raw_each(&mut Builder::new(entries).build().expect("ring"), batches),
                 "raw-one" => raw_one(&mut Builder::new(entries).build().expect("ring"), batches),
+                "typed-read" => typed_read(&mut Uring::new(entries).expect("ring"), batches),
                 _ => typed(&mut Uring::new(entries).expect("ring"), batches),
             };
             black_box(s);

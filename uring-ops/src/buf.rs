@@ -7,9 +7,12 @@
 /// Implementors guarantee that [`IoBuf::stable_ptr`] is valid for reads of
 /// [`IoBuf::bytes_init`] bytes and stays the same, pointing at the same live memory, while the
 /// value exists and is not accessed through `&mut` — in particular after the value is moved
-/// (heap memory, not memory inside the value). A registered buffer's [`IoBuf::fixed_index`]
-/// names the registration that covers that memory.
+/// (heap memory, not memory inside the value). A registered buffer ([`IoBuf::FIXED`]) returns
+/// from [`IoBuf::fixed_index`] the index of the registration that covers that memory.
 pub unsafe trait IoBuf: Send + 'static {
+    /// Whether the buffer is registered memory ([`crate::FixedBuf`]): ops then use their
+    /// `_FIXED` opcode with its [`IoBuf::fixed_index`] (`Read<FixedBuf>` is `READ_FIXED`).
+    const FIXED: bool = false;
     /// Start of the buffer.
     fn stable_ptr(&self) -> *const u8;
     /// Bytes that hold data (what a write sends).
@@ -17,7 +20,7 @@ pub unsafe trait IoBuf: Send + 'static {
     /// Bytes of room (what a read may fill).
     fn bytes_total(&self) -> usize;
     /// The index of the registered buffer this memory belongs to, for `READ_FIXED` /
-    /// `WRITE_FIXED`. `None` for ordinary memory.
+    /// `WRITE_FIXED`: `Some` exactly when [`IoBuf::FIXED`]. `None` for ordinary memory.
     fn fixed_index(&self) -> Option<u16> {
         None
     }

@@ -5,10 +5,13 @@ use std::io;
 /// What can go wrong before an op reaches the kernel, or while waiting for it.
 ///
 /// Errors on push come back with the op itself ([`PushError`]), so no buffer is ever lost.
+/// Every variant names the problem and carries the offending value; [`Error::raw_os_error`]
+/// gives the errno it stands for (the kernel's, or the one the kernel would have given for a
+/// problem found before the system call), which the conversion to [`io::Error`] keeps.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The running kernel does not support this op (from the ring's probe).
+    /// The running kernel does not support this op (from the ring's probe). `EOPNOTSUPP`.
     #[error("the running kernel does not support IORING_OP_{op} ({name})")]
     Unsupported {
         /// The opcode's name (`READV`).
@@ -16,19 +19,17 @@ pub enum Error {
         /// The op type's name (`Readv`).
         name: &'static str,
     },
-    /// The ring's allowlist does not permit this op.
+    /// The ring's allowlist does not permit this op. `EACCES`.
     #[error("IORING_OP_{op} is not in this ring's allowlist")]
     NotAllowed {
         /// The opcode's name.
         op: &'static str,
     },
-    /// An argument is out of range (names it and the value).
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
-    /// The ticket does not belong to this ring, or its op was already taken.
+    /// The ticket does not belong to this ring, or its op was already taken. `EINVAL`.
     #[error("unknown ticket: not issued by this ring, or already redeemed")]
     UnknownTicket,
     /// The submission queue has no room for the op (or the whole chain); nothing was queued.
+    /// `EBUSY`.
     #[error("submission queue full: {needed} SQE(s) needed, {free} free")]
     QueueFull {
         /// SQEs needed.
@@ -37,11 +38,120 @@ pub enum Error {
         free: u32,
     },
     /// The ring already holds as many ops as it can track (in flight, or finished and not yet
-    /// redeemed); redeem or detach some first.
+    /// redeemed); redeem or detach some first. `EBUSY`.
     #[error("the ring already holds {limit} ops in flight or unredeemed")]
     TooManyOps {
         /// How many ops a ring holds at most.
         limit: usize,
+    },
+    /// A submission has more SQEs than their numbers have room for in the user data.
+    /// `EINVAL`.
+    #[error("a submission has at most {max} SQEs, this one has {sqes}")]
+    TooManySqes {
+        /// The submission's SQEs.
+        sqes: u32,
+        /// The most one submission may have.
+        max: u32,
+    },
+    /// A chain with no link (only possible with [`crate::Chain::from_vec`]). `EINVAL`.
+    #[error("a chain needs at least one link")]
+    EmptyChain,
+    /// A chain with more links than [`crate::MAX_LINKS`]. `EINVAL`.
+    #[error("a chain has at most {max} links, this one has {links}")]
+    ChainTooLong {
+        /// The chain's links.
+        links: usize,
+        /// The most a chain may have.
+        max: usize,
+    },
+    /// A link timeout pushed alone: it guards the link before it, so it only exists inside a
+    /// chain. `EINVAL`.
+    #[error("{op} pushed alone: a link timeout guards the link before it, so it can only follow a link in a Chain")]
+    LinkTimeoutAlone {
+        /// The op type's name.
+        op: &'static str,
+    },
+    /// A link timeout first in a chain, or right after another link timeout: it must follow
+    /// the op it guards. `EINVAL`.
+    #[error("link {link} ({op}) does not follow an op it could guard: a link timeout must come right after the op it guards")]
+    MisplacedLinkTimeout {
+        /// Its index in the chain.
+        link: usize,
+        /// The op type's name.
+        op: &'static str,
+    },
+    /// A raw SQE with `IOSQE_CQE_SKIP_SUCCESS`: the ring would never see it finish. `EINVAL`.
+    #[error("a raw SQE with skip-success: its completion would never be seen")]
+    SkipSuccess,
+    /// An injected result below `-4095` ([`crate::ops::Nop::inject_result`]): neither a count
+    /// nor an errno. `EINVAL`.
+    #[error("injected result {res} is neither a count nor an errno (-4095..=-1)")]
+    NotAnErrno {
+        /// The value.
+        res: i32,
+    },
+    /// A ring taken over by [`crate::Uring::from_ring`] has SQEs queued or completions
+    /// waiting, which could collide with the ops' keys. `EBUSY`.
+    #[error("Uring::from_ring needs a quiet ring: {queued} SQE(s) queued, {ready} completion(s) waiting")]
+    RingNotQuiet {
+        /// SQEs queued.
+        queued: u32,
+        /// Completions waiting in the CQ (or the kernel's overflow list, counted as one).
+        ready: u32,
+    },
+    /// A setup flag a [`crate::Context`] cannot honour (see [`crate::ContextBuilder`]).
+    /// `EINVAL`.
+    #[error("a Context cannot use IORING_SETUP_{flag}: {why}")]
+    ContextSetupFlag {
+        /// The flag's name (`DEFER_TASKRUN`).
+        flag: &'static str,
+        /// Why.
+        why: &'static str,
+    },
+    /// A registered-buffer pool of a bad shape ([`crate::FixedBufs::register`]). `EINVAL`.
+    #[error("{count} fixed buffers of {size} bytes: {why}")]
+    FixedBufShape {
+        /// Buffers asked for.
+        count: usize,
+        /// Bytes each.
+        size: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A path (or an attribute name) with a NUL byte inside: the kernel reads a C string up to
+    /// its first NUL, so it would act on a shorter path than the one given. `EINVAL`.
+    #[error(
+        "path {path:?} has a NUL byte at {position}: the kernel would read only the part before it"
+    )]
+    InteriorNul {
+        /// The path (or name), as given.
+        path: std::path::PathBuf,
+        /// Where its first NUL byte is.
+        position: usize,
+    },
+    /// A registered-file index where the kernel takes only a descriptor: the op would refuse it
+    /// (`EBADF`), or read the index as a descriptor number and act on another file. `EBADF`.
+    #[error(
+        "{op}: {what} must be a descriptor (or Target::cwd), not registered-file index {index}"
+    )]
+    FixedFileNotAccepted {
+        /// The op type's name.
+        op: &'static str,
+        /// Which of its files.
+        what: &'static str,
+        /// The index given.
+        index: u32,
+    },
+    /// A count, index or offset outside the range the op (or the kernel) takes. `EINVAL`.
+    /// (Boxed: the details would make every `Error`, hence every push's result, larger.)
+    #[error("{0}")]
+    OutOfRange(Box<RangeError>),
+    /// Memory could not be allocated (for a [`crate::FixedBufs`] pool): the allocator refused
+    /// `bytes` bytes. Nothing was registered.
+    #[error("out of memory: could not allocate {bytes} bytes")]
+    OutOfMemory {
+        /// The size of the refused allocation.
+        bytes: usize,
     },
     /// The ring layer failed.
     #[error(transparent)]
@@ -49,15 +159,30 @@ pub enum Error {
 }
 
 impl Error {
-    /// The errno behind this error, where one applies.
+    /// The errno behind this error: the kernel's, or the one it would have given.
     pub fn raw_os_error(&self) -> Option<i32> {
-        match self {
-            Error::Unsupported { .. } => Some(libc::EOPNOTSUPP),
-            Error::NotAllowed { .. } => Some(libc::EACCES),
-            Error::InvalidArgument(_) | Error::UnknownTicket => Some(libc::EINVAL),
-            Error::QueueFull { .. } | Error::TooManyOps { .. } => Some(libc::EBUSY),
-            Error::Core(e) => e.raw_os_error(),
-        }
+        Some(match self {
+            Error::Unsupported { .. } => libc::EOPNOTSUPP,
+            Error::NotAllowed { .. } => libc::EACCES,
+            Error::QueueFull { .. } | Error::TooManyOps { .. } | Error::RingNotQuiet { .. } => {
+                libc::EBUSY
+            }
+            Error::FixedFileNotAccepted { .. } => libc::EBADF,
+            Error::UnknownTicket
+            | Error::TooManySqes { .. }
+            | Error::EmptyChain
+            | Error::ChainTooLong { .. }
+            | Error::LinkTimeoutAlone { .. }
+            | Error::MisplacedLinkTimeout { .. }
+            | Error::SkipSuccess
+            | Error::NotAnErrno { .. }
+            | Error::ContextSetupFlag { .. }
+            | Error::FixedBufShape { .. }
+            | Error::InteriorNul { .. }
+            | Error::OutOfRange { .. } => libc::EINVAL,
+            Error::OutOfMemory { .. } => libc::ENOMEM,
+            Error::Core(e) => return e.raw_os_error(),
+        })
     }
 }
 
@@ -73,10 +198,60 @@ impl From<Error> for io::Error {
     }
 }
 
+/// What [`Error::OutOfRange`] names: the op, its argument, the value given and the range it
+/// must be in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op}: {what} is {value}, outside {min}..={max}")]
+pub struct RangeError {
+    /// The op type's name.
+    pub op: &'static str,
+    /// Which argument.
+    pub what: &'static str,
+    /// Its value.
+    pub value: u64,
+    /// The least it may be.
+    pub min: u64,
+    /// The most it may be.
+    pub max: u64,
+}
+
+impl Error {
+    /// [`Error::OutOfRange`] of `what` (of op `op`): `value`, not in `min..=max`.
+    pub(crate) fn out_of_range(
+        op: &'static str,
+        what: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    ) -> Self {
+        Error::OutOfRange(Box::new(RangeError {
+            op,
+            what,
+            value,
+            min,
+            max,
+        }))
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A push that failed: the reason, and the op, handed back untouched with everything it owns.
+///
+/// `?` turns it into what the caller's function returns: `Box<dyn std::error::Error>`
+/// (keeping the op inside), this crate's [`Error`] or [`io::Error`] (dropping the op, which
+/// the kernel never saw).
+///
+/// ```
+/// use uring_ops::{ops::Nop, Uring};
+/// fn nop(ring: &mut Uring) -> std::io::Result<u32> {
+///     let ticket = ring.push(Nop::new())?;
+///     Ok(ring.wait(ticket)??)
+/// }
+/// assert_eq!(nop(&mut Uring::new(4)?)?, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct PushError<T> {
@@ -91,5 +266,58 @@ impl<T> PushError<T> {
     /// Drops the op and keeps the error.
     pub fn into_error(self) -> Error {
         self.error
+    }
+}
+
+impl<T> From<PushError<T>> for Error {
+    /// Drops the op and keeps the error, so that `?` works where the op is not wanted back.
+    fn from(e: PushError<T>) -> Self {
+        e.error
+    }
+}
+
+impl<T> From<PushError<T>> for io::Error {
+    /// Drops the op and keeps the error, with its errno.
+    fn from(e: PushError<T>) -> Self {
+        e.error.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> PushError<Vec<u8>> {
+        PushError {
+            error: Error::QueueFull { needed: 2, free: 1 },
+            op: vec![7],
+        }
+    }
+
+    #[test]
+    fn a_push_error_converts_with_question_mark_keeping_the_reason() {
+        fn to_error() -> Result<()> {
+            Err(full())?
+        }
+        fn to_io() -> io::Result<()> {
+            Err(full())?
+        }
+        fn to_boxed() -> std::result::Result<(), Box<dyn std::error::Error>> {
+            Err(full())?
+        }
+        assert!(matches!(
+            to_error(),
+            Err(Error::QueueFull { needed: 2, free: 1 })
+        ));
+        let e = to_io().unwrap_err();
+        assert_eq!(e.kind(), io::Error::from_raw_os_error(libc::EBUSY).kind());
+        assert_eq!(
+            e.to_string(),
+            "submission queue full: 2 SQE(s) needed, 1 free"
+        );
+        // The box keeps the whole `PushError`, op included.
+        let boxed = to_boxed().unwrap_err();
+        let back = boxed.downcast::<PushError<Vec<u8>>>().unwrap();
+        assert_eq!(back.op, [7]);
     }
 }

@@ -32,6 +32,9 @@ struct Pool {
     /// A duplicate of the ring's fd: keeps the kernel's ring (and this registration) alive and
     /// lets the pool unregister before it frees the memory.
     ring: OwnedFd,
+    /// The process's [`uring_core::fork_generation`] when the pool was registered: a forked
+    /// child's copy of the pool must not unregister the parent's buffers.
+    generation: u64,
 }
 
 // SAFETY: the memory is a plain heap block; each buffer's bytes are reached only through the
@@ -45,6 +48,11 @@ impl Drop for Pool {
     /// Unregisters, then frees. Runs when no [`FixedBuf`] and no [`FixedBufs`] is left, so no
     /// op owns a buffer and no SQE names one.
     fn drop(&mut self) {
+        if uring_core::fork_generation() != self.generation {
+            // A forked child's copy: the registration is the parent's (the kernel's ring is
+            // shared), so leave it, and this copy of the memory with it.
+            return;
+        }
         // SAFETY: IORING_UNREGISTER_BUFFERS takes no argument; `self.ring` is an io_uring fd.
         let r = unsafe {
             sys::io_uring_register(
@@ -122,7 +130,7 @@ impl Pool {
 /// let mut buf = pool.get().expect("a free buffer");
 /// buf.extend_from_slice(b"hello");
 /// let f = std::fs::File::create(std::env::temp_dir().join("fixed-doc"))?;
-/// let t = ring.push(WriteFixed::new(&f, buf, 0)).map_err(|e| e.error)?;
+/// let t = ring.push(WriteFixed::new(f, buf, 0))?;
 /// let (n, buf) = ring.wait(t)?;
 /// assert_eq!(n?, 5);
 /// drop(buf); // back to the pool
@@ -149,27 +157,27 @@ impl FixedBufs {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a zero or too large `count` (at most
-    /// [`MAX_FIXED_BUFS`]) or `size` (at most [`MAX_FIXED_BUF_SIZE`]); [`Error::Core`] when the
-    /// kernel refuses: `EBUSY` if the ring already has registered buffers, `ENOMEM` past the
-    /// locked-memory limit (`RLIMIT_MEMLOCK`).
+    /// [`Error::FixedBufShape`] for a zero or too large `count` (at most
+    /// [`MAX_FIXED_BUFS`]) or `size` (at most [`MAX_FIXED_BUF_SIZE`]);
+    /// [`Error::OutOfMemory`] when the allocator refuses the `count * size` bytes (`ENOMEM`);
+    /// [`Error::Core`] when the kernel refuses (`EBUSY` if the ring already has registered
+    /// buffers, `ENOMEM` past the locked-memory limit, `RLIMIT_MEMLOCK`), or with
+    /// [`uring_core::Error::ForkedChild`] for a ring inherited through `fork`.
     pub fn register(ring: &Uring, count: usize, size: usize) -> Result<Self> {
+        if ring.ring().backend().is_inherited() {
+            return Err(uring_core::Error::ForkedChild.into());
+        }
+        let shape = |why| Error::FixedBufShape { count, size, why };
         if count == 0 || count > MAX_FIXED_BUFS {
-            return Err(Error::InvalidArgument(format!(
-                "fixed buffer count {count}: must be in 1..={MAX_FIXED_BUFS}"
-            )));
+            return Err(shape("the count must be in 1..=16384 (MAX_FIXED_BUFS)"));
         }
         if size == 0 || size > MAX_FIXED_BUF_SIZE {
-            return Err(Error::InvalidArgument(format!(
-                "fixed buffer size {size}: must be in 1..={MAX_FIXED_BUF_SIZE}"
-            )));
+            return Err(shape("the size must be in 1..=1 GiB (MAX_FIXED_BUF_SIZE)"));
         }
         let layout = count
             .checked_mul(size)
             .and_then(|total| Layout::from_size_align(total, ALIGN).ok())
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("{count} fixed buffers of {size} bytes: too large"))
-            })?;
+            .ok_or_else(|| shape("the pool's size overflows"))?;
         let dup = ring
             .ring()
             .as_fd()
@@ -180,9 +188,10 @@ impl FixedBufs {
             })?;
         // SAFETY: the layout's size is at least 1 (count and size are).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(ptr) else {
-            alloc::handle_alloc_error(layout);
-        };
+        // A refusal is the caller's to handle (a pool sized from input, say), not an abort.
+        let ptr = NonNull::new(ptr).ok_or(Error::OutOfMemory {
+            bytes: layout.size(),
+        })?;
         let iovecs: Vec<libc::iovec> = (0..count)
             .map(|i| libc::iovec {
                 // SAFETY: `i < count`: the offset stays inside the allocation.
@@ -209,6 +218,8 @@ impl FixedBufs {
                 count,
                 free: Mutex::new(free),
                 ring: dup,
+                // The ring's own generation: it is not inherited (checked above).
+                generation: uring_core::fork_generation(),
             }),
         })
     }
@@ -360,6 +371,7 @@ impl DerefMut for FixedBuf {
 // while any `FixedBuf` holds the pool (so across moves of `self`); it is valid for `size`
 // bytes, all initialised. `fixed_index` is the index this memory was registered under.
 unsafe impl IoBuf for FixedBuf {
+    const FIXED: bool = true;
     fn stable_ptr(&self) -> *const u8 {
         self.pool.buf_ptr(self.index)
     }

@@ -1,10 +1,15 @@
-//! Typed io_uring operations that own their buffers until the kernel is done with them.
+#![doc = include_str!("../README.md")]
+//!
+//! # What it holds
 //!
 //! - [`Uring`] takes ops ([`ops`]: one struct per opcode) and keeps each, at a fixed address,
 //!   from push until its completion is reaped, then gives it back with its result through a
 //!   [`Ticket`]. Safe code cannot make the kernel touch freed memory: a dropped or forgotten
 //!   ticket leaves the op in the ring, and a ring dropped with ops in flight cancels them, waits
 //!   a bounded time, and leaks (never frees) what the kernel may still use.
+//! - Nor can it make an op act on a file it was not given: an op holds its file open
+//!   ([`Target`]: a share of an [`Fd`], or a registered-file index) until its completion is
+//!   reaped, however late the kernel looks the descriptor up.
 //! - Buffers are anything implementing [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, ...,
 //!   and registered buffers ([`FixedBuf`], from a [`FixedBufs`] pool) for the fixed ops.
 //! - Multishot ops ([`Multishot`]) stay in flight across many completions; [`Uring::drain`]
@@ -25,10 +30,15 @@ mod buf;
 mod chain;
 mod context;
 mod error;
+mod fd;
 mod fixed_buf;
 mod multishot;
 mod op;
 pub mod ops;
+mod options;
+mod pages;
+mod path;
+mod push;
 mod raw;
 mod shared_buf;
 mod slab;
@@ -39,10 +49,16 @@ pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]
 pub use chain::{ChainEntry, LinkMeta, Links};
 pub use context::{Completion, Context, ContextBuilder};
-pub use error::{Error, PushError, Result};
+pub use error::{Error, PushError, RangeError, Result};
+pub use fd::{Dest, Fd, FixedFd, IntoTarget, NewFd, NewSlot, Target};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};
-pub use op::{Entry, Op, OpCheck, OpSet, SqeOptions, Submit, Target};
+#[doc(hidden)]
+pub use op::{Entry, OpCheck};
+pub use op::{Op, OpSet, Submit};
+pub use options::{OpExt, SqeOptions, WithOptions};
+pub use pages::Pages;
+pub use path::{CPath, IntoCPath};
 pub use raw::{RawCompletion, RawSqe};
 pub use shared_buf::SharedBuf;
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};

@@ -9,8 +9,8 @@
 //!
 //! Single-shot ops are untouched by this: they go through their own, leaner entry.
 
-use crate::error::{Error, Result};
-use crate::op::{Entry, Op, OpCheck, Submit};
+use crate::error::Result;
+use crate::op::{sealed, Entry, Op, OpCheck, Submit};
 use std::fmt;
 use uring_core::{sys, Sqe};
 
@@ -24,6 +24,15 @@ use uring_core::{sys, Sqe};
 pub unsafe trait MultishotOp: Op {
     /// What one completion flagged `IORING_CQE_F_MORE` means.
     type Item: Send + 'static;
+
+    /// The opcode of the multishot form: the op's own ([`Op::opcode`]) unless the kernel has a
+    /// separate opcode for it (`READ_MULTISHOT` for a read). The ring checks this one against
+    /// the kernel's support and its allowlist, and writes it into the SQE after
+    /// [`MultishotOp::prepare_multishot`].
+    #[inline]
+    fn multishot_opcode(&self) -> u8 {
+        self.opcode()
+    }
 
     /// Turns the SQE written by [`Op::prepare`] into the multishot form (sets the op's
     /// multishot flag).
@@ -106,10 +115,13 @@ impl<O: MultishotOp> MultiEntry<O> {
     }
 }
 
+impl<O: MultishotOp> sealed::Sealed for MultiEntry<O> {}
+impl<O: MultishotOp> sealed::Sealed for Multishot<O> {}
+
 // SAFETY: `prepare` writes the op's SQE (`Op::prepare` then `prepare_multishot`), whose
 // contract is the same as `Entry`'s; the entry finishes exactly at the completion without
-// `IORING_CQE_F_MORE`, after which the kernel posts nothing more for this request.
-// Skip-success is refused, as for single ops.
+// `IORING_CQE_F_MORE`, after which the kernel posts nothing more for this request (no op can
+// set skip-success).
 unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
     type Output = MultishotOutput<O>;
 
@@ -118,20 +130,14 @@ unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
     }
 
     fn check(&self, ops: &OpCheck) -> Result<()> {
-        if self.op.options().skips_success() {
-            return Err(Error::InvalidArgument(format!(
-                "skip_success on a multishot {}: its last completion would never be seen",
-                O::NAME
-            )));
-        }
-        crate::op::refuse_buffer_select(&self.op.options(), O::NAME)?;
-        ops.check::<O>()
+        ops.check_opcode(self.op.multishot_opcode(), O::NAME)?;
+        self.op.check()
     }
 
     fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
         self.op.prepare(sqe);
         self.op.prepare_multishot(sqe);
-        self.op.options().apply(sqe);
+        sqe.set_opcode(self.op.multishot_opcode());
     }
 
     fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> bool {
@@ -152,8 +158,7 @@ unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
     }
 }
 
-// SAFETY: one multishot op is one entry; the contract is `MultishotOp`'s.
-unsafe impl<O: MultishotOp> Submit for Multishot<O> {
+impl<O: MultishotOp> Submit for Multishot<O> {
     type Output = MultishotOutput<O>;
     type Entry = MultiEntry<O>;
 

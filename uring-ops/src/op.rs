@@ -1,163 +1,34 @@
-//! The op trait, the file an op names, and the SQE options every op takes.
+//! The op trait, and what the ring takes: single ops, their entries, and the opcode checks.
 
 use crate::error::{Error, Result};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use uring_core::{Sqe, SqeFlags};
-
-/// The file an op works on: a descriptor, or an index into the ring's registered file table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// A file descriptor, resolved by the kernel when the SQE is submitted.
-    Fd(RawFd),
-    /// A registered (fixed) file index (`IOSQE_FIXED_FILE`).
-    Fixed(u32),
-}
-
-impl Target {
-    /// A descriptor. The kernel looks it up at submission: keep it open until then.
-    pub fn fd(fd: BorrowedFd<'_>) -> Self {
-        Target::Fd(fd.as_raw_fd())
-    }
-
-    /// A registered file index.
-    pub fn fixed(index: u32) -> Self {
-        Target::Fixed(index)
-    }
-
-    /// Writes the fd field (and `IOSQE_FIXED_FILE` for a fixed index).
-    #[inline]
-    pub fn apply(self, sqe: &mut Sqe) {
-        match self {
-            Target::Fd(fd) => {
-                sqe.set_fd(fd);
-            }
-            Target::Fixed(i) => {
-                sqe.set_fd(i as i32).add_flags(SqeFlags::FIXED_FILE);
-            }
-        }
-    }
-}
-
-impl<'a> From<BorrowedFd<'a>> for Target {
-    fn from(fd: BorrowedFd<'a>) -> Self {
-        Target::fd(fd)
-    }
-}
-
-impl<'a, T: std::os::fd::AsFd> From<&'a T> for Target {
-    fn from(f: &'a T) -> Self {
-        Target::fd(f.as_fd())
-    }
-}
-
-/// SQE options common to every op: drain, async, skip-success, personality, buffer select.
-///
-/// Link and hard-link flags are set by [`crate::Chain`], which is the safe way to link ops.
-/// Packed in one word so that "no options" costs one comparison on the hot path.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SqeOptions {
-    /// `IOSQE_*` flags in bits 0..8, personality in 8..24, buffer group in 24..40.
-    bits: u64,
-}
-
-impl SqeOptions {
-    const PERSONALITY: u32 = 8;
-    const BUF_GROUP: u32 = 24;
-
-    /// No options.
-    pub const fn new() -> Self {
-        SqeOptions { bits: 0 }
-    }
-
-    fn with_flag(mut self, f: SqeFlags) -> Self {
-        self.bits |= u64::from(f.bits());
-        self
-    }
-
-    /// `IOSQE_IO_DRAIN`: start only after every earlier op has completed.
-    pub fn drain(self) -> Self {
-        self.with_flag(SqeFlags::IO_DRAIN)
-    }
-
-    /// `IOSQE_ASYNC`: always issue from an async worker.
-    pub fn asynchronous(self) -> Self {
-        self.with_flag(SqeFlags::ASYNC)
-    }
-
-    /// `IOSQE_CQE_SKIP_SUCCESS`: no completion on success. [`crate::Uring::push`] refuses it
-    /// on lone ops (they would never be seen to finish) and in chains (see [`crate::Chain`],
-    /// "Skip-success"); it is here for the raw path and for future multi-SQE entries.
-    pub fn skip_success(self) -> Self {
-        self.with_flag(SqeFlags::CQE_SKIP_SUCCESS)
-    }
-
-    /// Run with the credentials registered as personality `id`.
-    pub fn personality(mut self, id: u16) -> Self {
-        self.bits =
-            (self.bits & !(0xffff << Self::PERSONALITY)) | (u64::from(id) << Self::PERSONALITY);
-        self
-    }
-
-    /// `IOSQE_BUFFER_SELECT` from provided-buffer group `group`, for ops that read into a
-    /// kernel-chosen buffer. Every op of this crate so far owns its buffer, so pushing one with
-    /// this option is refused ([`crate::Error::InvalidArgument`]).
-    pub fn buffer_select(mut self, group: u16) -> Self {
-        self.bits =
-            (self.bits & !(0xffff << Self::BUF_GROUP)) | (u64::from(group) << Self::BUF_GROUP);
-        self.with_flag(SqeFlags::BUFFER_SELECT)
-    }
-
-    /// The `IOSQE_*` flags set.
-    pub fn flags(&self) -> SqeFlags {
-        SqeFlags::from_bits_retain(self.bits as u8)
-    }
-
-    /// Whether skip-success is set.
-    pub fn skips_success(&self) -> bool {
-        self.flags().contains(SqeFlags::CQE_SKIP_SUCCESS)
-    }
-
-    /// Writes the options into `sqe` (after the op prepared it).
-    #[inline]
-    pub fn apply(&self, sqe: &mut Sqe) {
-        if self.bits == 0 {
-            return;
-        }
-        sqe.add_flags(self.flags());
-        let personality = (self.bits >> Self::PERSONALITY) as u16;
-        if personality != 0 {
-            sqe.set_personality(personality);
-        }
-        if self.flags().contains(SqeFlags::BUFFER_SELECT) {
-            sqe.set_buf_group((self.bits >> Self::BUF_GROUP) as u16);
-        }
-    }
-}
+use uring_core::Sqe;
 
 /// One io_uring operation: a struct per opcode, owning everything the kernel touches.
 ///
+/// The ops of [`crate::ops`] are all defined through one macro whose field kinds carry this
+/// trait's safety argument (see [`crate::ops`], "How an op is defined"); implement it by hand
+/// only for an opcode this crate does not cover, or push a [`crate::RawSqe`] instead.
+///
 /// # Safety
 ///
-/// Implementors guarantee that the SQE written by [`Op::prepare`] names only memory that
-/// `self` owns and that stays valid, at the same address, for what the opcode does with it, as
-/// long as `self` is neither dropped nor moved: heap memory owned by `self`, or memory inside
-/// `self` (the ring keeps an op at one place from `prepare` until its completion).
-/// [`Op::prepare`] writes [`Op::OPCODE`] as the SQE's opcode (the ring's support and allowlist
-/// checks go by it).
+/// Implementors guarantee that the SQE written by [`Op::prepare`] names only memory and files
+/// that `self` owns and that stay valid, at the same address and open, for what the opcode
+/// does with them, as long as `self` is neither dropped nor moved: heap memory owned by
+/// `self`, memory inside `self` (the ring keeps an op at one place from `prepare` until its
+/// completion), descriptors kept open by a [`crate::Target`] inside `self`.
 /// An op that sets [`Op::SQE_POINTS_INTO_SELF`] to `false` further guarantees that its SQE
 /// names no memory inside `self`, so that it stays valid when `self` is moved after `prepare`.
 /// [`Op::complete`] is called once, after the kernel is done with the op.
 pub unsafe trait Op: Send + 'static {
-    /// The `IORING_OP_*` opcode.
+    /// The `IORING_OP_*` opcode (for a type that stands for several, see [`Op::opcode`]).
     const OPCODE: u8;
     /// The op's type name, for messages.
     const NAME: &'static str;
     /// What the op gives back on completion: its result, and what it owned.
     type Output;
 
-    /// Whether the SQE may point into `self` (a timespec, an iovec array or a sockaddr held
-    /// inline). `true`, the default, has the ring call [`Op::prepare`] with `self` already at
-    /// its final address in the ring.
+    /// Whether the SQE may point into `self` (a timespec held inline). `true`, the default,
+    /// has the ring call [`Op::prepare`] with `self` already at its final address in the ring.
     ///
     /// An op whose SQE names only heap memory it owns (whose address a move does not change,
     /// like an [`crate::IoBuf`]'s), or no memory at all, may set `false`: the ring then
@@ -165,15 +36,30 @@ pub unsafe trait Op: Send + 'static {
     /// the op from the slot. Setting `false` is part of this trait's safety contract.
     const SQE_POINTS_INTO_SELF: bool = true;
 
-    /// Writes the SQE (except `user_data`, which the ring owns). Called once, with `self` at
-    /// its final address (or, when [`Op::SQE_POINTS_INTO_SELF`] is `false`, just before `self`
-    /// is moved there).
-    fn prepare(&mut self, sqe: &mut Sqe);
-
-    /// The SQE options of this op.
-    fn options(&self) -> SqeOptions {
-        SqeOptions::new()
+    /// The opcode of this op: [`Op::OPCODE`], unless the type stands for several opcodes (an
+    /// enum of ops, to chain ops of different types with [`crate::Chain::from_vec`]), whose
+    /// values then say which. The ring checks it against the kernel's support and its allowlist,
+    /// and writes it into the SQE after [`Op::prepare`], so the opcode checked is the one sent.
+    #[inline]
+    fn opcode(&self) -> u8 {
+        Self::OPCODE
     }
+
+    /// Checks the op's arguments before anything is queued; an `Err` refuses the push and
+    /// hands the op back. Default: nothing to check.
+    ///
+    /// # Errors
+    ///
+    /// The op's own, naming the argument and its value.
+    #[inline]
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Writes the SQE, except its opcode (written by the ring after this) and `user_data`
+    /// (the ring's). Called once, with `self` at its final address (or, when
+    /// [`Op::SQE_POINTS_INTO_SELF`] is `false`, just before `self` is moved there).
+    fn prepare(&mut self, sqe: &mut Sqe);
 
     /// Turns the completion (`res`, the CQE flags) and the op's owned data into its output.
     fn complete(self, res: i32, flags: u32) -> Self::Output;
@@ -186,16 +72,64 @@ pub unsafe trait Op: Send + 'static {
     fn fails_link(&self, res: i32) -> bool {
         res < 0
     }
+
+    /// Whether the ring must call [`Op::discard`], rather than just drop the op, when it
+    /// finishes with nobody to redeem it. Set by the ops whose completion leaves something to
+    /// dispose of: a descriptor the kernel created for them (to close), or one the kernel
+    /// closed (not to close again). Default: `false`.
+    const DISCARDS: bool = false;
+
+    /// Disposes of the op once it has finished and nobody will redeem its output: its ticket
+    /// was detached (or dropped) or the ring is dropped holding it, finished. `res` and `flags`
+    /// are its completion's. Called only when [`Op::DISCARDS`] is `true` (otherwise the op is
+    /// dropped); the ops that set it complete and drop the output, which closes what the kernel
+    /// created (`drop(self.complete(res, flags))`). Default: drops the op.
+    fn discard(self, res: i32, flags: u32)
+    where
+        Self: Sized,
+    {
+        let _ = (res, flags);
+    }
 }
 
-/// Converts a kernel result into `io::Result`.
+/// Prepares `op`'s SQE and writes its opcode (after `prepare`, so that the opcode the ring
+/// checked is the one the kernel sees, whatever `prepare` wrote).
+#[inline]
+pub(crate) fn prepare_op<O: Op>(op: &mut O, sqe: &mut Sqe) {
+    op.prepare(sqe);
+    sqe.set_opcode(op.opcode());
+}
+
+/// Checks `op` against the ring (its opcode) and its own arguments.
+#[inline]
+pub(crate) fn check_op<O: Op>(op: &O, ops: &OpCheck) -> Result<()> {
+    ops.check_opcode(op.opcode(), O::NAME)?;
+    op.check()
+}
+
+/// The largest errno (`MAX_ERRNO`): a negative result below `-MAX_ERRNO` is not an errno.
+pub(crate) const MAX_ERRNO: i32 = 4095;
+
+/// Converts a kernel result into `io::Result`. A negative result that is no errno (only
+/// possible when injected, see [`crate::ops::Nop::inject_result`]) is `EINVAL`'s kind with the
+/// value in its message.
 #[inline]
 pub(crate) fn res_to_io(res: i32) -> std::io::Result<u32> {
-    if res < 0 {
+    if res >= 0 {
+        Ok(res as u32)
+    } else if res >= -MAX_ERRNO {
         Err(std::io::Error::from_raw_os_error(-res))
     } else {
-        Ok(res as u32)
+        Err(not_an_errno(res))
     }
+}
+
+#[cold]
+fn not_an_errno(res: i32) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("completion result {res} is neither a count nor an errno"),
+    )
 }
 
 /// Whether a transfer of `res` bytes, `want` asked for, is a failure in the kernel's eyes inside a
@@ -218,12 +152,15 @@ pub(crate) fn short_transfer(res: i32, want: usize) -> bool {
     got < (i32::MAX as usize & !(page - 1))
 }
 
-/// Something the ring can take: one op ([`Op`]) or a chain. Implemented by the crate.
-///
-/// # Safety
-///
-/// Implemented only in this crate; the contract is [`Entry`]'s.
-pub unsafe trait Submit: Send + 'static {
+pub(crate) mod sealed {
+    /// Seals [`crate::Submit`], [`crate::Entry`] and the chain's links: implemented in this
+    /// crate only.
+    pub trait Sealed {}
+}
+
+/// Something the ring takes: one op ([`Op`], alone or with [`crate::SqeOptions`]), a
+/// [`crate::Chain`], a [`crate::Multishot`] op, or a [`crate::RawSqe`]. Sealed.
+pub trait Submit: sealed::Sealed + Send + 'static {
     /// What redeeming its ticket gives.
     type Output;
     /// The in-ring form.
@@ -236,15 +173,16 @@ pub unsafe trait Submit: Send + 'static {
 }
 
 /// The in-ring form of a submission: one or more SQEs and what their completions mean.
+/// Sealed.
 ///
 /// # Safety
 ///
-/// `prepare` must name only memory owned by `self` (valid and unmoved while `self` is neither
-/// dropped nor moved; with [`Entry::SQE_POINTS_INTO_SELF`] `false`, valid after moves too),
-/// and `on_cqe` must return `true` exactly when no further completion can arrive for this
-/// entry.
+/// `prepare` must name only memory and files owned by `self` (valid and unmoved while `self`
+/// is neither dropped nor moved; with [`Entry::SQE_POINTS_INTO_SELF`] `false`, valid after
+/// moves too), and `on_cqe` must return `true` exactly when no further completion can arrive
+/// for this entry.
 #[doc(hidden)]
-pub unsafe trait Entry: Send + 'static {
+pub unsafe trait Entry: sealed::Sealed + Send + 'static {
     /// What [`Entry::finish`] returns.
     type Output;
     /// As [`Op::SQE_POINTS_INTO_SELF`]: `false` lets the ring prepare the SQEs before it moves
@@ -252,13 +190,25 @@ pub unsafe trait Entry: Send + 'static {
     const SQE_POINTS_INTO_SELF: bool = true;
     /// Number of SQEs.
     fn sqe_count(&self) -> u32;
-    /// Checks every opcode against the kernel's support and the ring's allowlist, naming the
-    /// first refused one.
+    /// Checks every opcode against the kernel's support and the ring's allowlist, and the ops'
+    /// own arguments, naming the first refused one.
     fn check(&self, ops: &OpCheck) -> Result<()>;
     /// Writes SQE `i` (of `sqe_count`), user data excluded.
     fn prepare(&mut self, i: u32, sqe: &mut Sqe);
     /// Records completion of SQE `sub`; `true` when the entry is finished.
     fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> bool;
+    /// Asked after [`Entry::on_cqe`] recorded completion `sub` (`res`) and returned `false`:
+    /// the number of another SQE of this entry that will not complete unless the ring asks the
+    /// kernel to cancel it, if any. The ring then does (`IORING_OP_ASYNC_CANCEL` by its user
+    /// data), and the entry finishes when that SQE's completion arrives.
+    ///
+    /// The case: a link timeout that fires after the thread that submitted it has exited
+    /// completes without cancelling the link it guards (see "Threads" on
+    /// [`crate::Context`]). Default: none.
+    fn link_to_cancel(&self, sub: u32, res: i32) -> Option<u32> {
+        let _ = (sub, res);
+        None
+    }
     /// The output, once finished.
     fn finish(self) -> Self::Output;
 
@@ -275,6 +225,22 @@ pub unsafe trait Entry: Send + 'static {
         let _ = (res, flags);
         self.finish()
     }
+
+    /// Whether a finished [`Entry::SINGLE`] entry with nothing to drop must still be disposed
+    /// of through [`Entry::discard`] ([`Op::DISCARDS`]). Entries of several completions are
+    /// always disposed of through it.
+    const DISCARDS: bool = false;
+
+    /// Disposes of the finished entry nobody will redeem (detached, or left in a dropped
+    /// ring), with the result the slab kept for a [`Entry::SINGLE`] entry. Default: finishes it
+    /// and drops the output, so that every op in it disposes of what its completion made (a
+    /// chain's links, a multishot op's items and last completion).
+    fn discard(self, res: i32, flags: u32)
+    where
+        Self: Sized,
+    {
+        drop(self.finish_with(res, flags));
+    }
 }
 
 /// The entry of a single op.
@@ -284,9 +250,11 @@ pub struct Single<O> {
     op: O,
 }
 
+impl<O: Op> sealed::Sealed for Single<O> {}
+
 // SAFETY: `prepare` forwards to the op's `prepare`, whose contract is the same (so is
 // `SQE_POINTS_INTO_SELF`'s: the entry is the op and nothing else); one SQE yields exactly one
-// completion (skip-success is refused for lone ops at push).
+// completion (no op of this crate can set skip-success, and a raw SQE with it is refused).
 unsafe impl<O: Op> Entry for Single<O> {
     type Output = O::Output;
     const SQE_POINTS_INTO_SELF: bool = O::SQE_POINTS_INTO_SELF;
@@ -298,33 +266,15 @@ unsafe impl<O: Op> Entry for Single<O> {
 
     #[inline]
     fn check(&self, ops: &OpCheck) -> Result<()> {
-        if O::OPCODE == uring_core::sys::IORING_OP_LINK_TIMEOUT as u8 {
-            return Err(Error::InvalidArgument(format!(
-                "{} pushed alone: a link timeout guards the link before it, so it can only \
-                 follow a link in a Chain",
-                O::NAME
-            )));
+        if self.op.opcode() == uring_core::sys::IORING_OP_LINK_TIMEOUT as u8 {
+            return Err(Error::LinkTimeoutAlone { op: O::NAME });
         }
-        if self.op.options().skips_success() {
-            return Err(Error::InvalidArgument(format!(
-                "skip_success on a lone {}: its completion would never be seen",
-                O::NAME
-            )));
-        }
-        refuse_buffer_select(&self.op.options(), O::NAME)?;
-        ops.check::<O>()
+        check_op(&self.op, ops)
     }
 
     #[inline]
     fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
-        self.op.prepare(sqe);
-        debug_assert_eq!(
-            sqe.opcode(),
-            O::OPCODE,
-            "{} prepared another opcode",
-            O::NAME
-        );
-        self.op.options().apply(sqe);
+        prepare_op(&mut self.op, sqe);
     }
 
     /// Not called: a single op is [`Entry::SINGLE`], its result is kept by the slab.
@@ -345,20 +295,12 @@ unsafe impl<O: Op> Entry for Single<O> {
     fn finish_with(self, res: i32, flags: u32) -> O::Output {
         self.op.complete(res, flags)
     }
-}
 
-/// Refuses `IOSQE_BUFFER_SELECT`: every op of this crate owns the buffer it names, and with
-/// buffer select the kernel would read into a provided buffer instead while the op marked its
-/// own buffer as filled (uninitialised bytes) and lost the data.
-#[inline]
-pub(crate) fn refuse_buffer_select(opts: &SqeOptions, name: &str) -> Result<()> {
-    if opts.flags().contains(SqeFlags::BUFFER_SELECT) {
-        return Err(Error::InvalidArgument(format!(
-            "buffer_select on {name}: it owns the buffer it reads into, so it cannot use a \
-             kernel-provided one"
-        )));
+    const DISCARDS: bool = O::DISCARDS;
+
+    fn discard(self, res: i32, flags: u32) {
+        self.op.discard(res, flags);
     }
-    Ok(())
 }
 
 /// A set of opcodes (256 bits).
@@ -432,12 +374,6 @@ impl OpCheck {
         self.refusal(opcode, name)
     }
 
-    /// Checks one op type, naming it when refused.
-    #[inline]
-    pub fn check<O: Op>(&self) -> Result<()> {
-        self.check_opcode(O::OPCODE, O::NAME)
-    }
-
     /// Why `opcode` (of the op type `name`) is refused.
     #[cold]
     fn refusal(&self, opcode: u8, name: &'static str) -> Result<()> {
@@ -452,8 +388,9 @@ impl OpCheck {
     }
 }
 
-// SAFETY: a single op is one entry; the contract is `Op`'s.
-unsafe impl<O: Op> Submit for O {
+impl<O: Op> sealed::Sealed for O {}
+
+impl<O: Op> Submit for O {
     type Output = O::Output;
     type Entry = Single<O>;
 

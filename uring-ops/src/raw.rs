@@ -2,7 +2,7 @@
 //! ring's bookkeeping (user data, tickets, cancel-on-drop) but no typed op around it.
 
 use crate::error::{Error, Result};
-use crate::op::{Entry, OpCheck, Submit};
+use crate::op::{sealed, Entry, OpCheck, Submit};
 use uring_core::{Sqe, SqeFlags};
 
 /// A prepared SQE, pushed as is. Its user data is the ring's (overwritten at push); everything
@@ -70,9 +70,7 @@ unsafe impl Entry for RawSqe {
 
     fn check(&self, ops: &OpCheck) -> Result<()> {
         if self.sqe.flags().contains(SqeFlags::CQE_SKIP_SUCCESS) {
-            return Err(Error::InvalidArgument(
-                "skip_success on a raw SQE: its completion would never be seen".into(),
-            ));
+            return Err(Error::SkipSuccess);
         }
         ops.check_opcode(self.sqe.opcode(), "RawSqe")
     }
@@ -94,8 +92,9 @@ unsafe impl Entry for RawSqe {
     }
 }
 
-// SAFETY: a raw SQE is its own entry; its contract is `RawSqe::new`'s.
-unsafe impl Submit for RawSqe {
+impl sealed::Sealed for RawSqe {}
+
+impl Submit for RawSqe {
     type Output = RawCompletion;
     type Entry = RawSqe;
 

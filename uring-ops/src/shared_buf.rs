@@ -162,6 +162,7 @@ impl<B> fmt::Debug for SharedBuf<B> {
 // while shared (and `bytes_mut`/`get` on a unique handle cannot move its memory), so the
 // address stays valid for `len` bytes (`B`'s initialised length) as long as any handle lives.
 unsafe impl<B: IoBufMut> IoBuf for SharedBuf<B> {
+    const FIXED: bool = B::FIXED;
     fn stable_ptr(&self) -> *const u8 {
         self.inner.ptr
     }

@@ -4,11 +4,10 @@ mod common;
 
 use common::{pipe, tagged_nop};
 use std::io::{Read as _, Write as _};
-use std::os::fd::AsFd;
 use uring_ops::ops::{Nop, Read, Readv, Write, Writev};
-use uring_ops::{Error, Target, Uring};
+use uring_ops::{Error, Fd, OpExt, Target, Uring};
 
-fn temp_file(name: &str, contents: &[u8]) -> (std::fs::File, std::path::PathBuf) {
+fn temp_file(name: &str, contents: &[u8]) -> (Fd, std::path::PathBuf) {
     let path = std::env::temp_dir().join(format!("uring-ops-{}-{name}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .read(true)
@@ -18,7 +17,7 @@ fn temp_file(name: &str, contents: &[u8]) -> (std::fs::File, std::path::PathBuf)
         .open(&path)
         .unwrap();
     f.write_all(contents).unwrap();
-    (f, path)
+    (Fd::new(f), path)
 }
 
 #[test]
@@ -32,6 +31,34 @@ fn nop_and_injected_result() {
     assert_eq!(ring.wait(a).unwrap().unwrap(), 0);
     let err = ring.wait(b).unwrap().unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    assert_eq!(ring.in_flight(), 0);
+}
+
+/// A result that is neither a count nor an errno is refused at push (it would otherwise reach
+/// the completion as a value no errno conversion can hold: `-i32::MIN` overflows).
+#[test]
+fn an_injected_result_below_the_errnos_is_refused() {
+    let mut ring = Uring::new(8).unwrap();
+    for res in [i32::MIN, -4096] {
+        let err = ring.push(Nop::new().inject_result(res)).unwrap_err();
+        assert!(
+            matches!(err.error, Error::NotAnErrno { res: r } if r == res),
+            "{}",
+            err.error
+        );
+        assert_eq!(err.error.raw_os_error(), Some(libc::EINVAL));
+    }
+    // The edges of what is accepted: the last errno, and the largest count.
+    if !nop_injects_or_skip!("the edges of the injected results accepted") {
+        return;
+    }
+    let a = ring.push(Nop::new().inject_result(-4095)).unwrap();
+    let b = ring.push(Nop::new().inject_result(i32::MAX)).unwrap();
+    assert_eq!(
+        ring.wait(a).unwrap().unwrap_err().raw_os_error(),
+        Some(4095)
+    );
+    assert_eq!(ring.wait(b).unwrap().unwrap(), i32::MAX as u32);
     assert_eq!(ring.in_flight(), 0);
 }
 
@@ -83,7 +110,7 @@ fn queue_full_gives_the_op_back() {
     let _a = ring.push(Nop::new()).unwrap();
     let _b = ring.push(Nop::new()).unwrap();
     let err = ring
-        .push(Read::new(Target::Fd(0), vec![7u8; 3], 0))
+        .push(Read::new(Target::fixed(0), vec![7u8; 3], 0))
         .unwrap_err();
     assert!(
         matches!(err.error, Error::QueueFull { needed: 1, free: 0 }),
@@ -96,12 +123,8 @@ fn queue_full_gives_the_op_back() {
 fn dropped_and_forgotten_tickets_keep_buffers_alive() {
     let (rx, tx) = pipe();
     let mut ring = Uring::new(8).unwrap();
-    let a = ring
-        .push(Read::new(rx.as_fd(), vec![0u8; 4], u64::MAX))
-        .unwrap();
-    let b = ring
-        .push(Read::new(rx.as_fd(), vec![0u8; 4], u64::MAX))
-        .unwrap();
+    let a = ring.push(Read::new(&rx, vec![0u8; 4], u64::MAX)).unwrap();
+    let b = ring.push(Read::new(&rx, vec![0u8; 4], u64::MAX)).unwrap();
     ring.submit().unwrap();
     drop(a);
     // Tickets have no destructor by design; forgetting one must be as safe as dropping it.
@@ -124,9 +147,7 @@ fn dropping_the_ring_with_ops_in_flight_cancels_them() {
     let (rx, _tx) = pipe();
     let mut ring = Uring::new(8).unwrap();
     for _ in 0..4 {
-        let t = ring
-            .push(Read::new(rx.as_fd(), vec![0u8; 64], u64::MAX))
-            .unwrap();
+        let t = ring.push(Read::new(&rx, vec![0u8; 64], u64::MAX)).unwrap();
         drop(t);
     }
     ring.submit().unwrap();
@@ -137,13 +158,15 @@ fn dropping_the_ring_with_ops_in_flight_cancels_them() {
 }
 
 /// An op whose SQE points into the op itself: a write of bytes held inline.
+#[derive(Debug)]
 struct InlineWrite {
     fd: std::os::fd::RawFd,
     data: [u8; 16],
 }
 
 // SAFETY: the SQE names `data`, inside the op, for 16 bytes of reads; the op keeps the default
-// `SQE_POINTS_INTO_SELF = true`, so the ring prepares it at its final address.
+// `SQE_POINTS_INTO_SELF = true`, so the ring prepares it at its final address. The descriptor
+// is the test's pipe, open until every op is redeemed.
 unsafe impl uring_ops::Op for InlineWrite {
     const OPCODE: u8 = uring_ops::core::sys::IORING_OP_WRITE as u8;
     const NAME: &'static str = "InlineWrite";
@@ -184,14 +207,16 @@ fn an_op_pointing_into_itself_is_prepared_at_its_final_address() {
             fd: tx.as_raw_fd(),
             data: [b'a' + i; 16],
         };
-        tickets.push(ring.push(op).map_err(|e| e.error).unwrap());
+        tickets.push(ring.push(op).unwrap());
         scribble_stack();
     }
     for t in tickets {
         assert_eq!(ring.wait(t).unwrap().unwrap(), 16);
     }
     let mut got = vec![0u8; 128];
-    std::fs::File::from(rx).read_exact(&mut got).unwrap();
+    std::fs::File::from(rx.try_into_owned().unwrap())
+        .read_exact(&mut got)
+        .unwrap();
     let mut chunks: Vec<&[u8]> = got.chunks(16).collect();
     chunks.sort();
     for (i, c) in chunks.iter().enumerate() {
@@ -203,20 +228,22 @@ fn an_op_pointing_into_itself_is_prepared_at_its_final_address() {
     }
 }
 
+/// SQE options reach the kernel: drain and async on a read (which still reads), and a
+/// personality the ring never registered, which the kernel refuses (`EINVAL`).
 #[test]
-fn buffer_select_is_refused_and_the_op_handed_back() {
-    let (f, path) = temp_file("bufsel", b"data");
+fn sqe_options_reach_the_kernel() {
+    let (f, path) = temp_file("opts", b"data");
     let mut ring = Uring::new(4).unwrap();
-    let op =
-        Read::new(&f, vec![1u8, 2, 3], 0).options(uring_ops::SqeOptions::new().buffer_select(7));
-    let err = ring.push(op).unwrap_err();
-    assert!(
-        matches!(err.error, Error::InvalidArgument(ref m) if m.contains("buffer_select")),
-        "{}",
-        err.error
-    );
-    assert_eq!(err.op.into_buf(), vec![1u8, 2, 3]);
-    assert_eq!(ring.in_flight(), 0);
+    let t = ring
+        .push(Read::new(&f, vec![0u8; 4], 0).drain().asynchronous())
+        .unwrap();
+    let (n, buf) = ring.wait(t).unwrap();
+    assert_eq!((n.unwrap(), &buf[..]), (4, &b"data"[..]));
+    let t = ring
+        .push(Read::new(&f, vec![0u8; 4], 0).personality(0x7fff))
+        .unwrap();
+    let (n, _) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap_err().raw_os_error(), Some(libc::EINVAL));
     std::fs::remove_file(path).unwrap();
 }
 
@@ -234,7 +261,13 @@ fn from_ring_refuses_a_ring_with_pending_work() {
     // completion is still waiting in the CQ.
     let err = unsafe { Uring::from_ring(core) }.unwrap_err();
     assert!(
-        matches!(err, Error::InvalidArgument(ref m) if m.contains("1 completion")),
+        matches!(
+            err,
+            Error::RingNotQuiet {
+                queued: 0,
+                ready: 1
+            }
+        ),
         "{err}"
     );
 }

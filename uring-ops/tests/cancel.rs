@@ -3,16 +3,15 @@
 mod common;
 
 use common::pipe;
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 use uring_ops::core::Builder;
 use uring_ops::ops::{AsyncCancel, Read};
-use uring_ops::{Ticket, Uring, DROP_DRAIN_TIMEOUT};
+use uring_ops::{Fd, Ticket, Uring, DROP_DRAIN_TIMEOUT};
 
 type PendingRead = Ticket<Read<Vec<u8>>>;
 
 /// Queues a read of an empty pipe (it stays pending) and hands it to the kernel.
-fn pending_read(ring: &mut Uring, fd: std::os::fd::BorrowedFd<'_>) -> PendingRead {
+fn pending_read(ring: &mut Uring, fd: &Fd) -> PendingRead {
     let t = ring.push(Read::new(fd, vec![7u8; 8], u64::MAX)).unwrap();
     ring.submit().unwrap();
     t
@@ -29,7 +28,7 @@ fn cancel_by_key() {
     let mut ring = Uring::new(8).unwrap();
     require_op!(ring, AsyncCancel);
     let (rx, _tx) = pipe();
-    let read = pending_read(&mut ring, rx.as_fd());
+    let read = pending_read(&mut ring, &rx);
     let c = ring.push(AsyncCancel::ticket(&read)).unwrap();
     assert_eq!(ring.wait(c).unwrap().unwrap(), 0);
     assert_cancelled(&mut ring, read);
@@ -52,9 +51,9 @@ fn cancel_by_fd() {
     require_kernel!(5, 19, "IORING_ASYNC_CANCEL_FD");
     let (rx, _tx) = pipe();
     let (other, _other_tx) = pipe();
-    let read = pending_read(&mut ring, rx.as_fd());
-    let untouched = pending_read(&mut ring, other.as_fd());
-    let c = ring.push(AsyncCancel::fd(rx.as_fd())).unwrap();
+    let read = pending_read(&mut ring, &rx);
+    let untouched = pending_read(&mut ring, &other);
+    let c = ring.push(AsyncCancel::fd(&rx)).unwrap();
     assert_eq!(ring.wait(c).unwrap().unwrap(), 0);
     assert_cancelled(&mut ring, read);
     // The read of the other pipe was not matched.
@@ -71,16 +70,14 @@ fn cancel_all_on_an_fd_returns_the_count() {
     require_op!(ring, AsyncCancel);
     require_kernel!(5, 19, "IORING_ASYNC_CANCEL_ALL");
     let (rx, _tx) = pipe();
-    let reads: Vec<_> = (0..3)
-        .map(|_| pending_read(&mut ring, rx.as_fd()))
-        .collect();
-    let c = ring.push(AsyncCancel::fd(rx.as_fd()).all()).unwrap();
+    let reads: Vec<_> = (0..3).map(|_| pending_read(&mut ring, &rx)).collect();
+    let c = ring.push(AsyncCancel::fd(&rx).all()).unwrap();
     assert_eq!(ring.wait(c).unwrap().unwrap(), 3);
     for t in reads {
         assert_cancelled(&mut ring, t);
     }
     // Nothing left to match: ALL reports zero, not an error.
-    let c = ring.push(AsyncCancel::fd(rx.as_fd()).all()).unwrap();
+    let c = ring.push(AsyncCancel::fd(&rx).all()).unwrap();
     assert_eq!(ring.wait(c).unwrap().unwrap(), 0);
 }
 
@@ -90,7 +87,7 @@ fn cancel_all_by_key_returns_the_count() {
     require_op!(ring, AsyncCancel);
     require_kernel!(5, 19, "IORING_ASYNC_CANCEL_ALL");
     let (rx, _tx) = pipe();
-    let read = pending_read(&mut ring, rx.as_fd());
+    let read = pending_read(&mut ring, &rx);
     let c = ring.push(AsyncCancel::ticket(&read).all()).unwrap();
     assert_eq!(ring.wait(c).unwrap().unwrap(), 1);
     assert_cancelled(&mut ring, read);
@@ -104,9 +101,9 @@ fn cancel_any_cancels_every_op_in_flight() {
     let (a, _atx) = pipe();
     let (b, _btx) = pipe();
     let reads = [
-        pending_read(&mut ring, a.as_fd()),
-        pending_read(&mut ring, b.as_fd()),
-        pending_read(&mut ring, b.as_fd()),
+        pending_read(&mut ring, &a),
+        pending_read(&mut ring, &b),
+        pending_read(&mut ring, &b),
     ];
     let c = ring.push(AsyncCancel::any()).unwrap();
     assert_eq!(ring.wait(c).unwrap().unwrap(), 3);
@@ -138,10 +135,7 @@ fn cancel_all_on_a_full_sqpoll_ring() {
     std::thread::sleep(idle * 10);
     let (rx, _tx) = pipe();
     let reads: Vec<PendingRead> = (0..4)
-        .map(|_| {
-            ring.push(Read::new(rx.as_fd(), vec![7u8; 8], u64::MAX))
-                .unwrap()
-        })
+        .map(|_| ring.push(Read::new(&rx, vec![7u8; 8], u64::MAX)).unwrap())
         .collect();
     let t0 = Instant::now();
     assert_eq!(

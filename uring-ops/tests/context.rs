@@ -9,7 +9,7 @@ mod common;
 use common::temp_file;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read as _, Seek, SeekFrom, Write as _};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,7 +19,7 @@ use uring_ops::core::{Builder as CoreBuilder, Error as CoreError, SetupFlags as 
 use uring_ops::ops::{
     Fallocate, FallocateMode, Fsync, Nop, PollAdd, PollEvents, Read, Readv, Write, Writev,
 };
-use uring_ops::{Completion, Context, ContextBuilder, Error, Op, DROP_DRAIN_TIMEOUT};
+use uring_ops::{Completion, Context, ContextBuilder, Error, Fd, Op, DROP_DRAIN_TIMEOUT};
 
 /// Runs `f` on its own thread and fails the test if it takes longer than `limit`.
 fn bounded<T: Send + 'static>(
@@ -45,17 +45,10 @@ fn bounded<T: Send + 'static>(
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn pipe() -> (OwnedFd, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    unsafe {
-        (
-            OwnedFd::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    }
+/// A pipe: (read end, for ops; write end).
+fn pipe() -> (Fd, std::fs::File) {
+    let (rx, tx) = common::pipe();
+    (rx, std::fs::File::from(tx))
 }
 
 /// Calls `wait_completions` until `n` completions have come, asserting no duplicate key.
@@ -92,7 +85,7 @@ fn read_parallel_more_ops_than_the_ring_holds() {
             );
         };
         for i in 0..QUEUE * 64 {
-            let mut op = Read::new(&f.file, vec![0u8; BLOCK], ((i % QUEUE) * BLOCK) as u64);
+            let mut op = Read::new(&f.fd, vec![0u8; BLOCK], ((i % QUEUE) * BLOCK) as u64);
             loop {
                 match ctx.push(op) {
                     Ok(t) => {
@@ -131,7 +124,7 @@ fn read_and_readv_alternate() {
         for i in 0..256u64 {
             let off = (i % 2) * 0x1000;
             let t = ctx
-                .push_tagged(Read::new(&f.file, vec![0u8; 0x1000], off), i)
+                .push_tagged(Read::new(&f.fd, vec![0u8; 0x1000], off), i)
                 .unwrap();
             let c = ctx.wait_completions().unwrap();
             assert_eq!(c.len(), 1);
@@ -139,7 +132,7 @@ fn read_and_readv_alternate() {
             let (_, buf) = ctx.try_take(t).unwrap();
             assert!(buf.iter().all(|&b| b == (i % 2) as u8 + 7));
             let t = ctx
-                .push_tagged(Readv::new(&f.file, vec![vec![0u8; 0x1000]], off), i)
+                .push_tagged(Readv::new(&f.fd, vec![vec![0u8; 0x1000]], off), i)
                 .unwrap();
             let c = ctx.wait_completions().unwrap();
             assert_eq!((c.len(), c[0].tag, c[0].res), (1, i, 0x1000));
@@ -158,7 +151,7 @@ fn readv_several_buffers() {
         let f = temp_file("readv", &contents);
         let ctx = Context::new(128).unwrap();
         let bufs = vec![vec![0u8; BUF], vec![0u8; BUF], vec![0u8; BUF]];
-        let t = ctx.push_tagged(Readv::new(&f.file, bufs, 0), 55).unwrap();
+        let t = ctx.push_tagged(Readv::new(&f.fd, bufs, 0), 55).unwrap();
         let c = ctx.wait_completions().unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].tag, c[0].key), (55, t.user_data()));
@@ -181,7 +174,7 @@ fn writev_then_read_back() {
         let ctx = Context::new(128).unwrap();
         let bufs = vec![vec![0xaau8; BUF], vec![0xffu8; BUF], vec![0x55u8; BUF]];
         let t = ctx
-            .push_tagged(Writev::new(&f.file, bufs, OFFSET), 55)
+            .push_tagged(Writev::new(&f.fd, bufs, OFFSET), 55)
             .unwrap();
         let c = ctx.wait_completions().unwrap();
         assert_eq!((c.len(), c[0].tag), (1, 55));
@@ -206,7 +199,7 @@ fn fallocate_writes_fsync_punch_hole() {
         const GROW: u64 = 50 << 20;
         let f = temp_file("falloc", &[0u8; INIT as usize]);
         let ctx = Context::new(16).unwrap();
-        let t = ctx.push(Fallocate::new(&f.file, 0, INIT + GROW)).unwrap();
+        let t = ctx.push(Fallocate::new(&f.fd, 0, INIT + GROW)).unwrap();
         match ctx.wait(t).unwrap() {
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
                 skip(
@@ -221,12 +214,12 @@ fn fallocate_writes_fsync_punch_hole() {
         let mut pending: HashMap<u64, u64> = HashMap::new();
         for (tag, off) in [(67u64, 0u64), (68, 4096), (69, 8192)] {
             let t = ctx
-                .push_tagged(Write::new(&f.file, vec![tag as u8; 4096], off), tag)
+                .push_tagged(Write::new(&f.fd, vec![tag as u8; 4096], off), tag)
                 .unwrap();
             pending.insert(tag, t.user_data());
             ctx.detach(t);
         }
-        let t = ctx.push_tagged(Fsync::new(&f.file), 70).unwrap();
+        let t = ctx.push_tagged(Fsync::new(&f.fd), 70).unwrap();
         pending.insert(70, t.user_data());
         ctx.detach(t);
         let mut calls = 0;
@@ -239,7 +232,7 @@ fn fallocate_writes_fsync_punch_hole() {
             calls += 1;
         }
         assert!(pending.is_empty(), "left: {pending:?}");
-        let hole = Fallocate::new(&f.file, 4096, 4096)
+        let hole = Fallocate::new(&f.fd, 4096, 4096)
             .mode(FallocateMode::PUNCH_HOLE | FallocateMode::KEEP_SIZE);
         let t = ctx.push(hole).unwrap();
         ctx.wait(t).unwrap().unwrap();
@@ -262,7 +255,7 @@ fn fallocate_writes_fsync_punch_hole() {
 #[test]
 fn dev_zero_readable() {
     bounded("dev_zero", LIMIT, || {
-        let f = std::fs::File::open("/dev/zero").unwrap();
+        let f = Fd::new(std::fs::File::open("/dev/zero").unwrap());
         let ctx = Context::new(16).unwrap();
         let t = ctx
             .push_tagged(PollAdd::new(&f, PollEvents::IN), 454)
@@ -283,7 +276,7 @@ fn queue_past_the_cq_size() {
     bounded("queue_many", LIMIT, || {
         let ctx = Context::new(16).unwrap();
         assert_eq!(ctx.info().cq_entries, 32);
-        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let zero = Fd::new(std::fs::File::open("/dev/zero").unwrap());
         let poll = || PollAdd::new(&zero, PollEvents::IN);
         for batch in 0..3u64 {
             for i in 0..16 {
@@ -612,16 +605,14 @@ fn allowlist() {
         assert!(ctx.allows(<Nop as Op>::OPCODE));
         assert!(!ctx.allows(<Writev<Vec<u8>> as Op>::OPCODE));
         let e = ctx
-            .push(Writev::new(&f.file, vec![b"xyz".to_vec()], 0))
+            .push(Writev::new(&f.fd, vec![b"xyz".to_vec()], 0))
             .unwrap_err();
         assert!(matches!(e.error, Error::NotAllowed { op: "WRITEV" }));
         assert_eq!(e.error.raw_os_error(), Some(libc::EACCES));
         assert_eq!(e.op.into_bufs(), vec![b"xyz".to_vec()]);
-        let e = ctx.push(Read::new(&f.file, vec![0u8; 4], 0)).unwrap_err();
+        let e = ctx.push(Read::new(&f.fd, vec![0u8; 4], 0)).unwrap_err();
         assert!(matches!(e.error, Error::NotAllowed { op: "READ" }));
-        let t = ctx
-            .push(Readv::new(&f.file, vec![vec![0u8; 7]], 0))
-            .unwrap();
+        let t = ctx.push(Readv::new(&f.fd, vec![vec![0u8; 7]], 0)).unwrap();
         let (n, bufs) = ctx.wait(t).unwrap();
         assert_eq!((n.unwrap(), &bufs[0][..]), (7, &b"allowed"[..]));
         assert_eq!(ctx.wait(ctx.push(Nop::new()).unwrap()).unwrap().unwrap(), 0);
@@ -680,7 +671,7 @@ fn ring_fd_polls_readable() {
         assert!(!poll(1));
         let f = temp_file("pollfd", &[0u8; 4096]);
         let t = ctx
-            .push_tagged(Write::new(&f.file, vec![1u8; 4096], 0), 55)
+            .push_tagged(Write::new(&f.fd, vec![1u8; 4096], 0), 55)
             .unwrap();
         ctx.submit().unwrap();
         assert!(poll(5000));
@@ -867,7 +858,7 @@ fn sqpoll_two_submitting_threads() {
                             } else {
                                 let block = (tag % 8) as usize;
                                 let op = Readv::new(
-                                    &f.file,
+                                    &f.fd,
                                     vec![vec![0u8; BLOCK]],
                                     (block * BLOCK) as u64,
                                 );
@@ -990,7 +981,7 @@ fn coop_taskrun_completes_ops_of_a_sleeping_submitter() {
     }
 }
 
-/// The setup flags a context cannot honour are refused with `InvalidArgument` naming the
+/// The setup flags a context cannot honour are refused with `ContextSetupFlag` naming the
 /// flag, before any ring is made: the builders below have 0 entries, which uring-core and the
 /// kernel would refuse with another error, so the context's check comes first.
 #[test]
@@ -1005,11 +996,11 @@ fn refuses_setup_flags_it_cannot_honour() {
             ),
             (
                 ContextBuilder::with_builder(b().single_issuer()),
-                "IORING_SETUP_SINGLE_ISSUER without SQPOLL",
+                "IORING_SETUP_SINGLE_ISSUER: without SQPOLL",
             ),
             (
                 ContextBuilder::with_builder(b().single_issuer()).allow::<Nop>(),
-                "IORING_SETUP_SINGLE_ISSUER without SQPOLL",
+                "IORING_SETUP_SINGLE_ISSUER: without SQPOLL",
             ),
             (
                 ContextBuilder::with_builder(b().iopoll()),
@@ -1036,15 +1027,13 @@ fn refuses_setup_flags_it_cannot_honour() {
     for entries in [0, 8] {
         for (b, name) in cases(entries) {
             match b.build() {
-                Err(Error::InvalidArgument(why)) => {
+                Err(e @ Error::ContextSetupFlag { flag, .. }) => {
+                    let why = e.to_string();
                     assert!(
-                        why.contains(name),
+                        name.contains(flag) && why.contains(name),
                         "{entries} entries: {why:?} should name {name}"
                     );
-                    assert_eq!(
-                        Error::InvalidArgument(why).raw_os_error(),
-                        Some(libc::EINVAL)
-                    );
+                    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
                 }
                 other => panic!("{entries} entries, {name}: {other:?}"),
             }
@@ -1052,7 +1041,7 @@ fn refuses_setup_flags_it_cannot_honour() {
     }
     let refused = Context::with_builder(&CoreBuilder::new(0).iopoll()).unwrap_err();
     assert!(
-        matches!(&refused, Error::InvalidArgument(why) if why.contains("IORING_SETUP_IOPOLL")),
+        matches!(&refused, Error::ContextSetupFlag { flag: "IOPOLL", .. }),
         "{refused:?}"
     );
 }
@@ -1083,16 +1072,14 @@ fn allowlist_on_a_user_builder_keeps_its_flags() {
         assert_eq!(info.flags, want, "{info:?}");
         assert_eq!((info.sq_entries, info.cq_entries), (8, 64));
         let e = ctx
-            .push(Writev::new(&f.file, vec![b"xyz".to_vec()], 0))
+            .push(Writev::new(&f.fd, vec![b"xyz".to_vec()], 0))
             .unwrap_err();
         assert!(
             matches!(e.error, Error::NotAllowed { op: "WRITEV" }),
             "{want:?}"
         );
         assert_eq!(e.op.into_bufs(), vec![b"xyz".to_vec()]);
-        let t = ctx
-            .push(Readv::new(&f.file, vec![vec![0u8; 7]], 0))
-            .unwrap();
+        let t = ctx.push(Readv::new(&f.fd, vec![vec![0u8; 7]], 0)).unwrap();
         let (n, bufs) = ctx.wait(t).unwrap();
         assert_eq!((n.unwrap(), &bufs[0][..]), (7, &b"allowed"[..]));
         assert_eq!(ctx.wait(ctx.push(Nop::new()).unwrap()).unwrap().unwrap(), 0);

@@ -90,12 +90,12 @@ mod common;
 use proptest::prelude::*;
 use std::fmt;
 use std::io::{self, Write as _};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use uring_ops::core::Sqe;
 use uring_ops::ops::{AsyncCancel, LinkTimeout, LinkTimeoutOutcome, Nop, Read};
-use uring_ops::{Chain, Error, Linked, Links, Op, SqeOptions, Target, Ticket, Uring};
+use uring_ops::{Chain, Error, Fd, Linked, Links, Op, Target, Ticket, Uring};
 
 const FILE_LEN: usize = 200;
 /// A descriptor number above any process's limit: always EBADF.
@@ -111,8 +111,8 @@ const DISARMED: Duration = Duration::from_secs(10);
 /// How long anything the model says completes may take before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-fn known_file() -> &'static (std::fs::File, Vec<u8>) {
-    static FILE: OnceLock<(std::fs::File, Vec<u8>)> = OnceLock::new();
+fn known_file() -> &'static (Fd, Vec<u8>) {
+    static FILE: OnceLock<(Fd, Vec<u8>)> = OnceLock::new();
     FILE.get_or_init(|| {
         let path = std::env::temp_dir().join(format!("uring-ops-model-{}", std::process::id()));
         let data: Vec<u8> = (0..FILE_LEN).map(|i| (i * 7 + 3) as u8).collect();
@@ -125,7 +125,7 @@ fn known_file() -> &'static (std::fs::File, Vec<u8>) {
             .unwrap();
         f.write_all(&data).unwrap();
         std::fs::remove_file(&path).unwrap();
-        (f, data)
+        (Fd::new(f), data)
     })
 }
 
@@ -319,11 +319,11 @@ enum LinkOut {
     Read(io::Result<usize>, Vec<u8>),
 }
 
-// SAFETY: forwards `prepare` to the variant's op, whose contract is the same (it names only
-// memory that op owns, and the op lives inside `self`); `complete` is called once.
+// SAFETY: forwards `prepare` and `opcode` to the variant's op, whose contract is the same (it
+// names only memory and files that op owns, and the op lives inside `self`); `complete` is
+// called once.
 unsafe impl Op for LinkOp {
-    // A chain uses the opcode to check the kernel supports the op (NOP and READ both are, on
-    // every kernel this test runs on) and to recognise link timeouts (neither is one).
+    // The type's opcode, for allowlists by type; each value names its own (`opcode`).
     const OPCODE: u8 = Nop::OPCODE;
     const NAME: &'static str = "LinkOp";
     type Output = LinkOut;
@@ -335,10 +335,10 @@ unsafe impl Op for LinkOp {
         }
     }
 
-    fn options(&self) -> SqeOptions {
+    fn opcode(&self) -> u8 {
         match self {
-            LinkOp::Nop(op) => op.options(),
-            LinkOp::Read(op) => op.options(),
+            LinkOp::Nop(op) => op.opcode(),
+            LinkOp::Read(op) => op.opcode(),
         }
     }
 
@@ -439,7 +439,7 @@ where
 }
 
 /// The pipes' read ends.
-struct Pipes([OwnedFd; 2]);
+struct Pipes([Fd; 2]);
 
 impl Pipes {
     fn op(&self, spec: OpSpec) -> LinkOp {
@@ -451,13 +451,17 @@ impl Pipes {
                 LinkOp::Read(Read::new(file, vec![FILL; len as usize], off).len(len))
             }
             OpSpec::ReadClosedFd => {
-                LinkOp::Read(Read::new(Target::Fd(CLOSED_FD), vec![FILL; PIPE_READ], 0))
+                // SAFETY: `CLOSED_FD` is never open in this process (see its definition), so
+                // the read cannot act on any file.
+                LinkOp::Read(Read::new(
+                    unsafe { Target::from_raw_fd(CLOSED_FD) },
+                    vec![FILL; PIPE_READ],
+                    0,
+                ))
             }
-            OpSpec::ReadPipe(p) => LinkOp::Read(Read::new(
-                self.0[p].as_fd(),
-                vec![FILL; PIPE_READ],
-                u64::MAX,
-            )),
+            OpSpec::ReadPipe(p) => {
+                LinkOp::Read(Read::new(&self.0[p], vec![FILL; PIPE_READ], u64::MAX))
+            }
         }
     }
 }
@@ -1057,7 +1061,7 @@ impl Harness {
             Kind::Sweep { sweep, .. } => {
                 let op = match *sweep {
                     Sweep::Any => AsyncCancel::any(),
-                    Sweep::Pipe(p) => AsyncCancel::fd(self.pipes.0[p].as_fd()).all(),
+                    Sweep::Pipe(p) => AsyncCancel::fd(&self.pipes.0[p]).all(),
                 };
                 self.ring.push(op).map(Handle::Cancel).map_err(|e| e.error)
             }
@@ -1287,7 +1291,7 @@ fn run(entries: u32, actions: Vec<Action>) -> Result<(), TestCaseError> {
     let capacity = ring.ring().info().sq_entries;
     let mut h = Harness {
         ring,
-        pipes: Pipes([a, b]),
+        pipes: Pipes([Fd::new(a), Fd::new(b)]),
         model: Model {
             capacity,
             queued: 0,

@@ -57,6 +57,9 @@ impl Suite {
             format!("-oDir::Cache={}", apt.join("cache").display()),
             "-oDir::State::status=/dev/null".to_string(),
             "-oAPT::Sandbox::User=root".to_string(),
+            // Without this, `apt-get update` that cannot reach the archive exits 0 with a
+            // warning, and the failure shows up later as a confusing "Unable to locate package".
+            "-oAPT::Update::Error-Mode=any".to_string(),
             "-qq".to_string(),
         ];
         run(
@@ -133,6 +136,21 @@ pub(crate) fn extract(deb: &Path, into: &Path) -> Result<()> {
         Command::new("dpkg").arg("-x").arg(deb).arg(into),
         &format!("dpkg -x {}", deb.display()),
     )
+}
+
+/// The control field `name` of `deb` (`dpkg-deb -f`), e.g. its `Version`.
+pub(crate) fn field(deb: &Path, name: &str) -> Result<String> {
+    let out = Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(deb)
+        .arg(name)
+        .output()
+        .map_err(|e| format!("dpkg-deb -f {}: {e}", deb.display()))?;
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || value.is_empty() {
+        return Err(format!("{} has no {name} field", deb.display()));
+    }
+    Ok(value)
 }
 
 /// The first plain Debian archive URI among the machine's apt sources.

@@ -1,106 +1,154 @@
-//! `cargo xtask regen-bindings`: `uring-sys/src/bindings.rs` from Linux UAPI headers, by
-//! bindgen.
+//! `cargo xtask regen-bindings`: the files of `uring-sys` generated from the Linux UAPI headers
+//! kept in `uapi/include` (see [`crate::uapi`]): `bindings.rs` by bindgen, and `names.rs` from
+//! `bindings.rs` (see [`crate::names`]).
+//!
+//! Generating and checking read only files in the repository (and need libclang and rustfmt);
+//! `--update` is the one mode that fetches headers, and it replaces the kept copy first.
 
-use crate::{apt, workspace_root, Result};
+use crate::uapi::{self, Source};
+use crate::{names, workspace_root, Result};
+use std::collections::BTreeSet;
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
-/// The Debian `linux-libc-dev` version the checked-in bindings come from.
-pub(crate) const PINNED_VERSION: &str = "7.3.4-1~bpo13+1";
-/// The Debian suite that carries [`PINNED_VERSION`].
-pub(crate) const PINNED_SUITE: &str = "trixie-backports";
-/// Multiarch folder of the UAPI `asm/` headers inside the package.
-const MULTIARCH: &str = "x86_64-linux-gnu";
+/// The generated files, relative to the workspace root.
+const BINDINGS_RS: &str = "uring-sys/src/bindings.rs";
+const NAMES_RS: &str = "uring-sys/src/names.rs";
 
-pub(crate) fn regen_bindings(args: &[String]) -> Result<()> {
-    let mut check = false;
-    let mut headers: Option<PathBuf> = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--check" => check = true,
-            "--headers" => {
-                let dir = it.next().ok_or("--headers needs a directory")?;
-                headers = Some(PathBuf::from(dir));
+/// What `regen-bindings` was asked to do.
+#[derive(Debug, PartialEq)]
+struct Options {
+    /// Compare instead of writing.
+    check: bool,
+    /// Replace `uapi/include` from this source first.
+    update: Option<Source>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        use lexopt::prelude::*;
+        let mut parser = lexopt::Parser::from_args(args);
+        let (mut check, mut update) = (false, false);
+        let (mut version, mut suite, mut headers) = (None, None, None);
+        let err = |e: lexopt::Error| format!("regen-bindings: {e}");
+        while let Some(arg) = parser.next().map_err(err)? {
+            match arg {
+                Long("check") => check = true,
+                Long("update") => update = true,
+                Long("suite") => {
+                    suite = Some(parser.value().and_then(|v| v.string()).map_err(err)?)
+                }
+                Long("headers") => headers = Some(PathBuf::from(parser.value().map_err(err)?)),
+                Value(v) if update && version.is_none() && headers.is_none() => {
+                    version = Some(v.string().map_err(err)?)
+                }
+                _ => return Err(err(arg.unexpected())),
             }
-            other => return Err(format!("unknown argument `{other}` for regen-bindings")),
         }
-    }
-    let root = workspace_root();
-    let (include_dirs, source) = match headers {
-        Some(dir) => {
-            let dir =
-                fs::canonicalize(&dir).map_err(|e| format!("--headers {}: {e}", dir.display()))?;
-            // Accept either the tree itself or a `make headers_install` prefix (with include/).
-            let inc = if dir.join("include/linux/io_uring.h").exists() {
-                dir.join("include")
-            } else {
-                dir
-            };
-            if !inc.join("linux/io_uring.h").exists() {
-                return Err(format!("{} has no linux/io_uring.h", inc.display()));
-            }
-            let source = format!("UAPI headers from --headers {}", inc.display());
-            (vec![inc.join(MULTIARCH), inc], source)
+        if check && update {
+            return Err("regen-bindings: --check and --update exclude each other".into());
         }
-        None => {
-            let inc = fetch_pinned_headers(&root)?;
-            let source = format!("Debian linux-libc-dev {PINNED_VERSION} ({PINNED_SUITE})");
-            (vec![inc.join(MULTIARCH), inc], source)
-        }
-    };
-    let generated = generate(&include_dirs, &source)?;
-    let out = root.join("uring-sys/src/bindings.rs");
-    if check {
-        let current = fs::read_to_string(&out).unwrap_or_default();
-        if current != generated {
+        if !update && (suite.is_some() || headers.is_some()) {
             return Err(
-                "bindings.rs is out of date: run `cargo xtask regen-bindings` and commit".into(),
+                "regen-bindings: --suite and --headers go with --update (the bindings are always \
+                 generated from uapi/include)"
+                    .into(),
             );
         }
-        println!("bindings.rs is up to date ({source})");
+        let update = match (update, headers) {
+            (false, _) => None,
+            (true, Some(dir)) => {
+                if version.is_some() || suite.is_some() {
+                    return Err(
+                        "regen-bindings: --headers takes the headers from DIR, not a VERSION or \
+                         --suite"
+                            .into(),
+                    );
+                }
+                Some(Source::Dir(dir))
+            }
+            (true, None) => Some(Source::Debian {
+                version,
+                suite: suite.unwrap_or_else(|| uapi::DEFAULT_SUITE.to_string()),
+            }),
+        };
+        Ok(Options { check, update })
+    }
+}
+
+pub(crate) fn regen_bindings(args: &[String]) -> Result<()> {
+    let opts = Options::parse(args)?;
+    let root = workspace_root();
+    if let Some(source) = &opts.update {
+        uapi::update(&root, source)?;
+    }
+    let include = root.join(uapi::DIR).join("include");
+    let origin = uapi::origin(&root.join(uapi::DIR))?;
+    let generated = generate(std::slice::from_ref(&include), &origin)?;
+    let names = names::generate(&generated.text, &origin)?;
+    // Only what clang opens is kept: a header nothing reads is one nobody reviews on update.
+    let unused = uapi::unused(&include, &generated.opened)?;
+    let unused = (!unused.is_empty()).then(|| {
+        format!(
+            "{}/include holds headers bindgen does not read: {}; delete them (or run \
+             `cargo xtask regen-bindings --update`)",
+            uapi::DIR,
+            unused.join(", ")
+        )
+    });
+    let outputs = [(BINDINGS_RS, generated.text), (NAMES_RS, names)];
+    if opts.check {
+        let mut problems: Vec<String> = outputs
+            .iter()
+            .filter_map(|(path, fresh)| {
+                let current = fs::read_to_string(root.join(path)).unwrap_or_default();
+                up_to_date(path, &current, fresh).err()
+            })
+            .collect();
+        problems.extend(unused.map(|e| e + " and commit"));
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
+        }
+        println!("{BINDINGS_RS} and {NAMES_RS} are up to date (uapi/include: {origin})");
     } else {
-        fs::write(&out, generated).map_err(|e| format!("writing {}: {e}", out.display()))?;
-        println!("wrote {} ({source})", out.display());
+        if let Some(e) = unused {
+            return Err(e);
+        }
+        for (path, fresh) in &outputs {
+            let file = root.join(path);
+            if fs::read_to_string(&file).is_ok_and(|current| current == *fresh) {
+                println!("{path} is unchanged");
+            } else {
+                fs::write(&file, fresh).map_err(|e| format!("writing {}: {e}", file.display()))?;
+                println!("wrote {path}");
+            }
+        }
+        println!("(from uapi/include: {origin})");
     }
     Ok(())
 }
 
-/// Downloads and unpacks the pinned `linux-libc-dev` into `target/xtask/`, once.
-///
-/// Returns the `usr/include` folder of the unpacked package.
-fn fetch_pinned_headers(root: &Path) -> Result<PathBuf> {
-    let base = root
-        .join("target/xtask/linux-libc-dev")
-        .join(PINNED_VERSION);
-    let include = base.join("root/usr/include");
-    if include.join("linux/io_uring.h").exists() {
-        return Ok(include);
+/// `Ok` when the checked-in `current` text of `path` equals a `fresh` generation; otherwise the
+/// error `--check` reports, naming the first line that differs.
+pub(crate) fn up_to_date(path: &str, current: &str, fresh: &str) -> Result<()> {
+    if current == fresh {
+        return Ok(());
     }
-    apt::require_tools("or pass --headers DIR with a UAPI include tree")?;
-    fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
-    let debs = apt::download(
-        &base,
-        PINNED_SUITE,
-        &[format!("linux-libc-dev={PINNED_VERSION}")],
-    )
-    .map_err(|e| {
-        format!(
-            "{e} (is the pinned version still in {PINNED_SUITE}? if not, bump PINNED_VERSION in \
-             xtask/src/bindings.rs)"
-        )
-    })?;
-    for deb in &debs {
-        apt::extract(deb, &base.join("root"))?;
-    }
-    if !include.join("linux/io_uring.h").exists() {
-        return Err(format!("{} has no linux/io_uring.h", base.display()));
-    }
-    Ok(include)
+    let line = current
+        .lines()
+        .zip(fresh.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| current.lines().count().min(fresh.lines().count()))
+        + 1;
+    Err(format!(
+        "{path} differs from a fresh generation at line {line}: not up to date, run \
+         `cargo xtask regen-bindings` and commit"
+    ))
 }
 
 /// Looks for libclang the way clang-sys does, so a missing one is a one-line error.
@@ -123,9 +171,19 @@ fn libclang_present() -> bool {
     dirs.iter().any(|d| {
         fs::read_dir(d).is_ok_and(|rd| {
             rd.filter_map(|e| e.ok())
-                .any(|e| e.file_name().to_string_lossy().starts_with("libclang"))
+                .any(|e| is_libclang_name(&e.file_name().to_string_lossy()))
         })
     })
+}
+
+/// Whether clang-sys takes a file of this name for libclang's C library: `libclang.so`,
+/// `libclang-*.so`, `libclang.so.*`, `libclang-*.so.*`, but not Clang's C++ library
+/// (`libclang-cpp.so.N`), which machines with LLVM's development files have without it.
+fn is_libclang_name(name: &str) -> bool {
+    !name.contains("-cpp.")
+        && (name == "libclang.so"
+            || name.starts_with("libclang.so.")
+            || (name.starts_with("libclang-") && (name.ends_with(".so") || name.contains(".so."))))
 }
 
 /// Kernel integer typedefs that come out as plain Rust integers.
@@ -151,7 +209,31 @@ const C_INTS: &[(&str, &str)] = &[
     ("::core::ffi::c_longlong", "i64"),
 ];
 
-fn generate(include_dirs: &[PathBuf], source: &str) -> Result<String> {
+/// A fresh `bindings.rs`, and the headers clang opened to make it.
+pub(crate) struct Generated {
+    /// The text of `bindings.rs`, formatted.
+    pub(crate) text: String,
+    /// Every header the include chain reached, as clang found it (the wrapper's own includes
+    /// and theirs, transitively).
+    pub(crate) opened: BTreeSet<PathBuf>,
+}
+
+/// Collects the files clang includes while bindgen parses.
+#[derive(Debug, Default, Clone)]
+struct Opened(Arc<Mutex<BTreeSet<PathBuf>>>);
+
+impl bindgen::callbacks::ParseCallbacks for Opened {
+    fn include_file(&self, filename: &str) {
+        self.0
+            .lock()
+            .expect("bindgen does not panic while holding the lock")
+            .insert(PathBuf::from(filename));
+    }
+}
+
+/// Runs bindgen over the UAPI headers found in `include_dirs` (and only there: `-nostdinc`).
+/// `origin` is quoted in the first line of the result.
+pub(crate) fn generate(include_dirs: &[PathBuf], origin: &str) -> Result<Generated> {
     if !libclang_present() {
         return Err(
             "libclang not found: install it (`apt-get install -y libclang-dev`) or set LIBCLANG_PATH"
@@ -172,7 +254,10 @@ fn generate(include_dirs: &[PathBuf], source: &str) -> Result<String> {
         )
         .unwrap();
     }
-    let mut builder = builder(include_dirs, &wrapper).allowlist_var(format!("{FALLBACK_PREFIX}.*"));
+    let opened = Opened::default();
+    let mut builder = builder(include_dirs, &wrapper)
+        .allowlist_var(format!("{FALLBACK_PREFIX}.*"))
+        .parse_callbacks(Box::new(opened.clone()));
     for name in &fallback {
         builder = builder.blocklist_item(name);
     }
@@ -180,8 +265,8 @@ fn generate(include_dirs: &[PathBuf], source: &str) -> Result<String> {
     let mut text = String::new();
     writeln!(
         text,
-        "// Generated by `cargo xtask regen-bindings` from {source}: linux/io_uring.h, \
-         linux/io_uring/zcrx.h, __kernel_timespec, open_how. Do not edit by hand."
+        "// Generated by `cargo xtask regen-bindings` from uapi/include ({origin}): \
+         linux/io_uring.h, linux/io_uring/zcrx.h, __kernel_timespec, open_how. Do not edit by hand."
     )
     .unwrap();
     text.push_str(
@@ -192,8 +277,9 @@ fn generate(include_dirs: &[PathBuf], source: &str) -> Result<String> {
     text.push_str(&raw);
     // Format first so that every item is on lines of its own, then make integer types plain
     // (`__u32` and `c_uint` become `u32`: identical on every Linux target) and format again.
-    let text = replace_int_typedefs(&rustfmt(&text)?);
-    rustfmt(&text)
+    let text = rustfmt(&replace_int_typedefs(&rustfmt(&text)?))?;
+    let opened = std::mem::take(&mut *opened.0.lock().expect("bindgen has returned"));
+    Ok(Generated { text, opened })
 }
 
 const FALLBACK_PREFIX: &str = "uring_xtask_fallback_";
@@ -341,4 +427,97 @@ fn rustfmt(src: &str) -> Result<String> {
         ));
     }
     String::from_utf8(out.stdout).map_err(|e| format!("rustfmt output: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options> {
+        Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn arguments() {
+        let plain = Options {
+            check: false,
+            update: None,
+        };
+        assert_eq!(parse(&[]).unwrap(), plain);
+        assert!(parse(&["--check"]).unwrap().check);
+        let debian = |version: Option<&str>, suite: &str| Options {
+            check: false,
+            update: Some(Source::Debian {
+                version: version.map(str::to_string),
+                suite: suite.to_string(),
+            }),
+        };
+        assert_eq!(
+            parse(&["--update"]).unwrap(),
+            debian(None, uapi::DEFAULT_SUITE)
+        );
+        assert_eq!(
+            parse(&["--update", "7.4.1-1", "--suite", "sid"]).unwrap(),
+            debian(Some("7.4.1-1"), "sid")
+        );
+        assert_eq!(
+            parse(&["--update", "--headers", "/h"]).unwrap().update,
+            Some(Source::Dir(PathBuf::from("/h")))
+        );
+        for bad in [
+            &["--check", "--update"][..],
+            &["--headers", "/h"],
+            &["--suite", "sid"],
+            &["7.4.1-1"],
+            &["--update", "1", "2"],
+            &["--update", "1", "--headers", "/h"],
+            &["--update", "--headers"],
+            &["--frobnicate"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_one_character_edit_is_caught() {
+        let fresh = "// Generated\npub const A: u32 = 1;\npub const B: u32 = 2;\n";
+        assert!(up_to_date("x.rs", fresh, fresh).is_ok());
+        let edited = fresh.replace("B: u32 = 2", "B: u32 = 3");
+        let err = up_to_date("x.rs", &edited, fresh).unwrap_err();
+        assert_eq!(
+            err,
+            "x.rs differs from a fresh generation at line 3: not up to date, run \
+             `cargo xtask regen-bindings` and commit"
+        );
+        // A missing last line, and a missing file (read as empty).
+        let short = "// Generated\npub const A: u32 = 1;\n";
+        assert!(up_to_date("x.rs", short, fresh)
+            .unwrap_err()
+            .contains("at line 3"));
+        assert!(up_to_date("x.rs", "", fresh)
+            .unwrap_err()
+            .contains("at line 1"));
+    }
+
+    #[test]
+    fn libclang_names_are_those_clang_sys_loads() {
+        for name in [
+            "libclang.so",
+            "libclang.so.1",
+            "libclang-14.so",
+            "libclang-14.so.1",
+            "libclang-14.0.6.so",
+        ] {
+            assert!(super::is_libclang_name(name), "{name}");
+        }
+        for name in [
+            "libclang-cpp.so.14",
+            "libclang-cpp.so",
+            "libclangAST.a",
+            "libclang-14.a",
+            "libclang.a",
+        ] {
+            assert!(!super::is_libclang_name(name), "{name}");
+        }
+    }
 }

@@ -96,7 +96,7 @@ pub(crate) fn kernel_matrix(args: &[String]) -> Result<()> {
     apt::require_tools("the kernel images come from Debian's archive")?;
     let root = workspace_root();
     let work = root.join("target/kernel-matrix");
-    let mut binaries = build_test_binaries(&root)?;
+    let (mut binaries, examples) = build_test_binaries(&root)?;
     if !options.binaries.is_empty() {
         binaries.retain(|b| {
             options
@@ -111,7 +111,7 @@ pub(crate) fn kernel_matrix(args: &[String]) -> Result<()> {
             ));
         }
     }
-    let disk = vm::make_disk(&root, &work, &binaries)?;
+    let disk = vm::make_disk(&root, &work, &binaries, &examples)?;
 
     let mut failed = Vec::new();
     for spec in options.kernels {
@@ -119,7 +119,7 @@ pub(crate) fn kernel_matrix(args: &[String]) -> Result<()> {
         let initramfs = vm::make_initramfs(
             &work.join(format!("vm-{}", spec.name)),
             &kernel,
-            &binaries,
+            binaries.iter().map(|b| &b.exe).chain(&examples),
             &options.file_systems,
         )?;
         println!("\n== {}", kernel.title);
@@ -194,8 +194,9 @@ fn parse_args(args: &[String]) -> Result<Options> {
     })
 }
 
-/// `cargo test --workspace --no-run` (debug), and the test executables it reports but xtask's.
-fn build_test_binaries(root: &Path) -> Result<Vec<TestBinary>> {
+/// `cargo test --workspace --no-run` (debug): the test executables it reports but xtask's, and
+/// the examples (which tests run, from `../examples/` beside their own executable).
+fn build_test_binaries(root: &Path) -> Result<(Vec<TestBinary>, Vec<PathBuf>)> {
     println!("building the test binaries (cargo test --workspace --no-run)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
@@ -209,6 +210,7 @@ fn build_test_binaries(root: &Path) -> Result<Vec<TestBinary>> {
         return Err("building the test binaries failed".into());
     }
     let mut binaries = Vec::new();
+    let mut examples = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -229,13 +231,15 @@ fn build_test_binaries(root: &Path) -> Result<Vec<TestBinary>> {
                 label,
                 exe: PathBuf::from(exe),
             });
+        } else if msg["target"]["kind"][0] == "example" {
+            examples.push(PathBuf::from(exe));
         }
     }
     binaries.sort_by(|a, b| a.label.cmp(&b.label));
     if binaries.is_empty() {
         return Err("cargo reported no test executables".into());
     }
-    Ok(binaries)
+    Ok((binaries, examples))
 }
 
 /// The file name a binary has on the test disk.

@@ -2,14 +2,17 @@
 //!
 //! Run with `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
 //!
-//! - `regen-bindings [--check] [--headers DIR]`: regenerate `uring-sys/src/bindings.rs` from the
-//!   pinned Linux UAPI headers (see [`bindings`]).
+//! - `regen-bindings [--check | --update [VERSION] [--suite SUITE] | --update --headers DIR]`:
+//!   regenerate `uring-sys/src/bindings.rs` and `names.rs` from the Linux UAPI headers kept in
+//!   `uapi/` (see [`bindings`]), or replace those headers first (see [`uapi`]).
 //! - `kernel-matrix [--kernel K]... [--fs FS]... [--binary NAME]...`: run the test binaries
 //!   on each supported kernel, booted under qemu (see [`kernel_matrix`]).
 
 mod apt;
 mod bindings;
 mod kernel_matrix;
+mod names;
+mod uapi;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -41,18 +44,22 @@ fn print_help() {
     println!(
         "cargo xtask <command>\n\n\
          commands:\n  \
-         regen-bindings [--check] [--headers DIR]\n      \
-         regenerate uring-sys/src/bindings.rs from Linux UAPI headers\n      \
-         (default: Debian linux-libc-dev {} from {}, fetched into target/)\n      \
-         --check     fail if the checked-in file differs from a fresh generation\n      \
-         --headers   use this UAPI include tree instead (e.g. from `make headers_install`)\n  \
+         regen-bindings [--check]\n      \
+         regenerate uring-sys/src/{{bindings,names}}.rs from the UAPI headers in uapi/\n      \
+         (no network; needs libclang and rustfmt)\n      \
+         --check     fail if a checked-in file differs from a fresh generation\n  \
+         regen-bindings --update [VERSION] [--suite SUITE]\n      \
+         replace uapi/ by Debian's linux-libc-dev VERSION (default: the newest) from\n      \
+         SUITE (default: {}), fetched with apt-get download, then regenerate\n  \
+         regen-bindings --update --headers DIR\n      \
+         replace uapi/ from a UAPI include tree (e.g. `make headers_install`), then\n      \
+         regenerate\n  \
          kernel-matrix [--kernel 6.1|6.12|newest]... [--fs ext4|tmpfs]... [--binary NAME]...\n      \
          run the workspace's test binaries on Debian's 6.1, 6.12 and newest kernels under\n      \
          qemu (default: all three; kernels and images cached in target/kernel-matrix/)\n      \
          --fs        where the tests' files go (TMPDIR); default: a run on each\n      \
          --binary    only the test binaries whose source path contains NAME",
-        bindings::PINNED_VERSION,
-        bindings::PINNED_SUITE,
+        uapi::DEFAULT_SUITE,
     );
 }
 

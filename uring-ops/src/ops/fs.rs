@@ -1,34 +1,32 @@
-//! File operations: `FSYNC`, `FALLOCATE`.
+//! File operations: `FSYNC`, `FALLOCATE`, `FADVISE`, `SYNC_FILE_RANGE`, `FTRUNCATE`.
 
-use crate::op::{res_to_io, Op, SqeOptions, Target};
+use super::define::op;
+use crate::op::res_to_io;
 use std::io;
-use uring_core::{sys, Sqe};
+use uring_core::sys;
 
-/// Flushes a file's data (and metadata) to its storage (`IORING_OP_FSYNC`, Linux 5.1): the
-/// `fsync(2)` of io_uring, or `fdatasync(2)` with [`Fsync::datasync`].
-///
-/// Owns nothing: names only the file. Returns `Ok(())` or the errno.
-#[derive(Debug, Clone, Copy)]
-pub struct Fsync {
-    target: Target,
-    flags: u32,
-    offset: u64,
-    len: u32,
-    opts: SqeOptions,
+op! {
+    /// Flushes a file's data (and metadata) to its storage (`IORING_OP_FSYNC`, Linux 5.1): the
+    /// `fsync(2)` of io_uring, or `fdatasync(2)` with [`Fsync::datasync`].
+    ///
+    /// Owns a share of the file until completion. Returns `Ok(())` or the errno.
+    #[derive(Clone)]
+    pub struct Fsync {
+        /// Syncs the whole of `file`.
+        pub fn new { file: file() }
+        state { flags: u32 = 0, offset: u64 = 0, len: u32 = 0 }
+    }
+    opcode = sys::IORING_OP_FSYNC;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_fsync_flags(op.flags)
+            .set_off(op.offset)
+            .set_len(op.len);
+    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
 }
 
 impl Fsync {
-    /// Syncs the whole of `target`.
-    pub fn new(target: impl Into<Target>) -> Self {
-        Fsync {
-            target: target.into(),
-            flags: 0,
-            offset: 0,
-            len: 0,
-            opts: SqeOptions::new(),
-        }
-    }
-
     /// `IORING_FSYNC_DATASYNC`: sync the data and only the metadata needed to read it back
     /// (`fdatasync(2)`).
     pub fn datasync(mut self) -> Self {
@@ -42,33 +40,6 @@ impl Fsync {
         self.offset = offset;
         self.len = len;
         self
-    }
-}
-super::sqe_options!(Fsync);
-
-// SAFETY: an fsync names no memory, only a file.
-unsafe impl Op for Fsync {
-    const OPCODE: u8 = sys::IORING_OP_FSYNC as u8;
-    const NAME: &'static str = "Fsync";
-    // The SQE names no memory.
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = io::Result<()>;
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_fsync_flags(self.flags)
-            .set_off(self.offset)
-            .set_len(self.len);
-        self.target.apply(sqe);
-    }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
-    }
-
-    fn complete(self, res: i32, _flags: u32) -> io::Result<()> {
-        res_to_io(res).map(drop)
     }
 }
 
@@ -92,74 +63,158 @@ bitflags::bitflags! {
     }
 }
 
-/// Allocates, deallocates or zeroes a byte range of a file (`IORING_OP_FALLOCATE`,
-/// Linux 5.6): the `fallocate(2)` of io_uring.
-///
-/// Owns nothing: names only the file. Returns `Ok(())` or the errno (`EOPNOTSUPP` when the
-/// file system lacks the mode).
-///
-/// # Examples
-///
-/// Punching a hole (the range reads back as zeros, the size stays):
-///
-/// ```no_run
-/// use uring_ops::ops::{Fallocate, FallocateMode};
-/// # let f = std::fs::File::open("/dev/null")?;
-/// let op = Fallocate::new(&f, 4096, 8192)
-///     .mode(FallocateMode::PUNCH_HOLE | FallocateMode::KEEP_SIZE);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Fallocate {
-    target: Target,
-    offset: u64,
-    len: u64,
-    mode: FallocateMode,
-    opts: SqeOptions,
-}
-
-impl Fallocate {
-    /// Allocates `len` bytes of `target` from `offset` (mode empty: the file grows if needed).
-    pub fn new(target: impl Into<Target>, offset: u64, len: u64) -> Self {
-        Fallocate {
-            target: target.into(),
-            offset,
-            len,
-            mode: FallocateMode::empty(),
-            opts: SqeOptions::new(),
+op! {
+    /// Allocates, deallocates or zeroes a byte range of a file (`IORING_OP_FALLOCATE`,
+    /// Linux 5.6): the `fallocate(2)` of io_uring.
+    ///
+    /// Owns a share of the file until completion. Returns `Ok(())` or the errno (`EOPNOTSUPP`
+    /// when the file system lacks the mode).
+    ///
+    /// # Examples
+    ///
+    /// Punching a hole (the range reads back as zeros, the size stays):
+    ///
+    /// ```no_run
+    /// use uring_ops::ops::{Fallocate, FallocateMode};
+    /// # let f = uring_ops::Fd::new(std::fs::File::open("/dev/null")?);
+    /// let op = Fallocate::new(&f, 4096, 8192)
+    ///     .mode(FallocateMode::PUNCH_HOLE | FallocateMode::KEEP_SIZE);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[derive(Clone)]
+    pub struct Fallocate {
+        /// Allocates `len` bytes of `file` from `offset` (mode empty: the file grows if needed).
+        pub fn new { file: file(), offset: plain(u64), len: plain(u64) }
+        set {
+            /// The mode: what to do with the range.
+            mode: FallocateMode = FallocateMode::empty(),
         }
     }
+    opcode = sys::IORING_OP_FALLOCATE;
+    prepare(op, sqe) {
+        // The length travels in `addr`, as a number.
+        sqe.set_target(&op.file)
+            .set_off(op.offset)
+            .set_addr(op.len)
+            .set_len(op.mode.bits() as u32);
+    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
+}
 
-    /// The mode: what to do with the range.
-    pub fn mode(mut self, mode: FallocateMode) -> Self {
-        self.mode = mode;
-        self
+/// The advice of [`Fadvise`] (`POSIX_FADV_*`, `posix_fadvise(2)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FileAdvice {
+    /// No particular pattern (the default readahead).
+    #[default]
+    Normal,
+    /// Random access: less readahead.
+    Random,
+    /// Sequential access: more readahead.
+    Sequential,
+    /// The range will be needed soon: start reading it into the page cache.
+    WillNeed,
+    /// The range will not be needed soon: drop its clean cached pages.
+    DontNeed,
+    /// The range will be read once.
+    NoReuse,
+}
+
+impl FileAdvice {
+    fn raw(self) -> i32 {
+        match self {
+            FileAdvice::Normal => libc::POSIX_FADV_NORMAL,
+            FileAdvice::Random => libc::POSIX_FADV_RANDOM,
+            FileAdvice::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+            FileAdvice::WillNeed => libc::POSIX_FADV_WILLNEED,
+            FileAdvice::DontNeed => libc::POSIX_FADV_DONTNEED,
+            FileAdvice::NoReuse => libc::POSIX_FADV_NOREUSE,
+        }
     }
 }
-super::sqe_options!(Fallocate);
 
-// SAFETY: a fallocate names no memory, only a file (the length travels in `addr` as a number).
-unsafe impl Op for Fallocate {
-    const OPCODE: u8 = sys::IORING_OP_FALLOCATE as u8;
-    const NAME: &'static str = "Fallocate";
-    // The SQE names no memory.
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = io::Result<()>;
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_off(self.offset)
-            .set_addr(self.len)
-            .set_len(self.mode.bits() as u32);
-        self.target.apply(sqe);
+/// Writes a 64-bit length: in `len` when it fits in 32 bits (every kernel), otherwise in
+/// `field` (Linux 6.12; older kernels refuse it with `EINVAL`).
+#[inline]
+pub(crate) fn split_len(len: u64) -> (u32, u64) {
+    match u32::try_from(len) {
+        Ok(short) => (short, 0),
+        Err(_) => (0, len),
     }
+}
 
-    fn options(&self) -> SqeOptions {
-        self.opts
+op! {
+    /// Tells the kernel how a file range will be used (`IORING_OP_FADVISE`, Linux 5.6): the
+    /// `posix_fadvise(2)` of io_uring. A length beyond 32 bits needs Linux 6.12.
+    ///
+    /// Owns a share of the file until completion. Returns `Ok(())` or the errno.
+    #[derive(Clone)]
+    pub struct Fadvise {
+        /// Advice `advice` for `len` bytes of `file` from `offset` (`len` 0: to the end).
+        pub fn new { file: file(), offset: plain(u64), len: plain(u64), advice: plain(FileAdvice) }
     }
+    opcode = sys::IORING_OP_FADVISE;
+    prepare(op, sqe) {
+        let (short, long) = split_len(op.len);
+        sqe.set_target(&op.file)
+            .set_off(op.offset)
+            .set_len(short)
+            .set_addr(long)
+            .set_op_flags(op.advice.raw() as u32);
+    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
+}
 
-    fn complete(self, res: i32, _flags: u32) -> io::Result<()> {
-        res_to_io(res).map(drop)
+bitflags::bitflags! {
+    /// What [`SyncFileRange`] does (`SYNC_FILE_RANGE_*`, `sync_file_range(2)`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct SyncRange: u32 {
+        /// Wait for write-out already under way in the range first.
+        const WAIT_BEFORE = libc::SYNC_FILE_RANGE_WAIT_BEFORE;
+        /// Start write-out of the dirty pages in the range.
+        const WRITE = libc::SYNC_FILE_RANGE_WRITE;
+        /// Wait for the write-out to finish.
+        const WAIT_AFTER = libc::SYNC_FILE_RANGE_WAIT_AFTER;
     }
+}
+
+op! {
+    /// Starts or waits for write-out of a file range (`IORING_OP_SYNC_FILE_RANGE`, Linux 5.2):
+    /// the `sync_file_range(2)` of io_uring. It flushes no metadata and no disk cache: it is
+    /// no durability guarantee (that is [`Fsync`]).
+    ///
+    /// Owns a share of the file until completion. Returns `Ok(())` or the errno.
+    #[derive(Clone)]
+    pub struct SyncFileRange {
+        /// `len` bytes of `file` from `offset` (`len` 0: to the end), with `WRITE |
+        /// WAIT_AFTER` unless [`SyncFileRange::flags`] says otherwise.
+        pub fn new { file: file(), offset: plain(u64), len: plain(u32) }
+        set {
+            /// What to do.
+            flags: SyncRange = SyncRange::WRITE | SyncRange::WAIT_AFTER,
+        }
+    }
+    opcode = sys::IORING_OP_SYNC_FILE_RANGE;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_off(op.offset)
+            .set_len(op.len)
+            .set_op_flags(op.flags.bits());
+    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
+}
+
+op! {
+    /// Sets a file's size (`IORING_OP_FTRUNCATE`, Linux 6.9): the `ftruncate(2)` of io_uring.
+    /// Bytes past the new end are dropped; growing adds zeros.
+    ///
+    /// Owns a share of the file until completion. Returns `Ok(())` or the errno (`EINVAL` for
+    /// a file not open for writing, or a size beyond `i64::MAX`).
+    #[derive(Clone)]
+    pub struct Ftruncate {
+        /// Makes `file` `len` bytes long.
+        pub fn new { file: file(), len: plain(u64) }
+    }
+    opcode = sys::IORING_OP_FTRUNCATE;
+    prepare(op, sqe) { sqe.set_target(&op.file).set_off(op.len); }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
 }

@@ -2,39 +2,60 @@
 //!
 //! Each op is built with its required arguments in `new` and optional ones as chained setters,
 //! has a `const` opcode ([`crate::Op::OPCODE`]), owns what the kernel touches until its
-//! completion is reaped, and gives it back with the result.
+//! completion is reaped — buffers, and a share of the file it names ([`crate::Target`]) — and
+//! gives it back with the result. SQE options (drain, async, personality) are added to any op
+//! with [`crate::OpExt`].
+//!
+//! # How an op is defined
+//!
+//! Every op here is one `op!` block: its fields, each of a *kind* that says what it names to
+//! the kernel and what keeps that valid (a file kept open, an owned buffer, a timespec inside
+//! the op, a plain number), its optional setters, its opcode, how it fills the SQE (through the
+//! kinds' writers only), and its output. The `unsafe impl Op` behind them is written once, in
+//! the macro, and its safety argument follows from the kinds.
+
+pub(crate) mod define;
+pub(crate) mod kinds;
 
 mod cancel;
-mod fixed;
+mod cmd;
+mod epoll;
 mod fs;
+mod futex;
 mod link_timeout;
+mod mem;
+mod msg_ring;
 mod nop;
+mod open;
+mod path;
 mod poll;
+mod process;
+mod read_multi;
 mod rw;
+mod splice;
 mod timeout;
+mod xattr;
 
 #[cfg(test)]
 mod tests;
 
 pub use cancel::AsyncCancel;
-pub use fixed::{ReadFixed, WriteFixed};
-pub use fs::{Fallocate, FallocateMode, Fsync};
+pub use cmd::{CmdKeep, UringCmd};
+pub use epoll::{EpollCtl, EpollEvent, EpollEvents, EpollWait, EPOLL_MAX_EVENTS};
+pub use fs::{
+    Fadvise, Fallocate, FallocateMode, FileAdvice, Fsync, Ftruncate, SyncFileRange, SyncRange,
+};
+pub use futex::{FutexWait, FutexWaitV, FutexWake, FUTEX_WAITV_MAX};
 pub use link_timeout::{LinkTimeout, LinkTimeoutOutcome};
+pub use mem::{Madvise, MemAdvice};
+pub use msg_ring::{MsgRing, RingFd};
 pub use nop::Nop;
-pub use poll::{PollAdd, PollEvents, PollRemove};
-pub use rw::{Read, Readv, Write, Writev};
-pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove};
-
-/// Implements the common SQE option setters for an op struct with an `opts: SqeOptions` field.
-macro_rules! sqe_options {
-    ($t:ident $(< $($g:ident : $b:path),* >)?) => {
-        impl $(< $($g: $b),* >)? $t $(< $($g),* >)? {
-            /// Sets the SQE options (drain, async, personality, ...).
-            pub fn options(mut self, opts: $crate::SqeOptions) -> Self {
-                self.opts = opts;
-                self
-            }
-        }
-    };
-}
-pub(crate) use sqe_options;
+pub use open::{Close, CloseError, FilesUpdate, FixedFdInstall, OpenAt, OpenAt2, Pipe, Resolve};
+pub use path::{LinkAt, MkdirAt, RenameAt, Statx, SymlinkAt, UnlinkAt};
+pub use poll::{PollAdd, PollEvents, PollRemove, PollUpdate};
+pub use process::{WaitId, WaitStatus};
+pub use read_multi::{ProvidedRead, ReadMulti};
+pub use rw::{Read, ReadFixed, Readv, ReadvFixed, Write, WriteFixed, Writev, WritevFixed};
+pub use splice::{Splice, SpliceFlags, Tee};
+pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove, TimeoutUpdate};
+pub use xattr::{FGetXattr, FSetXattr, GetXattr, SetXattr, XattrFlags};

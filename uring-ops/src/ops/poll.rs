@@ -1,7 +1,8 @@
-//! Readiness polling: `POLL_ADD` (one-shot and multishot), `POLL_REMOVE`.
+//! Readiness polling: `POLL_ADD` (one-shot and multishot), `POLL_REMOVE`, and its update form.
 
+use super::define::op;
 use crate::multishot::{Multishot, MultishotOp};
-use crate::op::{res_to_io, Op, SqeOptions, Target};
+use crate::op::res_to_io;
 use crate::uring::Ticket;
 use std::io;
 use uring_core::{sys, Sqe};
@@ -35,77 +36,51 @@ bitflags::bitflags! {
     }
 }
 
-/// Waits until a file is ready for the asked events (`IORING_OP_POLL_ADD`, Linux 5.1).
-///
-/// One-shot: completes once, with the events that are ready. With [`PollAdd::multishot`]
-/// (Linux 5.13) it stays armed and completes each time the file becomes ready, until removed
-/// ([`PollRemove`]) or cancelled; see [`Multishot`] for reading those completions.
-///
-/// Owns nothing: names only the file. Returns the ready events (`PollEvents`), or the errno
-/// (`ECANCELED` when removed or cancelled).
-///
-/// # Examples
-///
-/// ```no_run
-/// use uring_ops::ops::{PollAdd, PollEvents};
-/// use uring_ops::Uring;
-/// # let f = std::fs::File::open("/dev/zero")?;
-/// let mut ring = Uring::new(8)?;
-/// let t = ring.push(PollAdd::new(&f, PollEvents::IN)).map_err(|e| e.error)?;
-/// let ready = ring.wait(t)??;
-/// assert!(ready.contains(PollEvents::IN));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct PollAdd {
-    target: Target,
-    events: PollEvents,
-    opts: SqeOptions,
+op! {
+    /// Waits until a file is ready for the asked events (`IORING_OP_POLL_ADD`, Linux 5.1).
+    ///
+    /// One-shot: completes once, with the events that are ready. With [`PollAdd::multishot`]
+    /// (Linux 5.13) it stays armed and completes each time the file becomes ready, until removed
+    /// ([`PollRemove`]) or cancelled; see [`Multishot`] for reading those completions.
+    ///
+    /// Owns a share of the file until completion. Returns the ready events (`PollEvents`), or
+    /// the errno (`ECANCELED` when removed or cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use uring_ops::ops::{PollAdd, PollEvents};
+    /// use uring_ops::{Fd, Uring};
+    /// let f = Fd::new(std::fs::File::open("/dev/zero")?);
+    /// let mut ring = Uring::new(8)?;
+    /// let t = ring.push(PollAdd::new(&f, PollEvents::IN))?;
+    /// let ready = ring.wait(t)??;
+    /// assert!(ready.contains(PollEvents::IN));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Clone)]
+    pub struct PollAdd {
+        /// Waits for any of `events` on `file`.
+        pub fn new { file: file(), events: plain(PollEvents) }
+    }
+    opcode = sys::IORING_OP_POLL_ADD;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file).set_poll32_events(op.events.bits());
+    }
+    complete(_op, res, _flags) -> io::Result<PollEvents> {
+        res_to_io(res).map(PollEvents::from_bits_retain)
+    }
 }
 
 impl PollAdd {
-    /// Waits for any of `events` on `target`.
-    pub fn new(target: impl Into<Target>, events: PollEvents) -> Self {
-        PollAdd {
-            target: target.into(),
-            events,
-            opts: SqeOptions::new(),
-        }
-    }
-
     /// The multishot form (`IORING_POLL_ADD_MULTI`, Linux 5.13): one completion per
     /// readiness, flagged `IORING_CQE_F_MORE`, until removed.
     pub fn multishot(self) -> Multishot<PollAdd> {
         Multishot::new(self)
     }
 }
-super::sqe_options!(PollAdd);
 
-// SAFETY: a poll names no memory, only a file.
-unsafe impl Op for PollAdd {
-    const OPCODE: u8 = sys::IORING_OP_POLL_ADD as u8;
-    const NAME: &'static str = "PollAdd";
-    // The SQE names no memory (events or a key).
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = io::Result<PollEvents>;
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_poll32_events(self.events.bits());
-        self.target.apply(sqe);
-    }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
-    }
-
-    fn complete(self, res: i32, _flags: u32) -> io::Result<PollEvents> {
-        res_to_io(res).map(PollEvents::from_bits_retain)
-    }
-}
-
-// SAFETY: the multishot flag goes in `len`; still no memory is named.
+// SAFETY: the multishot flag goes in `len`; the SQE names nothing more than `prepare`'s.
 unsafe impl MultishotOp for PollAdd {
     /// The events of one readiness (the kernel reports errors only in the last completion).
     type Item = io::Result<PollEvents>;
@@ -119,51 +94,59 @@ unsafe impl MultishotOp for PollAdd {
     }
 }
 
-/// Removes an armed poll (`IORING_OP_POLL_REMOVE`, Linux 5.1), found by its user data: the
-/// removed poll completes with `ECANCELED` (a multishot poll: its last completion).
-///
-/// Owns nothing (the key is a number; a key naming no poll is harmless). Returns `Ok(())`, or
-/// `ENOENT` when no armed poll has that key, `EALREADY` when it is already completing.
-#[derive(Debug, Clone, Copy)]
-pub struct PollRemove {
-    key: u64,
-    opts: SqeOptions,
+op! {
+    /// Removes an armed poll (`IORING_OP_POLL_REMOVE`, Linux 5.1), found by its user data: the
+    /// removed poll completes with `ECANCELED` (a multishot poll: its last completion).
+    ///
+    /// Owns nothing (the key is a number the kernel compares; a key naming no poll is
+    /// harmless). Returns `Ok(())`, or `ENOENT` when no armed poll has that key, `EALREADY`
+    /// when it is already completing.
+    #[derive(Clone, Copy)]
+    pub struct PollRemove {
+        /// Removes the poll whose SQE carried `user_data`.
+        pub fn new { key: plain(u64) }
+    }
+    opcode = sys::IORING_OP_POLL_REMOVE;
+    prepare(op, sqe) { sqe.set_fd(-1).set_addr(op.key); }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
 }
 
 impl PollRemove {
-    /// Removes the poll whose SQE carried `user_data`.
-    pub fn new(user_data: u64) -> Self {
-        PollRemove {
-            key: user_data,
-            opts: SqeOptions::new(),
-        }
-    }
-
     /// Removes the poll (one-shot or multishot) that `ticket` stands for.
     pub fn ticket<T>(ticket: &Ticket<T>) -> Self {
         Self::new(ticket.user_data())
     }
 }
-super::sqe_options!(PollRemove);
 
-// SAFETY: the key travels in `addr` as a number the kernel compares, never dereferences.
-unsafe impl Op for PollRemove {
-    const OPCODE: u8 = sys::IORING_OP_POLL_REMOVE as u8;
-    const NAME: &'static str = "PollRemove";
-    // The SQE names no memory (events or a key).
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = io::Result<()>;
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE).set_fd(-1).set_addr(self.key);
+op! {
+    /// Changes the events an armed poll waits for (`IORING_OP_POLL_REMOVE` with
+    /// `IORING_POLL_UPDATE_EVENTS`, Linux 5.13), found by its user data; the poll stays armed
+    /// (a one-shot poll stays one-shot, a multishot one multishot) and keeps its user data, so
+    /// its ticket still stands for it.
+    ///
+    /// Owns nothing (the key is a number the kernel compares). Returns `Ok(())`, or `ENOENT`
+    /// when no armed poll has that key.
+    #[derive(Clone, Copy)]
+    pub struct PollUpdate {
+        fn with { key: plain(u64), events: plain(PollEvents) }
     }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
+    opcode = sys::IORING_OP_POLL_REMOVE;
+    name = "PollUpdate";
+    prepare(op, sqe) {
+        // Never `IORING_POLL_UPDATE_USER_DATA` (the ring routes the poll's completions by its
+        // user data) nor `IORING_POLL_ADD_MULTI` (its entry expects the completions it was
+        // pushed for).
+        sqe.set_fd(-1)
+            .set_addr(op.key)
+            .set_len(sys::IORING_POLL_UPDATE_EVENTS)
+            .set_poll32_events(op.events.bits());
     }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
+}
 
-    fn complete(self, res: i32, _flags: u32) -> io::Result<()> {
-        res_to_io(res).map(drop)
+impl PollUpdate {
+    /// Makes the poll (one-shot or multishot) that `ticket` stands for wait for `events`.
+    pub fn new<T>(ticket: &Ticket<T>, events: PollEvents) -> Self {
+        Self::with(ticket.user_data(), events)
     }
 }

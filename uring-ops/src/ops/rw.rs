@@ -1,361 +1,280 @@
-//! Reads and writes: `READ`, `WRITE`, `READV`, `WRITEV`.
+//! Reads and writes: `READ`, `WRITE`, `READV`, `WRITEV`, and through registered buffers
+//! `READ_FIXED`, `WRITE_FIXED`, `READV_FIXED`, `WRITEV_FIXED`.
 
+use super::define::op;
+use super::kinds::{data, room, FixedVecs};
 use crate::buf::{IoBuf, IoBufMut};
-use crate::op::{res_to_io, short_transfer, Op, SqeOptions, Target};
+use crate::fixed_buf::FixedBuf;
+use crate::op::{res_to_io, short_transfer};
 use std::io;
-use uring_core::{sys, Sqe};
+use uring_core::sys;
 
-/// Reads up to the buffer's room from a file at an offset (`IORING_OP_READ`, Linux 5.6).
-///
-/// Owns the buffer until completion. Returns the byte count and the buffer, whose initialised
-/// length covers what was read (for a `Vec<u8>`: its length grows to the count if shorter).
-/// `offset` `u64::MAX` means the file position (for non-seekable files use 0 or `u64::MAX`).
-#[derive(Debug)]
-pub struct Read<B> {
-    target: Target,
-    buf: B,
-    offset: u64,
-    len: u32,
-    rw_flags: i32,
-    opts: SqeOptions,
+op! {
+    /// Reads up to the buffer's room from a file at an offset (`IORING_OP_READ`, Linux 5.6;
+    /// with a registered buffer, [`ReadFixed`], `IORING_OP_READ_FIXED`, Linux 5.1).
+    ///
+    /// Owns the buffer and a share of the file until completion. Returns the byte count and the
+    /// buffer, whose initialised length covers what was read (for a `Vec<u8>`: its length grows
+    /// to the count if shorter). `offset` `u64::MAX` means the file position (for non-seekable
+    /// files use 0 or `u64::MAX`).
+    pub struct Read<B: IoBufMut> {
+        /// Reads into `buf` (its whole room, up to `u32::MAX` bytes) from `file` at `offset`.
+        pub fn new { file: file(), buf: buf(B), offset: plain(u64) }
+        set {
+            /// `RWF_*` flags (`preadv2(2)`), e.g. `RWF_NOWAIT`.
+            rw_flags: i32 = 0,
+            /// Reads at most `len` bytes (never more than the buffer's room).
+            len: u32 = u32::MAX,
+        }
+    }
+    opcode = if B::FIXED { sys::IORING_OP_READ_FIXED } else { sys::IORING_OP_READ };
+    name = if B::FIXED { "ReadFixed" } else { "Read" };
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_buf_mut(&mut op.buf, op.len)
+            .set_off(op.offset)
+            .set_rw_flags(op.rw_flags);
+    }
+    complete(op, res, _flags) -> (io::Result<usize>, B) {
+        let mut op = op;
+        let r = res_to_io(res).map(|n| n as usize);
+        if let Ok(n) = r {
+            // SAFETY: the kernel wrote `n` bytes from the start, at most the room `prepare`
+            // named (`set_buf_mut` bounds it by `bytes_total`).
+            unsafe { op.buf.set_init(n) };
+        }
+        (r, op.buf)
+    }
+    fails_link(op, res) { short_transfer(res, room(&op.buf, op.len) as usize) }
 }
 
 impl<B: IoBufMut> Read<B> {
-    /// Reads into `buf` (its whole room, up to `u32::MAX` bytes) from `target` at `offset`.
-    pub fn new(target: impl Into<Target>, buf: B, offset: u64) -> Self {
-        let len = buf.bytes_total().min(u32::MAX as usize) as u32;
-        Read {
-            target: target.into(),
-            buf,
-            offset,
-            len,
-            rw_flags: 0,
-            opts: SqeOptions::new(),
-        }
-    }
-
-    /// Reads at most `len` bytes (capped at the buffer's room).
-    pub fn len(mut self, len: u32) -> Self {
-        self.len = len.min(self.buf.bytes_total().min(u32::MAX as usize) as u32);
-        self
-    }
-
-    /// `RWF_*` flags (`preadv2(2)`), e.g. `RWF_NOWAIT`.
-    pub fn rw_flags(mut self, flags: i32) -> Self {
-        self.rw_flags = flags;
-        self
-    }
-
     /// The buffer, back, without reading.
     pub fn into_buf(self) -> B {
         self.buf
     }
 }
-super::sqe_options!(Read<B: IoBufMut>);
 
-// SAFETY: the SQE names the buffer's heap memory (stable across moves by the `IoBufMut`
-// contract) for `len <= bytes_total` bytes of writes; the op owns the buffer until `complete`.
-unsafe impl<B: IoBufMut> Op for Read<B> {
-    const OPCODE: u8 = sys::IORING_OP_READ as u8;
-    const NAME: &'static str = "Read";
-    // The SQE names only heap memory (the buffer, by the `IoBuf` contract, and the iovec
-    // array's heap block), which does not move with the op.
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = (io::Result<usize>, B);
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_addr(self.buf.stable_mut_ptr() as u64)
-            .set_len(self.len)
-            .set_off(self.offset)
-            .set_rw_flags(self.rw_flags);
-        self.target.apply(sqe);
-    }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
-    }
-
-    /// A read or write that moves fewer bytes than asked for fails its link.
-    fn fails_link(&self, res: i32) -> bool {
-        short_transfer(res, self.len as usize)
-    }
-
-    fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
-        let r = res_to_io(res).map(|n| n as usize);
-        if let Ok(n) = r {
-            // SAFETY: the kernel wrote `n <= len <= bytes_total` bytes from the start.
-            unsafe { self.buf.set_init(n) };
+op! {
+    /// Writes the buffer's data to a file at an offset (`IORING_OP_WRITE`, Linux 5.6; with a
+    /// registered buffer, [`WriteFixed`], `IORING_OP_WRITE_FIXED`, Linux 5.1).
+    ///
+    /// Owns the buffer and a share of the file until completion. Returns the byte count and
+    /// the buffer.
+    pub struct Write<B: IoBuf> {
+        /// Writes `buf`'s data (up to `u32::MAX` bytes) to `file` at `offset` (`u64::MAX`: the
+        /// file position).
+        pub fn new { file: file(), buf: buf(B), offset: plain(u64) }
+        set {
+            /// `RWF_*` flags (`pwritev2(2)`), e.g. `RWF_DSYNC`.
+            rw_flags: i32 = 0,
+            /// Writes only the first `len` bytes (never more than the buffer's data).
+            len: u32 = u32::MAX,
         }
-        (r, self.buf)
     }
-}
-
-/// Writes the buffer's data to a file at an offset (`IORING_OP_WRITE`, Linux 5.6).
-///
-/// Owns the buffer until completion. Returns the byte count and the buffer.
-#[derive(Debug)]
-pub struct Write<B> {
-    target: Target,
-    buf: B,
-    offset: u64,
-    len: u32,
-    rw_flags: i32,
-    opts: SqeOptions,
+    opcode = if B::FIXED { sys::IORING_OP_WRITE_FIXED } else { sys::IORING_OP_WRITE };
+    name = if B::FIXED { "WriteFixed" } else { "Write" };
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_buf(&op.buf, op.len)
+            .set_off(op.offset)
+            .set_rw_flags(op.rw_flags);
+    }
+    complete(op, res, _flags) -> (io::Result<usize>, B) {
+        (res_to_io(res).map(|n| n as usize), op.buf)
+    }
+    fails_link(op, res) { short_transfer(res, data(&op.buf, op.len) as usize) }
 }
 
 impl<B: IoBuf> Write<B> {
-    /// Writes `buf`'s data (up to `u32::MAX` bytes) to `target` at `offset` (`u64::MAX`: the
-    /// file position).
-    pub fn new(target: impl Into<Target>, buf: B, offset: u64) -> Self {
-        let len = buf.bytes_init().min(u32::MAX as usize) as u32;
-        Write {
-            target: target.into(),
-            buf,
-            offset,
-            len,
-            rw_flags: 0,
-            opts: SqeOptions::new(),
-        }
-    }
-
-    /// Writes only the first `len` bytes (capped at the buffer's data).
-    pub fn len(mut self, len: u32) -> Self {
-        self.len = len.min(self.buf.bytes_init().min(u32::MAX as usize) as u32);
-        self
-    }
-
-    /// `RWF_*` flags (`pwritev2(2)`), e.g. `RWF_DSYNC`.
-    pub fn rw_flags(mut self, flags: i32) -> Self {
-        self.rw_flags = flags;
-        self
-    }
-
     /// The buffer, back, without writing.
     pub fn into_buf(self) -> B {
         self.buf
     }
 }
-super::sqe_options!(Write<B: IoBuf>);
 
-// SAFETY: the SQE names the buffer's heap memory for `len <= bytes_init` bytes of reads; the op
-// owns the buffer until `complete`.
-unsafe impl<B: IoBuf> Op for Write<B> {
-    const OPCODE: u8 = sys::IORING_OP_WRITE as u8;
-    const NAME: &'static str = "Write";
-    // The SQE names only heap memory (the buffer, by the `IoBuf` contract, and the iovec
-    // array's heap block), which does not move with the op.
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = (io::Result<usize>, B);
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_addr(self.buf.stable_ptr() as u64)
-            .set_len(self.len)
-            .set_off(self.offset)
-            .set_rw_flags(self.rw_flags);
-        self.target.apply(sqe);
-    }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
-    }
-
-    /// A read or write that moves fewer bytes than asked for fails its link.
-    fn fails_link(&self, res: i32) -> bool {
-        short_transfer(res, self.len as usize)
-    }
-
-    fn complete(self, res: i32, _flags: u32) -> Self::Output {
-        (res_to_io(res).map(|n| n as usize), self.buf)
-    }
-}
-
-/// Reads into several buffers in order (`IORING_OP_READV`, Linux 5.1).
+/// [`Read`] into a registered buffer (`IORING_OP_READ_FIXED`, Linux 5.1).
 ///
-/// Owns the buffers and the iovec array until completion. Returns the byte count and the
-/// buffers, each with its initialised length covering what was read into it.
-#[derive(Debug)]
-pub struct Readv<B> {
-    target: Target,
-    bufs: Vec<B>,
-    iovecs: Vec<libc::iovec>,
-    offset: u64,
-    rw_flags: i32,
-    opts: SqeOptions,
-}
+/// The kernel uses the pages it pinned at registration instead of mapping the buffer for each
+/// read. The buffer must come from the [`crate::FixedBufs`] registered with the ring the op is
+/// pushed to; one from another ring's pool fails with `EFAULT` (the kernel checks the address
+/// range against its own registration).
+pub type ReadFixed = Read<FixedBuf>;
 
-// SAFETY: the iovecs only point into the buffers, which are `Send`.
-unsafe impl<B: Send> Send for Readv<B> {}
+/// [`Write`] from a registered buffer (`IORING_OP_WRITE_FIXED`, Linux 5.1); as for
+/// [`ReadFixed`], the buffer must come from the pool registered with this ring.
+pub type WriteFixed = Write<FixedBuf>;
+
+op! {
+    /// Reads into several buffers in order (`IORING_OP_READV`, Linux 5.1).
+    ///
+    /// Owns the buffers, their iovec array and a share of the file until completion. Returns
+    /// the byte count and the buffers, each with its initialised length covering what was read
+    /// into it.
+    pub struct Readv<B: IoBufMut> {
+        /// Reads into `bufs` (each its whole room) from `file` at `offset`.
+        pub fn new { file: file(), bufs: bufs_mut(B), offset: plain(u64) }
+        set {
+            /// `RWF_*` flags.
+            rw_flags: i32 = 0,
+        }
+    }
+    opcode = sys::IORING_OP_READV;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_iovecs(&op.bufs)
+            .set_off(op.offset)
+            .set_rw_flags(op.rw_flags);
+    }
+    complete(op, res, _flags) -> (io::Result<usize>, Vec<B>) {
+        let mut op = op;
+        let r = res_to_io(res).map(|n| n as usize);
+        if let Ok(n) = r {
+            op.bufs.filled(n);
+        }
+        (r, op.bufs.into_bufs())
+    }
+    fails_link(op, res) { short_transfer(res, op.bufs.total()) }
+}
 
 impl<B: IoBufMut> Readv<B> {
-    /// Reads into `bufs` (each its whole room) from `target` at `offset`.
-    pub fn new(target: impl Into<Target>, mut bufs: Vec<B>, offset: u64) -> Self {
-        let iovecs = bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.stable_mut_ptr().cast(),
-                iov_len: b.bytes_total(),
-            })
-            .collect();
-        Readv {
-            target: target.into(),
-            bufs,
-            iovecs,
-            offset,
-            rw_flags: 0,
-            opts: SqeOptions::new(),
-        }
-    }
-
-    /// `RWF_*` flags.
-    pub fn rw_flags(mut self, flags: i32) -> Self {
-        self.rw_flags = flags;
-        self
-    }
-
     /// The buffers, back, without reading.
     pub fn into_bufs(self) -> Vec<B> {
-        self.bufs
+        self.bufs.into_bufs()
     }
 }
-super::sqe_options!(Readv<B: IoBufMut>);
 
-// SAFETY: the SQE names the iovec array (heap, owned) whose entries name the buffers' heap
-// memory for their room; all owned until `complete`.
-unsafe impl<B: IoBufMut> Op for Readv<B> {
-    const OPCODE: u8 = sys::IORING_OP_READV as u8;
-    const NAME: &'static str = "Readv";
-    // The SQE names only heap memory (the buffer, by the `IoBuf` contract, and the iovec
-    // array's heap block), which does not move with the op.
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = (io::Result<usize>, Vec<B>);
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_addr(self.iovecs.as_ptr() as u64)
-            .set_len(self.iovecs.len() as u32)
-            .set_off(self.offset)
-            .set_rw_flags(self.rw_flags);
-        self.target.apply(sqe);
-    }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
-    }
-
-    /// A transfer of fewer bytes than the iovecs cover fails its link.
-    fn fails_link(&self, res: i32) -> bool {
-        let want = self
-            .iovecs
-            .iter()
-            .map(|v| v.iov_len)
-            .fold(0usize, usize::saturating_add);
-        short_transfer(res, want)
-    }
-
-    fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
-        let r = res_to_io(res).map(|n| n as usize);
-        if let Ok(mut left) = r {
-            for b in &mut self.bufs {
-                let n = left.min(b.bytes_total());
-                // SAFETY: the kernel filled the buffers in order; `n` bytes of this one.
-                unsafe { b.set_init(n) };
-                left -= n;
-            }
+op! {
+    /// Writes several buffers in order (`IORING_OP_WRITEV`, Linux 5.1).
+    ///
+    /// Owns the buffers, their iovec array and a share of the file until completion. Returns
+    /// the byte count and the buffers.
+    pub struct Writev<B: IoBuf> {
+        /// Writes `bufs` (each its data) to `file` at `offset`.
+        pub fn new { file: file(), bufs: bufs(B), offset: plain(u64) }
+        set {
+            /// `RWF_*` flags.
+            rw_flags: i32 = 0,
         }
-        (r, self.bufs)
     }
+    opcode = sys::IORING_OP_WRITEV;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_iovecs(&op.bufs)
+            .set_off(op.offset)
+            .set_rw_flags(op.rw_flags);
+    }
+    complete(op, res, _flags) -> (io::Result<usize>, Vec<B>) {
+        (res_to_io(res).map(|n| n as usize), op.bufs.into_bufs())
+    }
+    fails_link(op, res) { short_transfer(res, op.bufs.total()) }
 }
-
-/// Writes several buffers in order (`IORING_OP_WRITEV`, Linux 5.1).
-///
-/// Owns the buffers and the iovec array until completion. Returns the byte count and the
-/// buffers.
-#[derive(Debug)]
-pub struct Writev<B> {
-    target: Target,
-    bufs: Vec<B>,
-    iovecs: Vec<libc::iovec>,
-    offset: u64,
-    rw_flags: i32,
-    opts: SqeOptions,
-}
-
-// SAFETY: the iovecs only point into the buffers, which are `Send`.
-unsafe impl<B: Send> Send for Writev<B> {}
 
 impl<B: IoBuf> Writev<B> {
-    /// Writes `bufs` (each its data) to `target` at `offset`.
-    pub fn new(target: impl Into<Target>, bufs: Vec<B>, offset: u64) -> Self {
-        let iovecs = bufs
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.stable_ptr() as *mut libc::c_void,
-                iov_len: b.bytes_init(),
-            })
-            .collect();
-        Writev {
-            target: target.into(),
-            bufs,
-            iovecs,
-            offset,
-            rw_flags: 0,
-            opts: SqeOptions::new(),
-        }
-    }
-
-    /// `RWF_*` flags.
-    pub fn rw_flags(mut self, flags: i32) -> Self {
-        self.rw_flags = flags;
-        self
-    }
-
     /// The buffers, back, without writing.
     pub fn into_bufs(self) -> Vec<B> {
-        self.bufs
+        self.bufs.into_bufs()
     }
 }
-super::sqe_options!(Writev<B: IoBuf>);
 
-// SAFETY: the SQE names the iovec array (heap, owned) whose entries name the buffers' data;
-// all owned until `complete`.
-unsafe impl<B: IoBuf> Op for Writev<B> {
-    const OPCODE: u8 = sys::IORING_OP_WRITEV as u8;
-    const NAME: &'static str = "Writev";
-    // The SQE names only heap memory (the buffer, by the `IoBuf` contract, and the iovec
-    // array's heap block), which does not move with the op.
-    const SQE_POINTS_INTO_SELF: bool = false;
-    type Output = (io::Result<usize>, Vec<B>);
+op! {
+    /// Reads into several ranges of one registered buffer, in order (`IORING_OP_READV_FIXED`,
+    /// Linux 6.15): a vectored [`ReadFixed`].
+    ///
+    /// Owns the buffer, the iovec array naming its ranges and a share of the file until
+    /// completion. Returns the byte count, the buffer (its length grown to cover the last byte
+    /// read) and the ranges.
+    pub struct ReadvFixed {
+        fn with { file: file(), vecs: fixed_vecs(), offset: plain(u64) }
+        set {
+            /// `RWF_*` flags.
+            rw_flags: i32 = 0,
+        }
+    }
+    opcode = sys::IORING_OP_READV_FIXED;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_fixed_vecs(&op.vecs)
+            .set_off(op.offset)
+            .set_rw_flags(op.rw_flags);
+    }
+    complete(op, res, _flags) -> (io::Result<usize>, FixedBuf, Vec<std::ops::Range<usize>>) {
+        let mut op = op;
+        let r = res_to_io(res).map(|n| n as usize);
+        if let Ok(n) = r {
+            op.vecs.filled(n);
+        }
+        let (buf, ranges) = op.vecs.into_parts();
+        (r, buf, ranges)
+    }
+    fails_link(op, res) { short_transfer(res, op.vecs.total()) }
+    check(op) { op.vecs.check("ReadvFixed") }
+}
 
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_addr(self.iovecs.as_ptr() as u64)
-            .set_len(self.iovecs.len() as u32)
-            .set_off(self.offset)
-            .set_rw_flags(self.rw_flags);
-        self.target.apply(sqe);
+impl ReadvFixed {
+    /// Reads from `file` at `offset` (`u64::MAX`: its position) into `ranges` of `buf`, in
+    /// order. A push refuses a range not inside the buffer's capacity
+    /// ([`crate::Error::OutOfRange`]; the op, with its buffer, comes back in the error).
+    pub fn new(
+        file: impl crate::IntoTarget,
+        buf: FixedBuf,
+        ranges: Vec<std::ops::Range<usize>>,
+        offset: u64,
+    ) -> Self {
+        let limit = buf.capacity();
+        Self::with(file, FixedVecs::new(buf, ranges, limit), offset)
     }
 
-    fn options(&self) -> SqeOptions {
-        self.opts
+    /// The buffer, back, without reading.
+    pub fn into_buf(self) -> FixedBuf {
+        self.vecs.into_parts().0
+    }
+}
+
+op! {
+    /// Writes several ranges of one registered buffer, in order (`IORING_OP_WRITEV_FIXED`,
+    /// Linux 6.15): a vectored [`WriteFixed`].
+    ///
+    /// Owns the buffer, the iovec array naming its ranges and a share of the file until
+    /// completion. Returns the byte count, the buffer and the ranges.
+    pub struct WritevFixed {
+        fn with { file: file(), vecs: fixed_vecs(), offset: plain(u64) }
+        set {
+            /// `RWF_*` flags.
+            rw_flags: i32 = 0,
+        }
+    }
+    opcode = sys::IORING_OP_WRITEV_FIXED;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_fixed_vecs(&op.vecs)
+            .set_off(op.offset)
+            .set_rw_flags(op.rw_flags);
+    }
+    complete(op, res, _flags) -> (io::Result<usize>, FixedBuf, Vec<std::ops::Range<usize>>) {
+        let (buf, ranges) = op.vecs.into_parts();
+        (res_to_io(res).map(|n| n as usize), buf, ranges)
+    }
+    fails_link(op, res) { short_transfer(res, op.vecs.total()) }
+    check(op) { op.vecs.check("WritevFixed") }
+}
+
+impl WritevFixed {
+    /// Writes `ranges` of `buf`'s data, in order, to `file` at `offset` (`u64::MAX`: its
+    /// position). A push refuses a range not inside the buffer's data, its first
+    /// [`FixedBuf::len`] bytes ([`crate::Error::OutOfRange`]; the op comes back in the error).
+    pub fn new(
+        file: impl crate::IntoTarget,
+        buf: FixedBuf,
+        ranges: Vec<std::ops::Range<usize>>,
+        offset: u64,
+    ) -> Self {
+        let limit = buf.len();
+        Self::with(file, FixedVecs::new(buf, ranges, limit), offset)
     }
 
-    /// A transfer of fewer bytes than the iovecs cover fails its link.
-    fn fails_link(&self, res: i32) -> bool {
-        let want = self
-            .iovecs
-            .iter()
-            .map(|v| v.iov_len)
-            .fold(0usize, usize::saturating_add);
-        short_transfer(res, want)
-    }
-
-    fn complete(self, res: i32, _flags: u32) -> Self::Output {
-        (res_to_io(res).map(|n| n as usize), self.bufs)
+    /// The buffer, back, without writing.
+    pub fn into_buf(self) -> FixedBuf {
+        self.vecs.into_parts().0
     }
 }

@@ -7,7 +7,6 @@
 use super::{Fallocate, Nop, PollAdd, PollEvents, ReadFixed};
 use crate::op::OpSet;
 use crate::{Error, FixedBufs, Uring};
-use std::os::fd::AsFd;
 
 fn ring_without(missing: &[u8]) -> Uring {
     let core = uring_core::Builder::new(4).build().unwrap();
@@ -27,7 +26,7 @@ fn an_unsupported_op_is_refused_by_name_and_given_back() {
     let mut ring = ring_without(&[Fallocate::OPCODE, PollAdd::OPCODE, ReadFixed::OPCODE]);
     assert!(!ring.supports(Fallocate::OPCODE));
     assert!(ring.supports(Nop::OPCODE));
-    let f = std::fs::File::open("/dev/null").unwrap();
+    let f = crate::Fd::new(std::fs::File::open("/dev/null").unwrap());
 
     let err = ring.push(Fallocate::new(&f, 0, 1)).unwrap_err();
     assert!(
@@ -49,7 +48,7 @@ fn an_unsupported_op_is_refused_by_name_and_given_back() {
 
     // The multishot form goes through the same check.
     let err = ring
-        .push(PollAdd::new(f.as_fd(), PollEvents::IN).multishot())
+        .push(PollAdd::new(&f, PollEvents::IN).multishot())
         .unwrap_err();
     assert!(matches!(
         err.error,
@@ -89,6 +88,7 @@ fn a_submission_of_more_than_256_sqes_is_refused() {
     use uring_core::Sqe;
 
     struct Many(u32);
+    impl crate::op::sealed::Sealed for Many {}
     // SAFETY: prepares NOPs naming no memory; finishes after one completion per SQE.
     unsafe impl Entry for Many {
         type Output = ();
@@ -108,8 +108,7 @@ fn a_submission_of_more_than_256_sqes_is_refused() {
         }
         fn finish(self) {}
     }
-    // SAFETY: its own entry; the contract is `Entry`'s above.
-    unsafe impl Submit for Many {
+    impl Submit for Many {
         type Output = ();
         type Entry = Many;
         fn into_entry(self) -> Many {
@@ -123,7 +122,13 @@ fn a_submission_of_more_than_256_sqes_is_refused() {
     let mut ring = Uring::new(512).unwrap();
     let err = ring.push(Many(257)).unwrap_err();
     assert!(
-        matches!(&err.error, Error::InvalidArgument(m) if m.contains("at most 256 SQEs, this one has 257")),
+        matches!(
+            err.error,
+            Error::TooManySqes {
+                sqes: 257,
+                max: 256
+            }
+        ),
         "{:?}",
         err.error
     );

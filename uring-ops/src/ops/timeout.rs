@@ -1,12 +1,14 @@
-//! Timers: `TIMEOUT` (relative, absolute, completion count) and `TIMEOUT_REMOVE`.
+//! Timers: `TIMEOUT` (relative, absolute, completion count), `TIMEOUT_REMOVE`, and its update
+//! form.
 //!
 //! (`LINK_TIMEOUT` belongs to chains.)
 
-use crate::op::{res_to_io, Op, SqeOptions};
+use super::define::op;
+use crate::op::res_to_io;
 use crate::uring::Ticket;
 use std::io;
 use std::time::Duration;
-use uring_core::{sys, Sqe};
+use uring_core::sys;
 
 /// The clock a [`Timeout`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,7 +44,7 @@ impl Clock {
         )
     }
 
-    fn flags(self) -> u32 {
+    pub(crate) fn flags(self) -> u32 {
         match self {
             Clock::Monotonic => 0,
             Clock::Boottime => sys::IORING_TIMEOUT_BOOTTIME,
@@ -61,56 +63,59 @@ pub enum TimeoutFired {
     CountReached,
 }
 
-/// A timer (`IORING_OP_TIMEOUT`, Linux 5.4): completes when the time runs out, or, with
-/// [`Timeout::count`], when that many other completions have been posted, whichever comes
-/// first.
-///
-/// The time is relative ([`Timeout::new`]) or a point on the clock ([`Timeout::absolute`],
-/// `IORING_TIMEOUT_ABS`), on the monotonic clock or the one set with [`Timeout::clock`].
-///
-/// Owns its `__kernel_timespec`, inside the op (the ring keeps the op at one address until it
-/// completes). Returns which way it fired ([`TimeoutFired`]), or the errno: `ECANCELED` when
-/// removed ([`TimeoutRemove`]) or cancelled.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use uring_ops::ops::{Timeout, TimeoutFired};
-/// use uring_ops::Uring;
-/// let mut ring = Uring::new(8)?;
-/// let t = ring.push(Timeout::new(Duration::from_millis(10))).map_err(|e| e.error)?;
-/// assert_eq!(ring.wait(t)??, TimeoutFired::Expired);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Timeout {
-    ts: sys::__kernel_timespec,
-    count: u32,
-    flags: u32,
-    clock: Clock,
-    opts: SqeOptions,
-}
-
-fn timespec(d: Duration) -> sys::__kernel_timespec {
-    sys::__kernel_timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-        tv_nsec: i64::from(d.subsec_nanos()),
+op! {
+    /// A timer (`IORING_OP_TIMEOUT`, Linux 5.4): completes when the time runs out, or, with
+    /// [`Timeout::count`], when that many other completions have been posted, whichever comes
+    /// first.
+    ///
+    /// The time is relative ([`Timeout::new`]) or a point on the clock ([`Timeout::absolute`],
+    /// `IORING_TIMEOUT_ABS`), on the monotonic clock or the one set with [`Timeout::clock`].
+    /// Durations beyond `i64::MAX` seconds are clamped.
+    ///
+    /// Owns its `__kernel_timespec`, inside the op (the ring keeps the op at one address until it
+    /// completes). Returns which way it fired ([`TimeoutFired`]), or the errno: `ECANCELED` when
+    /// removed ([`TimeoutRemove`]) or cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uring_ops::ops::{Timeout, TimeoutFired};
+    /// use uring_ops::Uring;
+    /// let mut ring = Uring::new(8)?;
+    /// let t = ring.push(Timeout::new(Duration::from_millis(10)))?;
+    /// assert_eq!(ring.wait(t)??, TimeoutFired::Expired);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Clone, Copy)]
+    pub struct Timeout {
+        /// Fires `after` from when the kernel starts the op.
+        pub fn new { ts: timespec() }
+        set {
+            /// Runs on `clock` (Linux 5.15 for `Boottime` and `Realtime`).
+            clock: Clock = Clock::Monotonic,
+            /// Also completes, with [`TimeoutFired::CountReached`], once `count` other
+            /// completions have been posted after it started (0: time only).
+            count: u32 = 0,
+        }
+        state { flags: u32 = 0 }
+    }
+    opcode = sys::IORING_OP_TIMEOUT;
+    prepare(op, sqe) {
+        sqe.set_fd(-1)
+            .set_timespec(&op.ts)
+            .set_off(u64::from(op.count))
+            .set_timeout_flags(op.flags | op.clock.flags());
+    }
+    complete(_op, res, _flags) -> io::Result<TimeoutFired> {
+        if res == -libc::ETIME {
+            return Ok(TimeoutFired::Expired);
+        }
+        res_to_io(res).map(|_| TimeoutFired::CountReached)
     }
 }
 
 impl Timeout {
-    /// Fires `after` from when the kernel starts the op.
-    pub fn new(after: Duration) -> Self {
-        Timeout {
-            ts: timespec(after),
-            count: 0,
-            flags: 0,
-            clock: Clock::Monotonic,
-            opts: SqeOptions::new(),
-        }
-    }
-
     /// Fires when the clock (monotonic unless [`Timeout::clock`] says otherwise) reaches `at`
     /// (`IORING_TIMEOUT_ABS`), e.g. `Clock::Monotonic.now() + Duration::from_millis(5)`.
     /// A point already past fires at once.
@@ -120,94 +125,82 @@ impl Timeout {
             ..Self::new(at)
         }
     }
-
-    /// Runs on `clock` (Linux 5.15 for `Boottime` and `Realtime`).
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Also completes, with [`TimeoutFired::CountReached`], once `n` other completions have
-    /// been posted after it started (0: time only).
-    pub fn count(mut self, n: u32) -> Self {
-        self.count = n;
-        self
-    }
-}
-super::sqe_options!(Timeout);
-
-// SAFETY: the SQE names `self.ts`, inside the op, which the ring keeps at one address (not
-// dropped, not moved) until the timeout's completion; the kernel only reads it.
-unsafe impl Op for Timeout {
-    const OPCODE: u8 = sys::IORING_OP_TIMEOUT as u8;
-    const NAME: &'static str = "Timeout";
-    type Output = io::Result<TimeoutFired>;
-
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE)
-            .set_fd(-1)
-            .set_addr(&self.ts as *const sys::__kernel_timespec as u64)
-            .set_len(1)
-            .set_off(u64::from(self.count))
-            .set_timeout_flags(self.flags | self.clock.flags());
-    }
-
-    fn options(&self) -> SqeOptions {
-        self.opts
-    }
-
-    fn complete(self, res: i32, _flags: u32) -> io::Result<TimeoutFired> {
-        if res == -libc::ETIME {
-            return Ok(TimeoutFired::Expired);
-        }
-        res_to_io(res).map(|_| TimeoutFired::CountReached)
-    }
 }
 
-/// Removes a pending [`Timeout`] (`IORING_OP_TIMEOUT_REMOVE`, Linux 5.5), found by its user
-/// data: the removed timeout completes with `ECANCELED`.
-///
-/// Owns nothing (the key is a number; a key naming no timeout is harmless). Returns `Ok(())`,
-/// or `ENOENT` when no pending timeout has that key, `EALREADY` when it is already firing.
-#[derive(Debug, Clone, Copy)]
-pub struct TimeoutRemove {
-    key: u64,
-    opts: SqeOptions,
+op! {
+    /// Removes a pending [`Timeout`] (`IORING_OP_TIMEOUT_REMOVE`, Linux 5.5), found by its user
+    /// data: the removed timeout completes with `ECANCELED`.
+    ///
+    /// Owns nothing (the key is a number the kernel compares; a key naming no timeout is
+    /// harmless). Returns `Ok(())`, or `ENOENT` when no pending timeout has that key,
+    /// `EALREADY` when it is already firing.
+    #[derive(Clone, Copy)]
+    pub struct TimeoutRemove {
+        /// Removes the timeout whose SQE carried `user_data`.
+        pub fn new { key: plain(u64) }
+    }
+    opcode = sys::IORING_OP_TIMEOUT_REMOVE;
+    prepare(op, sqe) { sqe.set_fd(-1).set_addr(op.key); }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
 }
 
 impl TimeoutRemove {
-    /// Removes the timeout whose SQE carried `user_data`.
-    pub fn new(user_data: u64) -> Self {
-        TimeoutRemove {
-            key: user_data,
-            opts: SqeOptions::new(),
-        }
-    }
-
     /// Removes the timeout that `ticket` stands for.
     pub fn ticket(ticket: &Ticket<Timeout>) -> Self {
         Self::new(ticket.user_data())
     }
 }
-super::sqe_options!(TimeoutRemove);
 
-// SAFETY: the key travels in `addr` as a number the kernel compares, never dereferences.
-unsafe impl Op for TimeoutRemove {
-    const OPCODE: u8 = sys::IORING_OP_TIMEOUT_REMOVE as u8;
-    const NAME: &'static str = "TimeoutRemove";
-    type Output = io::Result<()>;
+op! {
+    /// Changes the time of a pending [`Timeout`] (`IORING_OP_TIMEOUT_REMOVE` with
+    /// `IORING_TIMEOUT_UPDATE`, Linux 5.11), or of a link timeout inside a chain
+    /// ([`TimeoutUpdate::link`], `IORING_LINK_TIMEOUT_UPDATE`, Linux 5.15), found by user data.
+    /// The timer restarts from the update with the new time.
+    ///
+    /// Owns its `__kernel_timespec`, inside the op. Returns `Ok(())`, or `ENOENT` when no
+    /// pending timeout has that key.
+    #[derive(Clone, Copy)]
+    pub struct TimeoutUpdate {
+        fn with { key: plain(u64), ts: timespec(), flags: plain(u32) }
+        set {
+            /// Runs on `clock` from now on (Linux 5.15 for `Boottime` and `Realtime`).
+            clock: Clock = Clock::Monotonic,
+        }
+    }
+    opcode = sys::IORING_OP_TIMEOUT_REMOVE;
+    name = "TimeoutUpdate";
+    prepare(op, sqe) {
+        sqe.set_fd(-1)
+            .set_addr(op.key)
+            .set_timespec2(&op.ts)
+            .set_timeout_flags(op.flags | op.clock.flags());
+    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
+}
 
-    #[inline]
-    fn prepare(&mut self, sqe: &mut Sqe) {
-        sqe.set_opcode(Self::OPCODE).set_fd(-1).set_addr(self.key);
+impl TimeoutUpdate {
+    /// Makes the timeout of `ticket` fire `after` from now.
+    pub fn new(ticket: &Ticket<Timeout>, after: Duration) -> Self {
+        Self::with(ticket.user_data(), after, sys::IORING_TIMEOUT_UPDATE)
     }
 
-    fn options(&self) -> SqeOptions {
-        self.opts
+    /// Makes the timeout of `ticket` fire when its clock reaches `at` (`IORING_TIMEOUT_ABS`).
+    pub fn absolute(ticket: &Ticket<Timeout>, at: Duration) -> Self {
+        Self::with(
+            ticket.user_data(),
+            at,
+            sys::IORING_TIMEOUT_UPDATE | sys::IORING_TIMEOUT_ABS,
+        )
     }
 
-    fn complete(self, res: i32, _flags: u32) -> io::Result<()> {
-        res_to_io(res).map(drop)
+    /// Makes the link timeout that is link `link` (its index in the chain, from 0) of the
+    /// chain `ticket` stands for fire `after` from now. Naming a link that is no link
+    /// timeout finds nothing (`ENOENT`).
+    pub fn link<T>(ticket: &Ticket<T>, link: u8, after: Duration) -> Self {
+        Self::with(
+            crate::push::user_data(ticket.user_data(), u32::from(link)),
+            after,
+            sys::IORING_TIMEOUT_UPDATE | sys::IORING_LINK_TIMEOUT_UPDATE,
+        )
     }
 }

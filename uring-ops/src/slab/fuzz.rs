@@ -50,6 +50,8 @@ impl Drop for Counted {
     }
 }
 
+impl crate::op::sealed::Sealed for Counted {}
+
 // SAFETY: prepares nothing; one SQE, one completion.
 unsafe impl Entry for Counted {
     type Output = i32;
@@ -90,6 +92,8 @@ impl Drop for Pair {
         }
     }
 }
+
+impl crate::op::sealed::Sealed for Pair {}
 
 // SAFETY: prepares nothing; finishes at its second completion.
 unsafe impl Entry for Pair {

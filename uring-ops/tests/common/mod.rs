@@ -6,11 +6,14 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use uring_ops::ops::Nop;
-use uring_ops::Uring;
+use uring_ops::{Fd, Target, Uring};
 
 /// A temp file that is removed when dropped.
 pub struct TempFile {
+    /// For the standard library's calls.
     pub file: std::fs::File,
+    /// For ops: a handle to the same open file (a duplicate descriptor).
+    pub fd: Fd,
     pub path: PathBuf,
 }
 
@@ -31,16 +34,24 @@ pub fn temp_file(name: &str, contents: &[u8]) -> TempFile {
         .open(&path)
         .unwrap();
     file.write_all(contents).unwrap();
-    TempFile { file, path }
+    let fd = Fd::new(file.try_clone().unwrap());
+    TempFile { file, fd, path }
 }
 
-/// A pipe: (read end, write end).
-pub fn pipe() -> (OwnedFd, OwnedFd) {
+/// A pipe: (read end, for ops; write end).
+pub fn pipe() -> (Fd, OwnedFd) {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    let (rx, tx) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    (Fd::new(rx), tx)
+}
+
+/// A target naming no open file (descriptor -1): ops on it fail with `EBADF`.
+pub fn bad_fd() -> Target {
+    // SAFETY: -1 is never an open descriptor, so no file can be acted on through it.
+    unsafe { Target::from_raw_fd(-1) }
 }
 
 /// Whether the running kernel is at least `major.minor` (from `uname -r`), for op flags the
@@ -142,4 +153,41 @@ macro_rules! require_kernel {
             return;
         }
     };
+}
+
+/// A temp directory, removed with its contents when dropped.
+pub struct TempDir {
+    pub path: PathBuf,
+    /// The directory, open, for the `*at` ops.
+    pub fd: Fd,
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A new, empty temp directory, unique to this process and `name`.
+pub fn temp_dir(name: &str) -> TempDir {
+    let path = std::env::temp_dir().join(format!("uring-ops-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir(&path).unwrap();
+    let fd = Fd::new(std::fs::File::open(&path).unwrap());
+    TempDir { path, fd }
+}
+
+/// Whether any descriptor of this process is open on `path` (from `/proc/self/fd`).
+pub fn open_on(path: &std::path::Path) -> bool {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|target| target == path)
+}
+
+/// A ring with a sparse registered-file table of `slots` slots.
+pub fn ring_with_slots(entries: u32, slots: u32) -> uring_ops::Uring {
+    let ring = uring_ops::Uring::new(entries).unwrap();
+    ring.ring().register().register_files_sparse(slots).unwrap();
+    ring
 }

@@ -41,9 +41,15 @@ pub(super) struct Outcome {
     pub(super) stderr: Vec<String>,
 }
 
-/// An ext4 image holding `bin/` (the test binaries), `tests` (their order), `tmp/` (the tests'
-/// `TMPDIR`), and every proptest regressions file beside its source, where proptest looks.
-pub(super) fn make_disk(root: &Path, work: &Path, binaries: &[TestBinary]) -> Result<PathBuf> {
+/// An ext4 image holding `bin/` (the test binaries), `tests` (their order), `examples/` (where
+/// tests look for them: `../examples/` from their own folder), `tmp/` (the tests' `TMPDIR` on
+/// ext4), and every proptest regressions file beside its source, where proptest looks.
+pub(super) fn make_disk(
+    root: &Path,
+    work: &Path,
+    binaries: &[TestBinary],
+    examples: &[PathBuf],
+) -> Result<PathBuf> {
     let staging = work.join("disk");
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(|e| format!("clearing {}: {e}", staging.display()))?;
@@ -65,6 +71,10 @@ pub(super) fn make_disk(root: &Path, work: &Path, binaries: &[TestBinary]) -> Re
             write(&source, "")?;
             copy(&regressions, &source.with_extension("proptest-regressions"))?;
         }
+    }
+    for exe in examples {
+        let name = exe.file_name().expect("an executable has a name");
+        bytes += copy(exe, &staging.join("examples").join(name))?;
     }
     write(&staging.join("tests"), &list)?;
     let image = work.join("disk.img");
@@ -131,12 +141,12 @@ sync
 poweroff -f
 "#;
 
-/// The initramfs for `kernel`: busybox, the shared libraries of busybox and the test binaries,
-/// the modules (in load order) and the init script, as a `cpio` archive.
-pub(super) fn make_initramfs(
+/// The initramfs for `kernel`: busybox, the shared libraries of busybox and `executables`, the
+/// modules (in load order) and the init script, as a `cpio` archive.
+pub(super) fn make_initramfs<'a>(
     dir: &Path,
     kernel: &Kernel,
-    binaries: &[TestBinary],
+    executables: impl Iterator<Item = &'a PathBuf>,
     file_systems: &[&(&str, &str)],
 ) -> Result<PathBuf> {
     let staging = dir.join("initramfs");
@@ -147,8 +157,8 @@ pub(super) fn make_initramfs(
     mkdir(&staging.join("modules"))?;
     let busybox = find_in_path("busybox").expect("checked at the start");
     copy(&busybox, &staging.join("bin/busybox"))?;
-    let mut libs = HashSet::new();
-    for exe in std::iter::once(&busybox).chain(binaries.iter().map(|b| &b.exe)) {
+    let mut libs: HashSet<PathBuf> = shared_libraries(&busybox)?.into_iter().collect();
+    for exe in executables {
         libs.extend(shared_libraries(exe)?);
     }
     for lib in &libs {
