@@ -102,9 +102,10 @@ pub(super) fn make_disk(
     Ok(image)
 }
 
-/// The VM's init: loads the modules, mounts the test disk and a tmpfs, runs each binary with
-/// `TMPDIR` on each file system of PASSES (`name:dir ...`) with its output in files, sends the
-/// output to the results port between marker lines, and powers off.
+/// The VM's init: brings up the loopback interface (tests use sockets on 127.0.0.1), loads the
+/// modules, mounts the test disk and a tmpfs, runs each binary with `TMPDIR` on each file
+/// system of PASSES (`name:dir ...`) with its output in files, sends the output to the results
+/// port between marker lines, and powers off.
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /mnt /tmpfs
 /bin/busybox mount -t proc proc /proc
@@ -113,6 +114,7 @@ const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
 exec >/dev/ttyS1 2>&1
+ip link set lo up
 for m in $(cat /modules/order); do
     insmod "/modules/$m.ko" || echo "MARK insmod $m failed"
 done
