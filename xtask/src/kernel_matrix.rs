@@ -64,7 +64,7 @@ struct TestBinary {
 
 /// A kernel ready to boot.
 struct Kernel {
-    /// `6.1 (6.1.176-1)`.
+    /// `6.1 (6.1.176-1, 6.1.0-50-amd64)`: the name, the package version and the release.
     title: String,
     vmlinuz: PathBuf,
     /// `lib/modules/<release>` inside the unpacked packages.
