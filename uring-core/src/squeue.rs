@@ -102,11 +102,9 @@ impl<B: Backend> SubmissionQueue<B> {
         self.make_room(n)?;
         let slots = self.raw.slots();
         let first = self.tail;
-        for i in 0..n {
-            // SAFETY: slot `first + i` is free (the kernel's head is past its previous use, by
-            // the Acquire above or an earlier one), so nobody else reads or writes it now.
-            unsafe { slots.clear(first.wrapping_add(i)) };
-        }
+        // SAFETY: slots `first .. first + n` are free (the kernel's head is past their previous
+        // use, by the Acquire above or an earlier one), so nobody else reads or writes them now.
+        unsafe { slots.clear_range(first, n) };
         Ok(Reservation {
             sq: self,
             slots,
@@ -458,6 +456,50 @@ impl<'a, B: Backend> Reservation<'a, B> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use crate::{sys, Builder, Sqe};
+
+    /// `reserve` hands out zeroed slots, whatever they held, for every size of reservation
+    /// (one slot at a time below 4, contiguous runs from 4 on) and when the reservation wraps
+    /// around the end of the SQE array; with `SQE128`, the whole 128-byte slot.
+    #[test]
+    fn reserve_zeroes_every_slot_across_the_wrap() {
+        for sqe128 in [false, true] {
+            let b = Builder::new(8);
+            let mut ring = if sqe128 { b.sqe128() } else { b }.build_sim().unwrap();
+            // Dirty all 8 slots, then move the tail to slot 5.
+            for n in [8, 5] {
+                let mut r = ring.sq().reserve(n).unwrap();
+                for i in 0..n {
+                    r.get(i)
+                        .unwrap()
+                        .set_opcode(sys::IORING_OP_NOP as u8)
+                        .set_len(0xdead)
+                        .set_off(u64::MAX)
+                        .set_user_data(u64::MAX);
+                    if let Some(cmd) = r.big_cmd(i) {
+                        cmd.fill(0xab);
+                    }
+                }
+                // SAFETY: NOPs name no memory.
+                unsafe { r.commit() };
+                assert_eq!(ring.submit_and_wait(n).unwrap(), n);
+                assert_eq!(ring.cq().batch().count(), n as usize);
+            }
+            // 6 slots: 5, 6, 7, then 0, 1, 2; then 3 slots, one at a time.
+            for n in [6, 3] {
+                let mut r = ring.sq().reserve(n).unwrap();
+                for i in 0..n {
+                    let sqe: *const Sqe = r.get(i).unwrap();
+                    // SAFETY: an `Sqe` is 64 initialised bytes (plain integers and unions of
+                    // them), read through a pointer to it.
+                    let bytes = unsafe { sqe.cast::<[u8; 64]>().read() };
+                    assert_eq!(bytes, [0; 64], "sqe128={sqe128} n={n} slot {i}");
+                    if let Some(cmd) = r.big_cmd(i) {
+                        assert_eq!(*cmd, [0; 80], "sqe128={sqe128} n={n} slot {i}'s command");
+                    }
+                }
+            }
+        }
+    }
 
     /// `push` copies the SQE whole over whatever the slot held, and with `SQE128` zeroes the
     /// slot's second half (which a 64-byte `Sqe` does not cover) instead of leaving a previous
