@@ -166,11 +166,12 @@ impl<B: Backend> SubmissionQueue<B> {
     /// On an SQPOLL ring the kernel's poller thread frees slots on its own time, so a full
     /// queue right after [`SubmissionQueue::submit`] is normal: this publishes what is
     /// committed, wakes the poller if it sleeps with SQEs left to consume (even when there is
-    /// room already), and waits until it has consumed enough. The kernel can only wait for a
-    /// full queue to have a first free slot (`IORING_ENTER_SQ_WAIT`, Linux 5.10): while the
-    /// queue is full this blocks in the kernel; while it has room but less than `n`, this
-    /// yields and then sleeps in growing steps of up to 1 ms, instead of spinning on the
-    /// system call. On other rings the kernel consumes SQEs only while submitting, so there is
+    /// room already), and waits until it has consumed enough. It first yields the CPU a few
+    /// times (an awake poller frees slots within microseconds, without a system call here);
+    /// then, while the queue is full, it blocks in the kernel, which can only wait for a full
+    /// queue to have a first free slot (`IORING_ENTER_SQ_WAIT`, Linux 5.10); while it has
+    /// room but less than `n`, it sleeps in growing steps of up to 1 ms, instead of spinning
+    /// on the system call. On other rings the kernel consumes SQEs only while submitting, so there is
     /// nothing to wait for: this returns the free slots at once (perhaps fewer than `n`;
     /// submit first).
     ///
@@ -199,8 +200,10 @@ impl<B: Backend> SubmissionQueue<B> {
         loop {
             let free = self.free();
             let enough = free >= n;
-            // Only a full queue can be waited for in the kernel.
-            let block = !enough && free == 0;
+            // Only a full queue can be waited for in the kernel; an awake poller usually frees
+            // a slot within microseconds (it may post completions before it moves the head
+            // past their SQEs), so yield a few rounds before entering the kernel for it.
+            let block = !enough && free == 0 && round >= BACK_OFF_YIELDS;
             let mut flags = 0;
             // SQEs are queued (published above): a sleeping poller must be woken to take them,
             // whether or not we wait, or they would sit there until the next submit.
@@ -223,8 +226,9 @@ impl<B: Backend> SubmissionQueue<B> {
                 return Ok(free);
             }
             if !block {
-                // Room, but not enough: `IORING_ENTER_SQ_WAIT` would return at once (it waits
-                // only while the queue is full), so give the awake poller time instead.
+                // Not full for long yet, or room but not enough (`IORING_ENTER_SQ_WAIT` would
+                // return at once: it waits only while the queue is full): give the awake poller
+                // time instead.
                 back_off(&mut round);
             }
         }
