@@ -1,9 +1,10 @@
-//! io_uring rings: setup, the submission and completion queues with their memory ordering,
-//! entering the kernel, and registration.
+#![doc = include_str!("../README.md")]
 //!
-//! This is the layer for people who build their own runtime on raw SQEs. It owns the ring
-//! memory and every atomic access to it; what an SQE points at is the caller's business, which
-//! is why committing SQEs is `unsafe` (the typed, owning layer is `uring-ops`).
+//! # What it holds
+//!
+//! This crate owns the ring memory and every atomic access to it; what an SQE points at is the
+//! caller's business, which is why committing SQEs is `unsafe` (the typed, owning layer is
+//! `uring-ops`).
 //!
 //! - [`Builder`] sets a ring up (every setup flag, checked before the kernel sees it) and
 //!   [`Ring`] holds it: a [`SubmissionQueue`] and a [`CompletionQueue`], usable together through

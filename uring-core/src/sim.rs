@@ -96,10 +96,16 @@ struct Control {
 /// Takes one from a non-zero counter; whether it was non-zero.
 fn take_one(counter: &StdAtomicU32) -> bool {
     use std::sync::atomic::Ordering::Relaxed;
-    // Relaxed: a test-scaffolding counter (see `Control`).
-    counter
-        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
-        .is_ok()
+    // Relaxed: a test-scaffolding counter (see `Control`). (A compare-exchange loop, not
+    // `fetch_update`: Rust 1.99 deprecates that for `try_update`, which the MSRV lacks.)
+    let mut n = counter.load(Relaxed);
+    while n > 0 {
+        match counter.compare_exchange_weak(n, n - 1, Relaxed, Relaxed) {
+            Ok(_) => return true,
+            Err(now) => n = now,
+        }
+    }
+    false
 }
 
 /// The simulated kernel and the heap memory of its ring. A [`crate::Backend`].

@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p uring-ops --example copy -- SRC DST [--depth N] [--block BYTES]
+//! cargo run --release -p uring-ops --example copy -- --help
 //! ```
 //!
 //! Each chain reads one block into a buffer and writes that same buffer out (`IOSQE_IO_LINK`,
@@ -10,9 +11,14 @@
 //! with the offset that failed.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fmt;
 use std::fs::{File, OpenOptions};
+use std::ops::RangeInclusive;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Instant;
 use uring_ops::ops::{Fsync, Read, Write};
 use uring_ops::{Chain, Fd, Linked, SharedBuf, Ticket, Uring};
@@ -20,51 +26,70 @@ use uring_ops::{Chain, Fd, Linked, SharedBuf, Ticket, Uring};
 type CopyChain = Chain<(Read<SharedBuf<Vec<u8>>>, Write<SharedBuf<Vec<u8>>>)>;
 
 struct Args {
-    src: String,
-    dst: String,
+    src: PathBuf,
+    dst: PathBuf,
     depth: u32,
     block: usize,
 }
 
 const USAGE: &str = "usage: copy SRC DST [--depth N] [--block BYTES]";
 
-fn parse_args() -> Result<Args, String> {
-    let mut pos = Vec::new();
+const HELP: &str = "\
+Copies SRC to DST with linked read->write chains through io_uring, fsyncs DST and checks its
+size. Prints the bytes copied, the seconds taken and the rate.
+
+options:
+  --depth N        chains in flight at once, 1 to 4096 (default 8)
+  --block BYTES    bytes each chain copies, 1 to 1073741824 (default 131072)
+  -h, --help       print this help";
+
+/// What the command line asks for.
+enum Command {
+    Copy(Args),
+    Help,
+}
+
+fn parse_args() -> Result<Command, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut paths = Vec::new();
     let mut depth = 8u32;
     let mut block = 128 * 1024usize;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--depth" => {
-                let v = it.next().ok_or("--depth needs a number")?;
-                depth = v
-                    .parse()
-                    .ok()
-                    .filter(|d| (1..=4096).contains(d))
-                    .ok_or(format!("--depth {v}: expected 1 to 4096"))?;
-            }
-            "--block" => {
-                let v = it.next().ok_or("--block needs a byte count")?;
-                block = v
-                    .parse()
-                    .ok()
-                    .filter(|b| (1..=(1usize << 30)).contains(b))
-                    .ok_or(format!("--block {v}: expected 1 to 1073741824 bytes"))?;
-            }
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
-            _ => pos.push(a),
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("depth") => depth = number("--depth", parser.value()?, 1..=4096)?,
+            Long("block") => block = number("--block", parser.value()?, 1..=1 << 30)?,
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Value(path) if paths.len() < 2 => paths.push(PathBuf::from(path)),
+            _ => return Err(arg.unexpected()),
         }
     }
-    let [src, dst]: [String; 2] = pos
+    let [src, dst]: [PathBuf; 2] = paths
         .try_into()
-        .map_err(|_| format!("expected SRC and DST\n{USAGE}"))?;
-    Ok(Args {
+        .map_err(|_| "expected SRC and DST".to_string())?;
+    Ok(Command::Copy(Args {
         src,
         dst,
         depth,
         block,
-    })
+    }))
+}
+
+/// `value` as a number in `range`; the error names the option and the range.
+fn number<T>(option: &str, value: OsString, range: RangeInclusive<T>) -> Result<T, lexopt::Error>
+where
+    T: FromStr + PartialOrd + fmt::Display,
+{
+    let text = value.to_string_lossy();
+    match text.parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{option} {text}: expected a number from {} to {}",
+            range.start(),
+            range.end()
+        )
+        .into()),
+    }
 }
 
 /// One chain in flight: the ticket, where it copies, and which buffer it uses.
@@ -76,14 +101,17 @@ struct InFlight {
 }
 
 fn copy(args: &Args) -> Result<(u64, f64), String> {
-    let src = File::open(&args.src).map_err(|e| format!("{}: {e}", args.src))?;
-    let src_meta = src.metadata().map_err(|e| format!("{}: {e}", args.src))?;
+    let (src_name, dst_name) = (args.src.display(), args.dst.display());
+    let src = File::open(&args.src).map_err(|e| format!("opening {src_name}: {e}"))?;
+    let src_meta = src
+        .metadata()
+        .map_err(|e| format!("reading {src_name}'s size: {e}"))?;
     // Refuse a copy onto itself before the destination is truncated.
     if let Ok(dst_meta) = std::fs::metadata(&args.dst) {
         if dst_meta.dev() == src_meta.dev() && dst_meta.ino() == src_meta.ino() {
             return Err(format!(
                 "{} and {} are the same file: refusing to copy a file onto itself",
-                args.src, args.dst
+                src_name, dst_name
             ));
         }
     }
@@ -92,7 +120,7 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
         .create(true)
         .truncate(true)
         .open(&args.dst)
-        .map_err(|e| format!("{}: {e}", args.dst))?;
+        .map_err(|e| format!("opening {dst_name}: {e}"))?;
     let size = src_meta.len();
     let block = args.block as u64;
     // Shared handles: every op holds one, so a file stays open until its last op completes.
@@ -116,7 +144,7 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
                 .then(Write::new(&dst, bufs[b].clone(), next).len(len as u32));
             let ticket = ring
                 .push(chain)
-                .map_err(|e| format!("queueing the copy at offset {next}: {}", e.error))?;
+                .map_err(|e| format!("queueing the copy at offset {next}: {e}"))?;
             queue.push_back(InFlight {
                 ticket,
                 offset: next,
@@ -170,19 +198,18 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
 
     let t = ring
         .push(Fsync::new(&dst))
-        .map_err(|e| format!("queueing fsync: {}", e.error))?;
+        .map_err(|e| format!("queueing fsync: {e}"))?;
     ring.wait(t)
         .map_err(|e| format!("fsync: {e}"))?
-        .map_err(|e| format!("fsync {}: {e}", args.dst))?;
+        .map_err(|e| format!("fsync {dst_name}: {e}"))?;
     let seconds = started.elapsed().as_secs_f64();
 
     let written = std::fs::metadata(&args.dst)
-        .map_err(|e| format!("{}: {e}", args.dst))?
+        .map_err(|e| format!("reading {dst_name}'s size: {e}"))?
         .len();
     if written != size {
         return Err(format!(
-            "size check failed: {} has {written} bytes, {} has {size}",
-            args.dst, args.src
+            "size check failed: {dst_name} has {written} bytes, {src_name} has {size}"
         ));
     }
     bufs.clear();
@@ -191,9 +218,13 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
 
 fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
+        Ok(Command::Copy(args)) => args,
+        Ok(Command::Help) => {
+            println!("{USAGE}\n\n{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("copy: {e}\n{USAGE}\n(copy --help for more)");
             return ExitCode::from(2);
         }
     };

@@ -163,6 +163,20 @@ impl From<Error> for io::Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A push that failed: the reason, and the op, handed back untouched with everything it owns.
+///
+/// `?` turns it into what the caller's function returns: `Box<dyn std::error::Error>`
+/// (keeping the op inside), this crate's [`Error`] or [`io::Error`] (dropping the op, which
+/// the kernel never saw).
+///
+/// ```
+/// use uring_ops::{ops::Nop, Uring};
+/// fn nop(ring: &mut Uring) -> std::io::Result<u32> {
+///     let ticket = ring.push(Nop::new())?;
+///     Ok(ring.wait(ticket)??)
+/// }
+/// assert_eq!(nop(&mut Uring::new(4)?)?, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct PushError<T> {
@@ -191,5 +205,44 @@ impl<T> From<PushError<T>> for io::Error {
     /// Drops the op and keeps the error, with its errno.
     fn from(e: PushError<T>) -> Self {
         e.error.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> PushError<Vec<u8>> {
+        PushError {
+            error: Error::QueueFull { needed: 2, free: 1 },
+            op: vec![7],
+        }
+    }
+
+    #[test]
+    fn a_push_error_converts_with_question_mark_keeping_the_reason() {
+        fn to_error() -> Result<()> {
+            Err(full())?
+        }
+        fn to_io() -> io::Result<()> {
+            Err(full())?
+        }
+        fn to_boxed() -> std::result::Result<(), Box<dyn std::error::Error>> {
+            Err(full())?
+        }
+        assert!(matches!(
+            to_error(),
+            Err(Error::QueueFull { needed: 2, free: 1 })
+        ));
+        let e = to_io().unwrap_err();
+        assert_eq!(e.kind(), io::Error::from_raw_os_error(libc::EBUSY).kind());
+        assert_eq!(
+            e.to_string(),
+            "submission queue full: 2 SQE(s) needed, 1 free"
+        );
+        // The box keeps the whole `PushError`, op included.
+        let boxed = to_boxed().unwrap_err();
+        let back = boxed.downcast::<PushError<Vec<u8>>>().unwrap();
+        assert_eq!(back.op, [7]);
     }
 }

@@ -115,6 +115,16 @@ impl Target {
         }
     }
 
+    /// The current working directory (`AT_FDCWD`), as the directory of the `*at` ops
+    /// (`OpenAt`, `Statx`, ...): not a descriptor, so there is nothing to keep open.
+    pub fn cwd() -> Self {
+        Target {
+            raw: libc::AT_FDCWD,
+            fixed: false,
+            keep: None,
+        }
+    }
+
     /// A bare descriptor number.
     ///
     /// # Safety
@@ -160,8 +170,50 @@ impl fmt::Debug for Target {
     }
 }
 
+/// A slot of the ring's registered-file table that an op filled with a descriptor the kernel
+/// created (opening, accepting or making a socket into a fixed slot, installing one): its
+/// index, typed. Use it as an op's file (it is a [`Target::fixed`]); closing it is the ring's
+/// business (a `Close` of the slot, or unregistering the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FixedFd {
+    index: u32,
+}
+
+impl FixedFd {
+    /// The slot `index`, as the kernel reported it (for the ops that fill slots).
+    #[allow(dead_code)] // the ops that fill slots come with the remaining opcodes
+    pub(crate) fn new(index: u32) -> Self {
+        FixedFd { index }
+    }
+
+    /// Its index in the ring's registered-file table.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
+impl From<FixedFd> for Target {
+    fn from(f: FixedFd) -> Self {
+        Target::fixed(f.index)
+    }
+}
+
+impl IntoTarget for FixedFd {
+    #[inline]
+    fn into_target(self) -> Target {
+        Target::fixed(self.index)
+    }
+}
+
+impl IntoTarget for &FixedFd {
+    #[inline]
+    fn into_target(self) -> Target {
+        Target::fixed(self.index)
+    }
+}
+
 /// What an op's constructor takes as its file: an [`Fd`] (`&fd` shares it, `fd` moves it in), a
-/// [`Target`], or anything that owns a descriptor (`File`, `OwnedFd`, sockets: moved into the
+/// [`Target`], a [`FixedFd`], or anything that owns a descriptor (`File`, `OwnedFd`, sockets: moved into the
 /// op and closed when the op is dropped after its completion).
 #[diagnostic::on_unimplemented(
     message = "an op needs a file it can keep open until its completion, not `{Self}`",
@@ -269,6 +321,11 @@ mod tests {
         let mut sqe = Sqe::zeroed();
         Target::fixed(7).apply(&mut sqe);
         assert_eq!((sqe.fd(), sqe.flags()), (7, SqeFlags::FIXED_FILE));
+        let mut sqe = Sqe::zeroed();
+        FixedFd::new(9).into_target().apply(&mut sqe);
+        assert_eq!((sqe.fd(), sqe.flags()), (9, SqeFlags::FIXED_FILE));
+        let cwd = Target::cwd();
+        assert_eq!((cwd.raw(), cwd.is_fixed()), (libc::AT_FDCWD, false));
         // SAFETY: the target is only written into an SQE that is never submitted.
         let t = unsafe { Target::from_raw_fd(3) };
         assert_eq!((t.raw(), t.is_fixed()), (3, false));

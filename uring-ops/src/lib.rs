@@ -1,4 +1,6 @@
-//! Typed io_uring operations that own their buffers until the kernel is done with them.
+#![doc = include_str!("../README.md")]
+//!
+//! # What it holds
 //!
 //! - [`Uring`] takes ops ([`ops`]: one struct per opcode) and keeps each, at a fixed address,
 //!   from push until its completion is reaped, then gives it back with its result through a
@@ -45,7 +47,7 @@ pub use chain::{Chain, Linked, MAX_LINKS};
 pub use chain::{ChainEntry, LinkMeta, Links};
 pub use context::{Completion, Context, ContextBuilder};
 pub use error::{Error, PushError, Result};
-pub use fd::{Fd, IntoTarget, Target};
+pub use fd::{Fd, FixedFd, IntoTarget, Target};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};
 #[doc(hidden)]

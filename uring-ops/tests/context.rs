@@ -981,7 +981,7 @@ fn coop_taskrun_completes_ops_of_a_sleeping_submitter() {
     }
 }
 
-/// The setup flags a context cannot honour are refused with `InvalidArgument` naming the
+/// The setup flags a context cannot honour are refused with `ContextSetupFlag` naming the
 /// flag, before any ring is made: the builders below have 0 entries, which uring-core and the
 /// kernel would refuse with another error, so the context's check comes first.
 #[test]

@@ -1,17 +1,79 @@
 //! Sets up a ring with the raw syscalls, prints what the kernel offers, and pushes one NOP
 //! through the rings by hand.
 //!
-//! `cargo run -p uring-sys --example probe`
+//! ```sh
+//! cargo run -p uring-sys --example probe -- [--entries N]
+//! ```
 
+use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd};
+use std::process::ExitCode;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use uring_sys::*;
 
-fn main() -> std::io::Result<()> {
+const USAGE: &str = "usage: probe [--entries N]";
+
+const HELP: &str = "\
+Sets up an io_uring instance with the raw syscalls, prints the ring sizes and the features and
+opcodes the running kernel supports, and pushes one NOP through the rings by hand.
+
+options:
+  --entries N    SQ entries to ask for, 1 to 32768 (default 4; the kernel rounds up to a
+                 power of two)
+  -h, --help     print this help";
+
+/// What the command line asks for: the SQ entries, or help.
+fn parse_args() -> Result<Option<u32>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut entries = 4;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("entries") => {
+                let value = parser.value()?;
+                let text = value.to_string_lossy();
+                entries = text
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=32768).contains(n))
+                    .ok_or_else(|| {
+                        format!("--entries {text}: expected a number from 1 to 32768")
+                    })?;
+            }
+            Short('h') | Long("help") => return Ok(None),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Some(entries))
+}
+
+fn main() -> ExitCode {
+    let entries = match parse_args() {
+        Ok(Some(entries)) => entries,
+        Ok(None) => {
+            println!("{USAGE}\n\n{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("probe: {e}\n{USAGE}\n(probe --help for more)");
+            return ExitCode::from(2);
+        }
+    };
+    match probe(entries) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("probe: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe(entries: u32) -> io::Result<()> {
     let mut p = io_uring_params::default();
-    let ring = io_uring_setup(4, &mut p)?;
+    let ring = io_uring_setup(entries, &mut p)
+        .map_err(|e| io::Error::new(e.kind(), format!("io_uring_setup({entries}): {e}")))?;
     println!(
         "ring fd {}: {} SQ entries, {} CQ entries",
         ring.as_raw_fd(),
@@ -57,10 +119,11 @@ fn main() -> std::io::Result<()> {
     }
 
     // One NOP through the rings by hand (IORING_FEAT_SINGLE_MMAP: SQ and CQ share a mapping).
-    assert!(
-        p.features & IORING_FEAT_SINGLE_MMAP != 0,
-        "this example needs SINGLE_MMAP"
-    );
+    if p.features & IORING_FEAT_SINGLE_MMAP == 0 {
+        return Err(io::Error::other(
+            "the kernel lacks IORING_FEAT_SINGLE_MMAP (Linux 5.4), which this example needs",
+        ));
+    }
     let ring_len = (p.sq_off.array as usize + p.sq_entries as usize * 4)
         .max(p.cq_off.cqes as usize + p.cq_entries as usize * size_of::<io_uring_cqe>());
     let sqes_len = p.sq_entries as usize * size_of::<io_uring_sqe>();
@@ -85,7 +148,7 @@ fn main() -> std::io::Result<()> {
             IORING_OFF_SQES as i64,
         );
         if r == libc::MAP_FAILED || s == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
+            return Err(io::Error::last_os_error());
         }
         (r.cast::<u8>(), s.cast::<io_uring_sqe>())
     };

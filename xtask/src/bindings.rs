@@ -171,9 +171,19 @@ fn libclang_present() -> bool {
     dirs.iter().any(|d| {
         fs::read_dir(d).is_ok_and(|rd| {
             rd.filter_map(|e| e.ok())
-                .any(|e| e.file_name().to_string_lossy().starts_with("libclang"))
+                .any(|e| is_libclang_name(&e.file_name().to_string_lossy()))
         })
     })
+}
+
+/// Whether clang-sys takes a file of this name for libclang's C library: `libclang.so`,
+/// `libclang-*.so`, `libclang.so.*`, `libclang-*.so.*`, but not Clang's C++ library
+/// (`libclang-cpp.so.N`), which machines with LLVM's development files have without it.
+fn is_libclang_name(name: &str) -> bool {
+    !name.contains("-cpp.")
+        && (name == "libclang.so"
+            || name.starts_with("libclang.so.")
+            || (name.starts_with("libclang-") && (name.ends_with(".so") || name.contains(".so."))))
 }
 
 /// Kernel integer typedefs that come out as plain Rust integers.
@@ -487,5 +497,27 @@ mod tests {
         assert!(up_to_date("x.rs", "", fresh)
             .unwrap_err()
             .contains("at line 1"));
+    }
+
+    #[test]
+    fn libclang_names_are_those_clang_sys_loads() {
+        for name in [
+            "libclang.so",
+            "libclang.so.1",
+            "libclang-14.so",
+            "libclang-14.so.1",
+            "libclang-14.0.6.so",
+        ] {
+            assert!(super::is_libclang_name(name), "{name}");
+        }
+        for name in [
+            "libclang-cpp.so.14",
+            "libclang-cpp.so",
+            "libclangAST.a",
+            "libclang-14.a",
+            "libclang.a",
+        ] {
+            assert!(!super::is_libclang_name(name), "{name}");
+        }
     }
 }
