@@ -389,41 +389,6 @@ impl SqeSlots {
             }
         }
     }
-
-    /// Zeroes the `n` SQE slots from the free-running index `first` on (as [`SqeSlots::clear`]
-    /// for each): at most two runs of contiguous slots (the range may wrap around the end of the
-    /// array), each zeroed in one go.
-    ///
-    /// # Safety
-    ///
-    /// As for [`SqeSlots::clear`], for every slot of the range; `n` is at most the number of
-    /// slots.
-    #[inline]
-    pub(crate) unsafe fn clear_range(&self, first: u32, n: u32) {
-        #[cfg(not(loom))]
-        if n >= 4 {
-            let start = first & self.mask;
-            let run = n.min(self.mask + 1 - start);
-            // SAFETY: slots `start .. start + run` lie inside the array (`run` stops at its
-            // end), then slots `0 .. n - run` (fewer than the slots there are); each is free for
-            // us by the caller's guarantee, and all-zero is a valid `io_uring_sqe`.
-            unsafe {
-                self.sqe(first)
-                    .cast::<u8>()
-                    .write_bytes(0, (run as usize) << self.slot_shift);
-                if run < n {
-                    self.sqe(first.wrapping_add(run))
-                        .cast::<u8>()
-                        .write_bytes(0, ((n - run) as usize) << self.slot_shift);
-                }
-            }
-            return;
-        }
-        for i in 0..n {
-            // SAFETY: the caller's guarantee, for each slot.
-            unsafe { self.clear(first.wrapping_add(i)) };
-        }
-    }
 }
 
 impl RawCq {

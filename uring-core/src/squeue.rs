@@ -102,9 +102,11 @@ impl<B: Backend> SubmissionQueue<B> {
         self.make_room(n)?;
         let slots = self.raw.slots();
         let first = self.tail;
-        // SAFETY: slots `first .. first + n` are free (the kernel's head is past their previous
-        // use, by the Acquire above or an earlier one), so nobody else reads or writes them now.
-        unsafe { slots.clear_range(first, n) };
+        for i in 0..n {
+            // SAFETY: slot `first + i` is free (the kernel's head is past its previous use, by
+            // the Acquire above or an earlier one), so nobody else reads or writes it now.
+            unsafe { slots.clear(first.wrapping_add(i)) };
+        }
         Ok(Reservation {
             sq: self,
             slots,
@@ -461,9 +463,9 @@ impl<'a, B: Backend> Reservation<'a, B> {
 mod tests {
     use crate::{sys, Builder, Sqe};
 
-    /// `reserve` hands out zeroed slots, whatever they held, for every size of reservation
-    /// (one slot at a time below 4, contiguous runs from 4 on) and when the reservation wraps
-    /// around the end of the SQE array; with `SQE128`, the whole 128-byte slot.
+    /// `reserve` hands out zeroed slots, whatever they held, for small and larger reservations
+    /// and when the reservation wraps around the end of the SQE array; with `SQE128`, the whole
+    /// 128-byte slot.
     #[test]
     fn reserve_zeroes_every_slot_across_the_wrap() {
         for sqe128 in [false, true] {
