@@ -10,7 +10,7 @@
  * `batch` queued per submit, and once `depth` are in flight one wait for `batch` completions;
  * one 4096-byte buffer per slot, aligned to 4096 and reused; random block offsets from the same
  * xorshift generator; every result checked (0 for a NOP, 4096 for a read). It prints the same
- * RESULT line, with layer=liburing. A read file must exist (the Rust tool makes the temporary
+ * RESULT line, with layer=liburing, and the same "cpu:" line. A read file must exist (the Rust tool makes the temporary
  * one; the script passes it).
  */
 #define _GNU_SOURCE
@@ -30,6 +30,13 @@ static double now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -132,7 +139,7 @@ int main(int argc, char **argv)
 	unsigned in_flight = 0;
 	unsigned long long queued = 0, done = 0;
 	int stopping = 0;
-	double start = now(), deadline = start + secs;
+	double cpu = cpu_now(), start = now(), deadline = start + secs;
 
 	for (;;) {
 		if (secs > 0 && !stopping && now() >= deadline)
@@ -193,9 +200,12 @@ int main(int argc, char **argv)
 		done += n;
 	}
 	double t = now() - start;
+	cpu = cpu_now() - cpu;
 	printf("RESULT mode=%s layer=liburing depth=%u batch=%u threads=1 secs=%.2f ops=%llu "
 	       "ops_per_sec=%.0f\n",
 	       read_mode ? "read" : "nop", depth, batch, t, done, done / t);
+	printf("  cpu: %.1f ns per op (user and system time of the loop's thread)\n",
+	       cpu * 1e9 / (done ? done : 1));
 	io_uring_queue_exit(&ring);
 	return 0;
 }

@@ -7,8 +7,8 @@ as recorded in BENCHMARKS.md ("The bench tool"). Not run by CI.
 PARTs (default: all of them, in this order):
   counts    user-space instructions per NOP (callgrind, difference of two run lengths), per
             layer and for liburing
-  flat      instructions per NOP as the ring grows (16 to 4096, batch = depth) and as the run
-            grows (10^4 to 10^7 ops)
+  flat      instructions per NOP as the ring grows (16 to 4096 entries, batch 16, then batch =
+            depth) and as the run grows (10^4 to 10^7 ops)
   nop       NOP ops/s, every layer and liburing (and t/io_uring with --tio), alternating
   direct    random 4 KiB O_DIRECT reads at depth 32, batch 8: every layer, liburing, fio (and
             t/io_uring), alternating, on one file
@@ -52,10 +52,12 @@ def build():
 
 
 def ops_per_sec(out):
+    """The RESULT line's ops/s and, when the run printed it, its CPU ns per op."""
     m = re.search(r"^RESULT .* ops_per_sec=(\d+)$", out, re.M)
     if not m:
         sys.exit(f"no RESULT line in:\n{out}")
-    return float(m.group(1))
+    c = re.search(r"^  cpu: ([\d.]+) ns per op", out, re.M)
+    return float(m.group(1)), float(c.group(1)) if c else None
 
 
 def instructions(cmd):
@@ -83,17 +85,25 @@ def counts(args):
 
 
 def flat(args):
-    print("\n## Instructions per NOP as the ring grows (batch = depth; 100 and 1,100 batches)\n")
     depths = [16, 64, 256, 1024, 4096]
-    print("| layer | " + " | ".join(f"depth {d}" for d in depths) + " | spread |")
-    print("|---|" + "---:|" * (len(depths) + 1))
-    for l in ["core", "ops", "io-uring"]:
-        ps = []
-        for d in depths:
-            cmd = [BENCH, "nop", "--layer", l, "--depth", str(d), "--batch", str(d)]
-            ps.append(per_op(cmd, 100 * d, 1100 * d)[0])
-        spread = max(ps) / min(ps) - 1
-        print(f"| {l} | " + " | ".join(f"{p:.2f}" for p in ps) + f" | {spread:.1%} |")
+    for fixed in [True, False]:
+        if fixed:
+            print("\n## Instructions per NOP as the ring grows (batch 16; 1,000 and 11,000 "
+                  "batches)\n")
+        else:
+            print("\n## Instructions per NOP as the ring and the batch grow (batch = depth; "
+                  "100 and 1,100 batches)\n")
+        print("| layer | " + " | ".join(f"depth {d}" for d in depths) + " | spread |")
+        print("|---|" + "---:|" * (len(depths) + 1))
+        for l in ["core", "ops", "io-uring"]:
+            ps = []
+            for d in depths:
+                b = 16 if fixed else d
+                n = 1000 if fixed else 100
+                cmd = [BENCH, "nop", "--layer", l, "--depth", str(d), "--batch", str(b)]
+                ps.append(per_op(cmd, n * b, 11 * n * b)[0])
+            spread = max(ps) / min(ps) - 1
+            print(f"| {l} | " + " | ".join(f"{p:.2f}" for p in ps) + f" | {spread:.1%} |")
     print("\n## Instructions per NOP as the run grows (depth 32, batch 32; per op between "
           "consecutive lengths)\n")
     lengths = [10_000, 100_000, 1_000_000, 10_000_000]
@@ -108,7 +118,11 @@ def flat(args):
 
 
 def fio_iops(out):
-    return float(json.loads(out[out.index("{"):])["jobs"][0]["read"]["iops"])
+    """fio's IOPS, and its CPU time (user and system, of the whole job) per I/O."""
+    job = json.loads(out[out.index("{"):])["jobs"][0]
+    ios, ms = job["read"]["total_ios"], job["job_runtime"]
+    cpu = (job["usr_cpu"] + job["sys_cpu"]) / 100 * ms * 1e6 / max(ios, 1)
+    return float(job["read"]["iops"]), cpu
 
 
 def tio_secs(args):
@@ -121,27 +135,36 @@ def tio_iops(out):
          for x in re.findall(r"^IOPS=([\d.]+[MK]?),", out, re.M)]
     if not v:
         sys.exit(f"no IOPS line from t/io_uring:\n{out}")
-    return statistics.mean(v)
+    return statistics.mean(v), None
 
 
 def alternate(title, runners, base, rounds):
     """Runs every runner once per round, in a rotated order, and prints each one's median
-    ops/s and the median of its per-round ratio to `base`."""
+    ops/s and CPU time per op, and the median of its per-round ratios to `base`."""
     names = list(runners)
     got = {n: [] for n in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
             got[n].append(runners[n]())
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {got[n][-1]:,.0f}" for n in names),
-              file=sys.stderr)
+        print(f"  round {r + 1}/{rounds}: "
+              + ", ".join(f"{n} {got[n][-1][0]:,.0f}" for n in names), file=sys.stderr)
     print(f"\n## {title} ({rounds} rounds, alternating)\n")
-    print(f"| runner | median ops/s | median of per-round ratios to {base} | min | max |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"| runner | median ops/s | vs {base} (median of per-round ratios) | min | max "
+          f"| median CPU ns/op | vs {base}, CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for n in names:
-        ratios = [a / b for a, b in zip(got[n], got[base])]
-        print(f"| {n} | {statistics.median(got[n]):,.0f} | {statistics.median(ratios):.3f} "
-              f"| {min(ratios):.3f} | {max(ratios):.3f} |")
+        ratios = [a[0] / b[0] for a, b in zip(got[n], got[base])]
+        cpu = [a[1] for a in got[n] if a[1] is not None]
+        cpu_r = [b[1] / a[1] for a, b in zip(got[n], got[base])
+                 if a[1] is not None and b[1] is not None]
+        print(f"| {n} | {statistics.median(x[0] for x in got[n]):,.0f} "
+              f"| {statistics.median(ratios):.3f} | {min(ratios):.3f} | {max(ratios):.3f} "
+              + (f"| {statistics.median(cpu):.1f} " if cpu else "| - ")
+              + (f"| {statistics.median(cpu_r):.3f} |" if cpu_r else "| - |"))
+    print(f"\n(ratios: higher is faster; the CPU ratio is {base}'s CPU time per op over the "
+          "runner's, per round. CPU: user and system time of the loop's threads for the bench "
+          "layers and liburing, of the whole job for fio; none for t/io_uring.)")
 
 
 def bench_runner(*a):

@@ -8,7 +8,7 @@
 
 use crate::file::BLOCK;
 use crate::layers::{builder, Work};
-use crate::run::{bad_result, Done, Driver, Mode, Offsets, Plan};
+use crate::run::{bad_result, thread_cpu, Done, Driver, Mode, Offsets, Plan};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Barrier, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -200,6 +200,7 @@ impl<W: Work> Threaded<W> {
         let p = &self.plan;
         let rx = lock(&self.from_reapers[i as usize]).take();
         start.wait();
+        let cpu = thread_cpu();
         let t0 = Instant::now();
         let r = (|| {
             let rx = rx.ok_or("a pusher's channel is gone")?;
@@ -264,6 +265,7 @@ impl<W: Work> Threaded<W> {
             start: t0,
             end: t0,
             enters: None,
+            cpu: thread_cpu().saturating_sub(cpu),
         })
     }
 
@@ -273,6 +275,7 @@ impl<W: Work> Threaded<W> {
             Mode::Read => BLOCK as i32,
         };
         start.wait();
+        let cpu = thread_cpu();
         let t0 = Instant::now();
         let mut end = t0;
         let mut n = 0u64;
@@ -313,6 +316,7 @@ impl<W: Work> Threaded<W> {
             start: t0,
             end,
             enters: None,
+            cpu: thread_cpu().saturating_sub(cpu),
         })
     }
 }

@@ -387,6 +387,7 @@ struct Row {
     mode: String,
     layer: Layer,
     ops_per_sec: Vec<f64>,
+    cpu_ns: Vec<f64>,
     skipped: Option<&'static str>,
 }
 
@@ -395,11 +396,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The median of the per-round ratios `f(row, base)`: each round's runs share the machine's
+/// state, so this is the figure to trust on a noisy machine.
+fn paired(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
+    median(a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect())
+}
+
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<18} {:<9} {:>14} {:>12}",
-        "mode", "layer", "ops/s", "vs io-uring"
+        "{:<18} {:<9} {:>14} {:>12} {:>12} {:>12}",
+        "mode", "layer", "ops/s", "vs io-uring", "CPU ns/op", "vs io-uring"
     );
     for r in rows {
         let Some(base) = rows
@@ -412,23 +419,21 @@ fn print_table(rows: &[Row]) {
             println!("{:<18} {:<9} {:>14} {:>12}", r.mode, r.layer, "-", why);
             continue;
         }
-        // Each round's two runs share the machine's state: the median of the per-round
-        // ratios is the figure to trust on a noisy machine.
-        let ratio = median(
-            r.ops_per_sec
-                .iter()
-                .zip(&base.ops_per_sec)
-                .map(|(a, b)| a / b)
-                .collect(),
-        );
         println!(
-            "{:<18} {:<9} {:>14} {:>12.3}",
+            "{:<18} {:<9} {:>14} {:>12.3} {:>12.1} {:>12.3}",
             r.mode,
             r.layer,
             run::group(median(r.ops_per_sec.clone())),
-            ratio
+            paired(&r.ops_per_sec, &base.ops_per_sec, |a, b| a / b),
+            median(r.cpu_ns.clone()),
+            // As a throughput: io-uring's CPU time per op over this layer's.
+            paired(&r.cpu_ns, &base.cpu_ns, |a, b| b / a),
         );
     }
+    println!(
+        "(vs io-uring: the median over the rounds of each round's ratio, higher is faster; \
+         CPU: user and system time of the loop's threads, an SQPOLL poller not included)"
+    );
 }
 
 /// The running kernel's release.
@@ -504,6 +509,7 @@ fn bench(a: &Args) -> Result<(), String> {
                 mode: mode_name.clone(),
                 layer,
                 ops_per_sec: Vec::new(),
+                cpu_ns: Vec::new(),
                 skipped,
             });
         }
@@ -524,6 +530,12 @@ fn bench(a: &Args) -> Result<(), String> {
                     progress,
                 )?;
                 println!("{}", result_line(&p, &o));
+                if !compare {
+                    println!(
+                        "  cpu: {:.1} ns per op (user and system time of the loop's threads)",
+                        o.cpu_ns_per_op()
+                    );
+                }
                 if let (Some(e), true) = (o.enters, !compare || a.sqpoll) {
                     println!(
                         "  io_uring_enter: {e} calls, {:.4} per op",
@@ -531,6 +543,7 @@ fn bench(a: &Args) -> Result<(), String> {
                     );
                 }
                 row.ops_per_sec.push(o.ops_per_sec());
+                row.cpu_ns.push(o.cpu_ns_per_op());
             }
         }
     }

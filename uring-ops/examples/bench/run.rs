@@ -128,6 +128,21 @@ pub struct Done {
     pub start: Instant,
     pub end: Instant,
     pub enters: Option<u64>,
+    /// CPU time (user and system) the thread spent in the run.
+    pub cpu: Duration,
+}
+
+/// CPU time (user and system) of the calling thread so far.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes a timespec into the one it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The loop: keeps up to `depth` ops in flight on `d`, queueing at most `batch` at a time and,
@@ -150,6 +165,7 @@ pub fn drive<D: Driver>(
     let mut free: Vec<u32> = (0..p.depth).rev().collect();
     let (mut in_flight, mut queued, mut done) = (0u32, 0u64, 0u64);
     let limit = ops.unwrap_or(u64::MAX);
+    let cpu = thread_cpu();
     let start = Instant::now();
     let deadline = match p.length {
         Length::Secs(s) => Some(start + Duration::from_secs_f64(s)),
@@ -207,6 +223,7 @@ pub fn drive<D: Driver>(
         start,
         end: Instant::now(),
         enters: d.enters(),
+        cpu: thread_cpu().saturating_sub(cpu),
     })
 }
 
@@ -239,11 +256,19 @@ pub struct Outcome {
     pub ops: u64,
     pub secs: f64,
     pub enters: Option<u64>,
+    /// CPU time of the run's threads (not of an SQPOLL poller, a kernel thread).
+    pub cpu: Duration,
 }
 
 impl Outcome {
     pub fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.secs
+    }
+
+    /// CPU time per op, in ns: on a shared machine, steadier than `ops_per_sec`, which also
+    /// counts the time other processes hold the CPU.
+    pub fn cpu_ns_per_op(&self) -> f64 {
+        self.cpu.as_nanos() as f64 / self.ops.max(1) as f64
     }
 }
 
@@ -301,11 +326,13 @@ where
         }
     }
     let mut ops = 0;
+    let mut cpu = Duration::ZERO;
     let mut enters = Some(0);
     let (mut first, mut last) = (None::<Instant>, None::<Instant>);
     for r in results {
         let d = r?;
         ops += d.ops;
+        cpu += d.cpu;
         enters = enters.zip(d.enters).map(|(a, b)| a + b);
         first = Some(first.map_or(d.start, |f| f.min(d.start)));
         last = Some(last.map_or(d.end, |l| l.max(d.end)));
@@ -314,7 +341,12 @@ where
         (Some(f), Some(l)) => (l - f).as_secs_f64().max(1e-9),
         _ => return Err(format!("{label}: no thread reported")),
     };
-    Ok(Outcome { ops, secs, enters })
+    Ok(Outcome {
+        ops,
+        secs,
+        enters,
+        cpu,
+    })
 }
 
 /// `n` with thousands separated by commas.
