@@ -3,7 +3,7 @@
 
 use crate::file::{AlignedBuf, BLOCK};
 use crate::run::{raw_result, Driver};
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 use uring_core::{sys, Builder, Ring, SqeFlags};
 use uring_ops::ops::{Nop, Read};
@@ -110,6 +110,36 @@ pub fn fixed_bufs(ring: &Uring, depth: u32) -> Result<Vec<FixedBuf>, String> {
     Ok((0..depth).map_while(|_| pool.get()).collect())
 }
 
+/// The read setup of the layers that write SQEs themselves (`core`, `io-uring`): without
+/// `read`, nothing (no buffers, no file); else `depth` aligned buffers and the descriptor the
+/// SQEs name, which with `fixed` is 0 after `register(fd, iovecs)` has registered the file as
+/// file 0 and the buffers as buffers `0..depth`.
+fn raw_read_setup(
+    read: bool,
+    depth: u32,
+    file: Option<BorrowedFd<'_>>,
+    fixed: bool,
+    register: impl FnOnce(RawFd, &[libc::iovec]) -> Result<(), String>,
+) -> Result<(Vec<AlignedBuf>, RawFd), String> {
+    let Some(file) = file.filter(|_| read) else {
+        return Ok((Vec::new(), -1));
+    };
+    let mut bufs = aligned_bufs(depth);
+    let fd = file.as_raw_fd();
+    if !fixed {
+        return Ok((bufs, fd));
+    }
+    let iovecs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.addr().cast(),
+            iov_len: BLOCK,
+        })
+        .collect();
+    register(fd, &iovecs)?;
+    Ok((bufs, 0))
+}
+
 /// Registers `fd` as the ring's file 0.
 fn register_file(ring: &Ring, fd: BorrowedFd<'_>) -> Result<(), String> {
     ring.register()
@@ -142,27 +172,15 @@ impl<const READ: bool> Core<READ> {
         let ring = builder(depth, sqpoll)
             .build()
             .map_err(|e| format!("ring setup: {e}"))?;
-        let mut bufs = Vec::new();
-        let mut fd = -1;
-        if let (true, Some(file)) = (READ, file) {
-            bufs = aligned_bufs(depth);
-            fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-            if fixed {
-                register_file(&ring, file)?;
-                fd = 0;
-                let iovecs: Vec<libc::iovec> = bufs
-                    .iter_mut()
-                    .map(|b| libc::iovec {
-                        iov_base: b.addr().cast(),
-                        iov_len: BLOCK,
-                    })
-                    .collect();
-                // SAFETY: the buffers stay allocated while the ring lives: `ring` is dropped
-                // before `bufs` (field order), and they are leaked if ops are still in flight.
-                unsafe { ring.register().register_buffers(&iovecs) }
-                    .map_err(|e| format!("registering {depth} buffers: {e}"))?;
-            }
-        }
+        let (bufs, fd) = raw_read_setup(READ, depth, file, fixed, |fd, iovecs| {
+            ring.register()
+                .register_files_raw(&[fd])
+                .map_err(|e| format!("registering the file: {e}"))?;
+            // SAFETY: the buffers stay allocated while the ring lives: `ring` is dropped before
+            // `bufs` (field order), and they are leaked if ops are still in flight (`Drop`).
+            unsafe { ring.register().register_buffers(iovecs) }
+                .map_err(|e| format!("registering {depth} buffers: {e}"))
+        })?;
         Ok(Core {
             ring,
             fd,
@@ -399,29 +417,15 @@ impl<const READ: bool> IoUringLayer<READ> {
             b.setup_sqpoll(SQPOLL_IDLE.as_millis() as u32);
         }
         let ring = b.build(depth).map_err(|e| format!("ring setup: {e}"))?;
-        let mut bufs = Vec::new();
-        let mut fd = -1;
-        if let (true, Some(file)) = (READ, file) {
-            bufs = aligned_bufs(depth);
-            fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-            if fixed {
-                ring.submitter()
-                    .register_files(&[fd])
-                    .map_err(|e| format!("registering the file: {e}"))?;
-                fd = 0;
-                let iovecs: Vec<libc::iovec> = bufs
-                    .iter_mut()
-                    .map(|b| libc::iovec {
-                        iov_base: b.addr().cast(),
-                        iov_len: BLOCK,
-                    })
-                    .collect();
-                // SAFETY: as in `Core::new`: the ring is dropped before the buffers, which are
-                // leaked if ops are still in flight.
-                unsafe { ring.submitter().register_buffers(&iovecs) }
-                    .map_err(|e| format!("registering {depth} buffers: {e}"))?;
-            }
-        }
+        let (bufs, fd) = raw_read_setup(READ, depth, file, fixed, |fd, iovecs| {
+            ring.submitter()
+                .register_files(&[fd])
+                .map_err(|e| format!("registering the file: {e}"))?;
+            // SAFETY: as in `Core::new`: the ring is dropped before the buffers, which are
+            // leaked if ops are still in flight.
+            unsafe { ring.submitter().register_buffers(iovecs) }
+                .map_err(|e| format!("registering {depth} buffers: {e}"))
+        })?;
         Ok(IoUringLayer {
             ring,
             fd,
