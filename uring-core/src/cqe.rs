@@ -35,7 +35,9 @@ pub struct Cqe {
 }
 
 impl Cqe {
-    /// A completion with the given fields (for tests and simulated kernels).
+    /// A completion with the given fields (for tests and simulated kernels; feature
+    /// `test-util`).
+    #[cfg(any(test, loom, feature = "test-util"))]
     pub const fn new(user_data: u64, res: i32, flags: u32) -> Self {
         Cqe {
             user_data,

@@ -21,6 +21,9 @@ pub struct CompletionQueue<B: Backend> {
     published: u32,
     /// IOPOLL rings only complete when the kernel is entered.
     iopoll: bool,
+    /// The process's fork generation when the ring was set up: see
+    /// [`CompletionQueue::check_process`].
+    generation: u64,
     backend: Arc<B>,
 }
 
@@ -31,6 +34,15 @@ impl<B: Backend> fmt::Debug for CompletionQueue<B> {
             .field("head", &self.head)
             .finish_non_exhaustive()
     }
+}
+
+/// The instant `timeout` from now, or `None` when that lies past what [`Instant`] can represent
+/// (a timeout of [`Duration::MAX`], say, or of centuries).
+///
+/// Every timed wait of this crate (and of `uring-ops`) takes such a timeout as no deadline at
+/// all, instead of panicking on the overflow as `Instant + Duration` does.
+pub fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// SQ flags that mean "completions are waiting in the kernel": enter it even if the CQ looks
@@ -47,8 +59,30 @@ impl<B: Backend> CompletionQueue<B> {
             head,
             published,
             iopoll,
+            generation: backend.setup_generation(),
             backend,
         }
+    }
+
+    /// Refuses to wait, or to hand out completions, in a forked child of the process that set
+    /// the ring up ([`Error::ForkedChild`]): the completions are the parent's (the child's ring
+    /// memory is a private copy made at the fork, see `crate::fork`). As
+    /// `SubmissionQueue::check_process`: one load and one comparison per call (per batch, not
+    /// per completion), nothing on the simulated kernel.
+    #[inline(always)]
+    fn check_process(&self) -> Result<()> {
+        if self.in_forked_child() {
+            return Err(Error::ForkedChild);
+        }
+        Ok(())
+    }
+
+    /// Whether this is a forked child of the process that set the ring up: see
+    /// `check_process` (a plain `bool`, so that callers with no error to return make no
+    /// `Error` to drop).
+    #[inline(always)]
+    fn in_forked_child(&self) -> bool {
+        B::SHARED_AFTER_FORK && crate::fork::fork_generation() != self.generation
     }
 
     /// The backend this queue waits on.
@@ -65,6 +99,7 @@ impl<B: Backend> CompletionQueue<B> {
     /// Hands the slots of the CQEs read so far back to the kernel, once.
     #[inline]
     fn publish_head(&mut self) {
+        // (In a forked child this stores into the child's private copy of the ring memory.)
         if self.head != self.published {
             self.published = self.head;
             // Release: our reads of the CQEs before `head` happen before the kernel may reuse
@@ -102,10 +137,18 @@ impl<B: Backend> CompletionQueue<B> {
 
     /// A view of the completions ready now. Iterate it; the slots read are handed back to the
     /// kernel once, when the batch is dropped.
+    ///
+    /// Empty in a forked child of the process that set the ring up: the completions are the
+    /// parent's (see [`Error::ForkedChild`]), and the child's copy of the ring is a snapshot
+    /// whose buffers the kernel may have written after the fork, for the parent only.
     #[inline]
     pub fn batch(&mut self) -> Batch<'_, B> {
         // Acquire: pairs with the kernel's release store of the CQ tail (see `ready`).
-        let tail = self.raw.tail().load(Ordering::Acquire);
+        let tail = if self.in_forked_child() {
+            self.head
+        } else {
+            self.raw.tail().load(Ordering::Acquire)
+        };
         let head = self.head;
         let slots = self.raw.slots();
         Batch {
@@ -122,9 +165,18 @@ impl<B: Backend> CompletionQueue<B> {
     ///
     /// # Errors
     ///
-    /// [`Error::Busy`] for `EAGAIN`/`EBUSY`, [`Error::Os`] for other failures.
+    /// [`Error::Busy`] for `EAGAIN`/`EBUSY`, [`Error::ForkedChild`] in a forked child of the
+    /// process that set the ring up, [`Error::Os`] for other failures.
     #[inline]
     pub fn wait(&mut self, want: u32) -> Result<u32> {
+        self.check_process()?;
+        self.wait_in_owner(want)
+    }
+
+    /// [`CompletionQueue::wait`] for a caller that has just entered the kernel for this ring,
+    /// and so knows that this process set it up (see `check_process`).
+    #[inline]
+    pub(crate) fn wait_in_owner(&mut self, want: u32) -> Result<u32> {
         // Fast path, inlined: enough completions are ready and the kernel holds none back, so
         // there is nothing to enter for (the common case right after `submit_and_wait`).
         if !self.iopoll {
@@ -133,16 +185,22 @@ impl<B: Backend> CompletionQueue<B> {
                 return Ok(ready);
             }
         }
-        self.wait_until(want, None)
+        self.wait_deadline(want, None)
     }
 
     /// As [`CompletionQueue::wait`], giving up with [`Error::Timeout`] after `timeout`
-    /// (uses `IORING_ENTER_EXT_ARG`; a signal does not restart the clock).
+    /// (uses `IORING_ENTER_EXT_ARG`; a signal does not restart the clock). A timeout too long
+    /// for [`Instant`] to represent ([`Duration::MAX`], say) is no deadline: see
+    /// [`deadline_after`].
     pub fn wait_timeout(&mut self, want: u32, timeout: Duration) -> Result<u32> {
-        self.wait_until(want, Some(Instant::now() + timeout))
+        self.wait_deadline(want, deadline_after(timeout))
     }
 
-    fn wait_until(&mut self, want: u32, deadline: Option<Instant>) -> Result<u32> {
+    /// As [`CompletionQueue::wait`], giving up with [`Error::Timeout`] at `deadline`
+    /// (`None`: no deadline, as [`CompletionQueue::wait`]). For callers that wait in several
+    /// steps towards one deadline.
+    pub fn wait_deadline(&mut self, want: u32, deadline: Option<Instant>) -> Result<u32> {
+        self.check_process()?;
         let want = want.min(self.raw.entries);
         loop {
             let ready = self.ready();
@@ -195,11 +253,15 @@ impl<B: Backend> CompletionQueue<B> {
     }
 
     /// Turns eventfd notifications for this ring off or on (`IORING_CQ_EVENTFD_DISABLED`).
-    /// Returns `false` when the kernel has no CQ flags word.
+    /// Returns `false` when the kernel has no CQ flags word, or in a forked child of the
+    /// process that set the ring up (the word is the parent's).
     pub fn set_eventfd_enabled(&mut self, enabled: bool) -> bool {
         let Some(flags) = self.raw.flags() else {
             return false;
         };
+        if self.in_forked_child() {
+            return false;
+        }
         // Relaxed: only we write this word; the kernel reads it when posting, with no data
         // published through it.
         let old = flags.load(Ordering::Relaxed);

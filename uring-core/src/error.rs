@@ -26,12 +26,16 @@ pub enum Error {
         /// The kernel's limit.
         max: u32,
     },
-    /// A completion queue smaller than the submission queue.
-    #[error("the CQ ({cq} entries) must be at least as large as the SQ ({sq} entries)")]
+    /// A completion queue smaller than the submission queue, once the kernel has sized both
+    /// (clamped with [`crate::Builder::clamp`], then rounded up to a power of two).
+    #[error(
+        "the CQ ({cq} entries) must be at least as large as the SQ ({sq} entries), both rounded \
+         up to a power of two"
+    )]
     CqSmallerThanSq {
-        /// Requested CQ entries.
+        /// CQ entries the kernel would make: the requested number, clamped, rounded up.
         cq: u32,
-        /// Requested SQ entries.
+        /// SQ entries the kernel would make: the requested number, clamped, rounded up.
         sq: u32,
     },
     /// Setup flag bits this crate does not know (and so cannot drive the rings for).
@@ -62,6 +66,23 @@ pub enum Error {
     /// registered ring fds per thread). See [`crate::Registrar::register_ring_fd`].
     #[error("registered ring fd: {0}")]
     RingFd(&'static str),
+    /// The ring was set up by another process: this one is a forked child (or later
+    /// descendant) of it (`EPERM`).
+    ///
+    /// A child inherits the ring's fd, and its memory shared with the parent, but not the
+    /// parent's bookkeeping: its copy of the queues would write SQEs over the parent's, run
+    /// them, and take completions meant for the parent. So at the fork the child's view of the
+    /// ring memory is replaced by a private copy (SQEs reserved there go nowhere), and every
+    /// step that would reach the kernel or the parent's completions is refused with this
+    /// error: submitting, waiting, waiting for room. A batch of completions is empty. Dropping
+    /// the ring in the child is harmless to the parent. Set up a new ring in the child.
+    /// (Registration calls, `Ring::register`, are not refused: they act on the kernel's ring,
+    /// shared with the parent.)
+    #[error(
+        "this ring was set up by another process (this one is a fork of it): a forked child \
+         must not use an inherited ring; set up a new one"
+    )]
+    ForkedChild,
     /// A system call failed.
     #[error("{call} failed: {source}")]
     Os {
@@ -84,6 +105,7 @@ impl Error {
             Error::Busy(e) | Error::Os { source: e, .. } => e.raw_os_error(),
             Error::Timeout => Some(libc::ETIME),
             Error::NoSpace { .. } => Some(libc::EBUSY),
+            Error::ForkedChild => Some(libc::EPERM),
             _ => Some(libc::EINVAL),
         }
     }

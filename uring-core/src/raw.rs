@@ -4,7 +4,7 @@
 //! offsets the kernel (or the simulated kernel) reported. Every other module reaches head/tail
 //! words, the SQ index array, SQE slots and CQE slots through the accessors here.
 //!
-//! Ring memory may be the kernel's mapping or a heap block serviced by [`crate::sim`]; the
+//! Ring memory may be the kernel's mapping or a heap block serviced by the simulated kernel (`sim`); the
 //! accessors do not care. Under `cfg(loom)` the simulated kernel allocates every shared word as
 //! a separate loom atomic and every SQE/CQE slot as a [`loom::cell::UnsafeCell`] (see
 //! [`SqeSlot`]), so that loom checks not only the orderings of the head/tail words but also that
@@ -275,6 +275,7 @@ impl RawSq {
 
     /// The simulated kernel's view: which SQE the array slot for `index` names.
     #[inline]
+    #[cfg(any(test, loom, feature = "test-util"))]
     pub(crate) fn array_entry(&self, index: u32) -> u32 {
         if self.array.is_null() {
             index & self.mask
@@ -293,6 +294,7 @@ impl RawSq {
     /// with `Acquire`, so the ring wrote it before its `Release` store of that tail and will not
     /// write it again before the kernel's `Release` store of a head past it.
     #[inline]
+    #[cfg(any(test, loom, feature = "test-util"))]
     pub(crate) unsafe fn read_sqe_at_slot(&self, slot: u32) -> Option<io_uring_sqe> {
         if slot >= self.entries {
             return None;
@@ -429,6 +431,7 @@ impl RawCq {
 
     /// The CQE slot (the first of two on a CQE32 ring) for the free-running index `index`.
     #[inline]
+    #[cfg(any(test, loom, feature = "test-util"))]
     fn cqe_slot(&self, index: u32) -> *mut CqeSlot {
         self.slots().cqe_slot(index)
     }
@@ -451,6 +454,7 @@ impl RawCq {
     /// The slot must be free: `index` is before the CQ head read with `Acquire` plus `entries`,
     /// so the ring has read its previous use, and only the (one) kernel writes CQE slots.
     #[inline]
+    #[cfg(any(test, loom, feature = "test-util"))]
     pub(crate) unsafe fn write_cqe(&self, index: u32, cqe: io_uring_cqe, extra: [u64; 2]) {
         let cell = self.cqe_slot(index);
         #[cfg(not(loom))]

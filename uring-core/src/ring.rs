@@ -52,6 +52,11 @@ const _: () = {
     assert_send::<Ring<DefaultBackend>>();
     assert_send::<SubmissionQueue<DefaultBackend>>();
     assert_send::<CompletionQueue<DefaultBackend>>();
+};
+
+#[cfg(any(test, loom, feature = "test-util"))]
+const _: () = {
+    const fn assert_send<T: Send>() {}
     assert_send::<SubmissionQueue<crate::sim::Sim>>();
     assert_send::<CompletionQueue<crate::sim::Sim>>();
 };
@@ -163,7 +168,9 @@ impl<B: Backend> Ring<B> {
                 break;
             }
         }
-        self.cq.wait(want)?;
+        // `submit_and_wait` with `want > 0` always enters the kernel, which the kernel backend
+        // refuses a forked child: this process set the ring up.
+        self.cq.wait_in_owner(want)?;
         Ok(total)
     }
 
@@ -172,7 +179,9 @@ impl<B: Backend> Ring<B> {
         self.cq.wait(want)
     }
 
-    /// Waits until `want` completions are ready or `timeout` passes ([`Error::Timeout`]).
+    /// Waits until `want` completions are ready or `timeout` passes ([`Error::Timeout`]). A
+    /// timeout too long for `Instant` ([`Duration::MAX`]) is no deadline (see
+    /// [`crate::deadline_after`]).
     pub fn wait_timeout(&mut self, want: u32, timeout: Duration) -> Result<u32> {
         self.cq.wait_timeout(want, timeout)
     }
@@ -261,6 +270,7 @@ impl std::os::fd::AsRawFd for Ring<Kernel> {
     }
 }
 
+#[cfg(any(test, loom, feature = "test-util"))]
 impl Ring<crate::sim::Sim> {
     pub(crate) fn with_sim(b: &Builder, config: crate::sim::SimConfig) -> Result<Self> {
         let sim = Arc::new(crate::sim::Sim::new(b, config)?);

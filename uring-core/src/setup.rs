@@ -114,6 +114,13 @@ pub struct RingInfo {
     pub flags: SetupFlags,
 }
 
+/// The size the kernel gives a ring asked for `requested` entries (at least 1), `max` being
+/// its limit: clamped to `max`, then rounded up to a power of two (`roundup_pow_of_two` in
+/// `io_uring_create`). Both maxima are powers of two, so the result is at most `max`.
+pub(crate) fn ring_size(requested: u32, max: u32) -> u32 {
+    requested.min(max).next_power_of_two()
+}
+
 /// Builds a ring. Every setup flag of current kernels has a method; input the kernel would
 /// reject is refused by [`Builder::build`] first, with an error that names it.
 ///
@@ -157,7 +164,9 @@ impl Builder {
         self.flag(f)
     }
 
-    /// `IORING_SETUP_CQSIZE`: at least `n` CQ entries.
+    /// `IORING_SETUP_CQSIZE`: at least `n` CQ entries (rounded up to a power of two by the
+    /// kernel, which must not be below the SQ's, also rounded: `new(10).cq_entries(9)` makes
+    /// both 16).
     pub fn cq_entries(mut self, n: u32) -> Self {
         self.params.cq_entries = n;
         self.flag(SetupFlags::CQSIZE)
@@ -272,7 +281,11 @@ impl Builder {
                     max: MAX_CQ_ENTRIES,
                 });
             }
-            let sq = self.entries.min(MAX_ENTRIES);
+            // The kernel compares the sizes it will make: each clamped to its maximum (with
+            // CLAMP; without it, larger ones were refused above), then rounded up to a power of
+            // two. So `new(10).cq_entries(9)` is two rings of 16, and fine.
+            let sq = ring_size(self.entries, MAX_ENTRIES);
+            let cq = ring_size(cq, MAX_CQ_ENTRIES);
             if cq < sq {
                 return Err(Error::CqSmallerThanSq { cq, sq });
             }
@@ -343,20 +356,24 @@ impl Builder {
         crate::ring::Ring::with_kernel(self)
     }
 
-    /// Sets the ring up over heap memory serviced by an in-process simulated kernel.
+    /// Sets the ring up over heap memory serviced by an in-process simulated kernel (feature
+    /// `test-util`).
     ///
     /// # Errors
     ///
     /// The validation errors of [`Builder::build`].
+    #[cfg(any(test, loom, feature = "test-util"))]
     pub fn build_sim(&self) -> Result<crate::Ring<crate::sim::Sim>> {
         self.build_sim_with(crate::sim::SimConfig::default())
     }
 
-    /// As [`Builder::build_sim`], with the simulated kernel configured by `config`.
+    /// As [`Builder::build_sim`], with the simulated kernel configured by `config` (feature
+    /// `test-util`).
     ///
     /// # Errors
     ///
     /// The validation errors of [`Builder::build`].
+    #[cfg(any(test, loom, feature = "test-util"))]
     pub fn build_sim_with(
         &self,
         config: crate::sim::SimConfig,

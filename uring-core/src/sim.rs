@@ -372,10 +372,10 @@ impl Sim {
                 "SQE128/CQE32 are not simulated under loom",
             ));
         }
-        let clamp = |n: u32, max: u32| n.min(max).next_power_of_two();
-        let sq_entries = clamp(b.entries, crate::setup::MAX_ENTRIES);
+        use crate::setup::{ring_size, MAX_CQ_ENTRIES, MAX_ENTRIES};
+        let sq_entries = ring_size(b.entries, MAX_ENTRIES);
         let cq_entries = if flags.contains(SetupFlags::CQSIZE) {
-            clamp(b.params.cq_entries, crate::setup::MAX_CQ_ENTRIES)
+            ring_size(b.params.cq_entries, MAX_CQ_ENTRIES)
         } else {
             2 * sq_entries
         };

@@ -356,6 +356,25 @@ impl Sqe {
     pub fn addr3(&self) -> u64 {
         self.words_48_ref()[0]
     }
+    /// Sets the 16-byte command of `IORING_OP_URING_CMD` on a 64-byte SQE (`cmd`, bytes
+    /// 48..64, where `addr3` and its pad are).
+    #[inline]
+    pub fn set_cmd(&mut self, cmd: &[u8; 16]) -> &mut Self {
+        *self.words_48() = [
+            u64::from_ne_bytes(std::array::from_fn(|i| cmd[i])),
+            u64::from_ne_bytes(std::array::from_fn(|i| cmd[8 + i])),
+        ];
+        self
+    }
+    /// The 16-byte command area (bytes 48..64).
+    #[inline]
+    pub fn cmd(&self) -> [u8; 16] {
+        let [a, b] = *self.words_48_ref();
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&a.to_ne_bytes());
+        out[8..].copy_from_slice(&b.to_ne_bytes());
+        out
+    }
 }
 
 // `Sqe::words_48` views the union at byte 48 as `[u64; 2]`: it must be exactly that big, that
@@ -443,6 +462,10 @@ mod tests {
         s.set_attr(0x66, 0x77);
         assert_eq!(s.addr3(), 0x66);
         assert_eq!(s.words_48_ref()[1], 0x77);
+        let cmd: [u8; 16] = std::array::from_fn(|i| i as u8 + 1);
+        s.set_cmd(&cmd);
+        assert_eq!(s.cmd(), cmd);
+        assert_eq!(s.addr3(), u64::from_ne_bytes([1, 2, 3, 4, 5, 6, 7, 8]));
 
         s.clear();
         assert_eq!(s.as_raw().opcode, 0);

@@ -21,6 +21,9 @@ pub struct SubmissionQueue<B: Backend> {
     /// so free space computed from it is never overestimated.
     head: u32,
     sqpoll: bool,
+    /// The process's fork generation when the ring was set up: see
+    /// [`SubmissionQueue::check_process`].
+    generation: u64,
     backend: Arc<B>,
 }
 
@@ -47,8 +50,36 @@ impl<B: Backend> SubmissionQueue<B> {
             tail,
             head,
             sqpoll,
+            generation: backend.setup_generation(),
             backend,
         }
+    }
+
+    /// Refuses to hand SQEs to the kernel in a forked child of the process that set the ring
+    /// up ([`Error::ForkedChild`]): this copy's positions are not the parent's, and the kernel
+    /// would consume the parent's SQEs.
+    ///
+    /// Only the paths that reach the kernel check, and the ones that enter it leave the check
+    /// to the kernel backend's `enter` (one per system call), turning its `EPERM` into
+    /// `ForkedChild`. `reserve`, `push` and the tail store of a submit write without a check,
+    /// which is sound because a forked child's ring memory is a private copy of the parent's
+    /// (made by the fork handler, see `crate::fork`), never the parent's ring. One load of a
+    /// global and one comparison; nothing on the simulated kernel, whose memory a child copies
+    /// anyway.
+    #[inline(always)]
+    fn check_process(&self) -> Result<()> {
+        if self.in_forked_child() {
+            return Err(Error::ForkedChild);
+        }
+        Ok(())
+    }
+
+    /// Whether this is a forked child of the process that set the ring up: see
+    /// `check_process` (a plain `bool`, so that callers with no error to return make no
+    /// `Error` to drop).
+    #[inline(always)]
+    fn in_forked_child(&self) -> bool {
+        B::SHARED_AFTER_FORK && crate::fork::fork_generation() != self.generation
     }
 
     /// The backend this queue submits to.
@@ -97,6 +128,8 @@ impl<B: Backend> SubmissionQueue<B> {
     /// # Errors
     ///
     /// [`Error::NoSpace`] when fewer than `n` slots are free (the queue is left unchanged).
+    /// (In a forked child this succeeds, in the child's private copy of the ring; submitting
+    /// fails with [`Error::ForkedChild`].)
     #[inline]
     pub fn reserve(&mut self, n: u32) -> Result<Reservation<'_, B>> {
         self.make_room(n)?;
@@ -144,7 +177,8 @@ impl<B: Backend> SubmissionQueue<B> {
     ///
     /// # Errors
     ///
-    /// [`Error::NoSpace`] when the SQ is full.
+    /// [`Error::NoSpace`] when the SQ is full. (As for [`SubmissionQueue::reserve`] in a
+    /// forked child.)
     #[inline]
     pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<()> {
         self.make_room(1)?;
@@ -180,8 +214,9 @@ impl<B: Backend> SubmissionQueue<B> {
     /// # Errors
     ///
     /// [`Error::NoSpace`] when `n` is more than the queue holds; [`Error::Os`] when entering
-    /// the kernel fails (`EINTR` is retried).
+    /// the kernel fails (`EINTR` is retried); [`Error::ForkedChild`] in a forked child.
     pub fn wait_for_room(&mut self, n: u32) -> Result<u32> {
+        self.check_process()?;
         let entries = self.raw.entries;
         if n > entries {
             return Err(Error::NoSpace {
@@ -193,7 +228,7 @@ impl<B: Backend> SubmissionQueue<B> {
         if !self.sqpoll {
             return Ok(self.free());
         }
-        self.flush();
+        self.publish();
         // Whether this call has woken the poller: once woken, it does not sleep again while
         // SQEs are queued (it re-reads the tail after announcing its sleep), so one wake-up is
         // enough, except before blocking in the kernel, where checking again costs nothing.
@@ -242,13 +277,26 @@ impl<B: Backend> SubmissionQueue<B> {
         match self.backend.enter(0, 0, flags, None) {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(false),
+            Err(_) if self.in_forked_child() => Err(Error::ForkedChild),
             Err(e) => Err(Error::os("io_uring_enter", e)),
         }
     }
 
     /// Publishes committed SQEs to the kernel's tail and returns how many are not yet consumed.
+    ///
+    /// In a forked child of the process that set the ring up (see [`Error::ForkedChild`]) it
+    /// publishes nothing and returns 0.
     #[inline]
     pub fn flush(&mut self) -> u32 {
+        if self.in_forked_child() {
+            return 0;
+        }
+        self.publish()
+    }
+
+    /// [`SubmissionQueue::flush`] for callers that have checked the process.
+    #[inline]
+    fn publish(&mut self) -> u32 {
         // Release: publishes the SQE slots (and the identity index array) written before it;
         // pairs with the kernel's acquire load of the SQ tail in `io_sqring_entries`.
         self.raw.tail().store(self.tail, Ordering::Release);
@@ -279,8 +327,9 @@ impl<B: Backend> SubmissionQueue<B> {
     ///
     /// # Errors
     ///
-    /// [`Error::Busy`] for `EAGAIN`/`EBUSY` (reap completions, then submit again), [`Error::Os`]
-    /// otherwise. `EINTR` is retried.
+    /// [`Error::Busy`] for `EAGAIN`/`EBUSY` (reap completions, then submit again),
+    /// [`Error::ForkedChild`] in a forked child of the process that set the ring up,
+    /// [`Error::Os`] otherwise. `EINTR` is retried.
     #[inline]
     pub fn submit(&mut self) -> Result<u32> {
         self.submit_and_wait(0)
@@ -294,7 +343,9 @@ impl<B: Backend> SubmissionQueue<B> {
     /// [`crate::CompletionQueue::wait`] to be sure.
     #[inline]
     pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
-        let to_submit = self.flush();
+        // In a forked child this stores into the child's private copy of the ring memory, and
+        // the kernel backend refuses the entry below: see `check_process`.
+        let to_submit = self.publish();
         let mut flags = if want > 0 {
             sys::IORING_ENTER_GETEVENTS
         } else {
@@ -304,9 +355,11 @@ impl<B: Backend> SubmissionQueue<B> {
             if self.sqpoll_needs_wakeup() {
                 flags |= sys::IORING_ENTER_SQ_WAKEUP;
             } else if want == 0 {
+                self.check_process()?;
                 return Ok(to_submit);
             }
         } else if to_submit == 0 && want == 0 {
+            self.check_process()?;
             return Ok(0);
         }
         match self.backend.enter(to_submit, want, flags, None) {
@@ -347,6 +400,8 @@ impl<B: Backend> SubmissionQueue<B> {
                     }
                 }
                 Some(libc::EAGAIN) | Some(libc::EBUSY) => return Err(Error::Busy(e)),
+                // The kernel backend's refusal in a forked child.
+                Some(libc::EPERM) if self.in_forked_child() => return Err(Error::ForkedChild),
                 _ => return Err(Error::os("io_uring_enter", e)),
             }
         }

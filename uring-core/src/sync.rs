@@ -11,7 +11,7 @@ pub(crate) use loom::thread::yield_now;
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU32, Ordering};
-#[cfg(not(loom))]
+#[cfg(all(not(loom), any(test, feature = "test-util")))]
 pub(crate) use std::sync::Mutex;
 #[cfg(not(loom))]
 pub(crate) use std::thread::yield_now;

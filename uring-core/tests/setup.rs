@@ -60,9 +60,95 @@ fn refuses_cq_smaller_than_sq() {
         Error::CqSmallerThanSq { cq, sq } => assert_eq!((cq, sq), (16, 64)),
         e => panic!("wrong error: {e:?}"),
     }
+    // The sizes compared, and named, are the kernel's: rounded up to powers of two.
+    match refused(Builder::new(33).cq_entries(20)) {
+        Error::CqSmallerThanSq { cq, sq } => assert_eq!((cq, sq), (32, 64)),
+        e => panic!("wrong error: {e:?}"),
+    }
     // Equal sizes are fine.
     let ring = Builder::new(64).cq_entries(64).build().unwrap();
     assert_eq!((ring.info().sq_entries, ring.info().cq_entries), (64, 64));
+}
+
+/// The builder's size rules are the kernel's: both sizes are clamped (with `CLAMP`) and
+/// rounded up to powers of two before the CQ is compared with the SQ, so `new(10)
+/// .cq_entries(9)` (both 16) is accepted. Checked against `io_uring_setup` itself at the edges
+/// (0, 1, around powers of two, the maxima and one past them, `u32::MAX`), with and without
+/// `CLAMP`: the builder refuses exactly what the kernel refuses, and otherwise the ring has the
+/// kernel's sizes.
+#[test]
+fn size_rules_match_the_kernel() {
+    let sq_sizes = [
+        0,
+        1,
+        2,
+        3,
+        9,
+        10,
+        16,
+        17,
+        MAX_ENTRIES - 1,
+        MAX_ENTRIES,
+        MAX_ENTRIES + 1,
+        u32::MAX,
+    ];
+    let cq_sizes = [
+        None,
+        Some(0),
+        Some(1),
+        Some(8),
+        Some(9),
+        Some(16),
+        Some(17),
+        Some(MAX_ENTRIES),
+        Some(MAX_CQ_ENTRIES - 1),
+        Some(MAX_CQ_ENTRIES),
+        Some(MAX_CQ_ENTRIES + 1),
+        Some(u32::MAX),
+    ];
+    let mut checked = 0;
+    for clamp in [false, true] {
+        for sq in sq_sizes {
+            for cq in cq_sizes {
+                let mut b = Builder::new(sq);
+                if let Some(cq) = cq {
+                    b = b.cq_entries(cq);
+                }
+                if clamp {
+                    b = b.clamp();
+                }
+                let case = format!("sq {sq}, cq {cq:?}, clamp {clamp}");
+                let mut params = sys::io_uring_params {
+                    flags: b.setup_flags().bits(),
+                    cq_entries: cq.unwrap_or(0),
+                    ..Default::default()
+                };
+                let kernel = sys::io_uring_setup(sq, &mut params)
+                    .map(|_fd| (params.sq_entries, params.cq_entries));
+                match (b.build(), kernel) {
+                    (Ok(ring), Ok(sizes)) => {
+                        let info = ring.info();
+                        assert_eq!((info.sq_entries, info.cq_entries), sizes, "{case}");
+                    }
+                    (Err(e), Err(k)) => {
+                        assert_eq!(k.raw_os_error(), Some(libc::EINVAL), "{case}: {k}");
+                        assert!(
+                            !matches!(e, Error::Os { .. }),
+                            "{case}: refused by the kernel, not before the syscall: {e}"
+                        );
+                    }
+                    (Ok(ring), Err(k)) => {
+                        panic!("{case}: built {:?}, the kernel refuses: {k}", ring.info())
+                    }
+                    (Err(e), Ok(sizes)) => {
+                        panic!("{case}: refused ({e}), the kernel makes {sizes:?}")
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 2 * sq_sizes.len() * cq_sizes.len());
 }
 
 #[test]

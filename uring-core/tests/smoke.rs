@@ -45,3 +45,41 @@ fn sim_nop_roundtrip_across_u32_wrap() {
         assert_eq!(got, vec![round * 10, round * 10 + 1, round * 10 + 2]);
     }
 }
+
+/// A timeout too long for `Instant` to represent (`Duration::MAX`) means no deadline: the wait
+/// blocks until the completion arrives instead of panicking on the overflow ("overflow when
+/// adding duration to instant"), on the ring and on its completion half.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot make io_uring system calls")]
+fn wait_timeout_of_duration_max_is_no_deadline() {
+    use std::time::{Duration, Instant};
+    let mut ring = Builder::new(4).build().unwrap();
+    let ts = sys::__kernel_timespec {
+        tv_sec: 0,
+        tv_nsec: 20_000_000,
+    };
+    let mut r = ring.sq().reserve(1).unwrap();
+    r.first()
+        .set_opcode(sys::IORING_OP_TIMEOUT as u8)
+        .set_addr(&ts as *const sys::__kernel_timespec as u64)
+        .set_len(1)
+        .set_user_data(5);
+    // SAFETY: the kernel reads `ts` when the SQE is submitted, below, while `ts` is alive.
+    unsafe { r.commit() };
+    let start = Instant::now();
+    ring.submit().unwrap();
+    // Nothing is ready yet: this blocks in the kernel until the 20 ms timeout completes.
+    assert_eq!(ring.wait_timeout(1, Duration::MAX).unwrap(), 1);
+    assert!(
+        start.elapsed() >= Duration::from_millis(15),
+        "{:?}",
+        start.elapsed()
+    );
+    let cqe = ring.cq().pop().unwrap();
+    assert_eq!((cqe.user_data(), cqe.raw_result()), (5, -libc::ETIME));
+
+    push_nops(&mut ring, 1, 6);
+    ring.submit().unwrap();
+    assert_eq!(ring.cq().wait_timeout(1, Duration::MAX).unwrap(), 1);
+    assert_eq!(ring.cq().pop().unwrap().user_data(), 6);
+}

@@ -118,6 +118,41 @@ pub enum Error {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A path (or an attribute name) with a NUL byte inside: the kernel reads a C string up to
+    /// its first NUL, so it would act on a shorter path than the one given. `EINVAL`.
+    #[error(
+        "path {path:?} has a NUL byte at {position}: the kernel would read only the part before it"
+    )]
+    InteriorNul {
+        /// The path (or name), as given.
+        path: std::path::PathBuf,
+        /// Where its first NUL byte is.
+        position: usize,
+    },
+    /// A registered-file index where the kernel takes only a descriptor: the op would refuse it
+    /// (`EBADF`), or read the index as a descriptor number and act on another file. `EBADF`.
+    #[error(
+        "{op}: {what} must be a descriptor (or Target::cwd), not registered-file index {index}"
+    )]
+    FixedFileNotAccepted {
+        /// The op type's name.
+        op: &'static str,
+        /// Which of its files.
+        what: &'static str,
+        /// The index given.
+        index: u32,
+    },
+    /// A count, index or offset outside the range the op (or the kernel) takes. `EINVAL`.
+    /// (Boxed: the details would make every `Error`, hence every push's result, larger.)
+    #[error("{0}")]
+    OutOfRange(Box<RangeError>),
+    /// Memory could not be allocated (for a [`crate::FixedBufs`] pool): the allocator refused
+    /// `bytes` bytes. Nothing was registered.
+    #[error("out of memory: could not allocate {bytes} bytes")]
+    OutOfMemory {
+        /// The size of the refused allocation.
+        bytes: usize,
+    },
     /// The ring layer failed.
     #[error(transparent)]
     Core(#[from] uring_core::Error),
@@ -132,6 +167,7 @@ impl Error {
             Error::QueueFull { .. } | Error::TooManyOps { .. } | Error::RingNotQuiet { .. } => {
                 libc::EBUSY
             }
+            Error::FixedFileNotAccepted { .. } => libc::EBADF,
             Error::UnknownTicket
             | Error::TooManySqes { .. }
             | Error::EmptyChain
@@ -141,7 +177,10 @@ impl Error {
             | Error::SkipSuccess
             | Error::NotAnErrno { .. }
             | Error::ContextSetupFlag { .. }
-            | Error::FixedBufShape { .. } => libc::EINVAL,
+            | Error::FixedBufShape { .. }
+            | Error::InteriorNul { .. }
+            | Error::OutOfRange { .. } => libc::EINVAL,
+            Error::OutOfMemory { .. } => libc::ENOMEM,
             Error::Core(e) => return e.raw_os_error(),
         })
     }
@@ -156,6 +195,42 @@ impl From<Error> for io::Error {
                 io::Error::new(io::Error::from_raw_os_error(errno).kind(), other)
             }
         }
+    }
+}
+
+/// What [`Error::OutOfRange`] names: the op, its argument, the value given and the range it
+/// must be in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op}: {what} is {value}, outside {min}..={max}")]
+pub struct RangeError {
+    /// The op type's name.
+    pub op: &'static str,
+    /// Which argument.
+    pub what: &'static str,
+    /// Its value.
+    pub value: u64,
+    /// The least it may be.
+    pub min: u64,
+    /// The most it may be.
+    pub max: u64,
+}
+
+impl Error {
+    /// [`Error::OutOfRange`] of `what` (of op `op`): `value`, not in `min..=max`.
+    pub(crate) fn out_of_range(
+        op: &'static str,
+        what: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    ) -> Self {
+        Error::OutOfRange(Box::new(RangeError {
+            op,
+            what,
+            value,
+            min,
+            max,
+        }))
     }
 }
 

@@ -9,7 +9,7 @@
 //! op's completion is reaped and the op is given back or dropped.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use uring_core::{Sqe, SqeFlags};
 
@@ -150,6 +150,23 @@ impl Target {
         self.fixed
     }
 
+    /// `Ok` for a descriptor (or [`Target::cwd`]); for a registered-file index, the error an
+    /// op gives for a file the kernel takes only as a descriptor (`what`, of op `op`).
+    pub(crate) fn require_descriptor(
+        &self,
+        op: &'static str,
+        what: &'static str,
+    ) -> crate::Result<()> {
+        if self.fixed {
+            return Err(crate::Error::FixedFileNotAccepted {
+                op,
+                what,
+                index: self.raw as u32,
+            });
+        }
+        Ok(())
+    }
+
     /// Writes the fd field (and `IOSQE_FIXED_FILE` for a registered-file index).
     #[inline]
     pub(crate) fn apply(&self, sqe: &mut Sqe) {
@@ -181,7 +198,6 @@ pub struct FixedFd {
 
 impl FixedFd {
     /// The slot `index`, as the kernel reported it (for the ops that fill slots).
-    #[allow(dead_code)] // the ops that fill slots come with the remaining opcodes
     pub(crate) fn new(index: u32) -> Self {
         FixedFd { index }
     }
@@ -209,6 +225,121 @@ impl IntoTarget for &FixedFd {
     #[inline]
     fn into_target(self) -> Target {
         Target::fixed(self.index)
+    }
+}
+
+mod sealed {
+    /// Seals [`super::Dest`].
+    pub trait Sealed {}
+}
+
+/// Where an op that creates a descriptor (opening, making a pipe, installing a registered
+/// file) puts it, and what it hands back for it: [`NewFd`], a descriptor of the process
+/// ([`OwnedFd`]), or [`NewSlot`], a slot of the ring's registered-file table ([`FixedFd`]).
+/// Sealed.
+pub trait Dest: sealed::Sealed + fmt::Debug + Send + 'static {
+    /// What the op hands back for each descriptor it created.
+    type Created: fmt::Debug + Send + 'static;
+
+    /// The SQE's `file_index`: 0 for a new descriptor, the slot + 1, or
+    /// `IORING_FILE_INDEX_ALLOC`.
+    #[doc(hidden)]
+    fn file_index(&self) -> u32;
+
+    /// The `nth` descriptor the op created (0, or 1 for a pipe's write end), from the number
+    /// the kernel reported for it (the completion's result, or what it wrote for a pipe).
+    ///
+    /// # Safety
+    ///
+    /// The kernel created that descriptor for this op, just now, and nothing else owns it.
+    #[doc(hidden)]
+    unsafe fn created(&self, raw: i32, nth: u32) -> Self::Created;
+}
+
+/// A new descriptor in the process's table (the default of the ops that create one), handed
+/// back as an [`OwnedFd`]: closed when dropped, also when the op's ticket is detached or its
+/// ring dropped before the result is taken ([`crate::Op::discard`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewFd;
+
+impl sealed::Sealed for NewFd {}
+
+impl Dest for NewFd {
+    type Created = OwnedFd;
+
+    #[inline]
+    fn file_index(&self) -> u32 {
+        0
+    }
+
+    #[inline]
+    unsafe fn created(&self, raw: i32, _nth: u32) -> OwnedFd {
+        // SAFETY: the caller guarantees the kernel just made `raw` for this op and nothing else
+        // owns it.
+        unsafe { OwnedFd::from_raw_fd(raw) }
+    }
+}
+
+/// A slot of the ring's registered-file table (Linux 5.15; an allocated slot, 5.19), handed
+/// back as a [`FixedFd`]: a given index (whose previous file, if any, the kernel replaces), or
+/// one the kernel picks from the free slots (`IORING_FILE_INDEX_ALLOC`; from the range set with
+/// `register_file_alloc_range`, if any). The ring must have a registered-file table
+/// (`register_files` or `register_files_sparse`); the slot stays filled until a `Close` of it
+/// or the table is unregistered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSlot {
+    /// `None`: allocated by the kernel.
+    index: Option<u32>,
+}
+
+impl NewSlot {
+    /// Slot `index` (its file, if any, is replaced; ops in flight on it keep the old one).
+    pub fn at(index: u32) -> Self {
+        NewSlot { index: Some(index) }
+    }
+
+    /// A free slot the kernel picks (Linux 5.19); the op fails with `ENFILE` when none is free.
+    pub fn alloc() -> Self {
+        NewSlot { index: None }
+    }
+
+    /// The slot asked for (`None`: allocated).
+    pub fn index(&self) -> Option<u32> {
+        self.index
+    }
+
+    /// The handle of the given slot, to name it in the later links of a chain whose first
+    /// link fills it (`OpenAt` into the slot → `Read` from it → `Close` of it); `None` for an
+    /// allocated slot, which is known only from the result.
+    pub fn fixed_fd(&self) -> Option<FixedFd> {
+        self.index.map(FixedFd::new)
+    }
+}
+
+impl sealed::Sealed for NewSlot {}
+
+impl Dest for NewSlot {
+    type Created = FixedFd;
+
+    #[inline]
+    fn file_index(&self) -> u32 {
+        match self.index {
+            // The kernel takes the slot plus one (0 means "not into a slot"; all ones is
+            // ALLOC). An index past any table (they hold at most 2^20 files) is sent as one
+            // the kernel refuses (`EINVAL`), never as ALLOC.
+            Some(i) => i.saturating_add(1).min(u32::MAX - 1),
+            None => uring_core::sys::IORING_FILE_INDEX_ALLOC,
+        }
+    }
+
+    #[inline]
+    unsafe fn created(&self, raw: i32, nth: u32) -> FixedFd {
+        match self.index {
+            // The kernel reports 0 for a slot it was given; the second of a pair goes in the
+            // next slot.
+            Some(i) => FixedFd::new(i.wrapping_add(nth)),
+            None => FixedFd::new(raw as u32),
+        }
     }
 }
 

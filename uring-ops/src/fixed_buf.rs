@@ -32,6 +32,9 @@ struct Pool {
     /// A duplicate of the ring's fd: keeps the kernel's ring (and this registration) alive and
     /// lets the pool unregister before it frees the memory.
     ring: OwnedFd,
+    /// The process's [`uring_core::fork_generation`] when the pool was registered: a forked
+    /// child's copy of the pool must not unregister the parent's buffers.
+    generation: u64,
 }
 
 // SAFETY: the memory is a plain heap block; each buffer's bytes are reached only through the
@@ -45,6 +48,11 @@ impl Drop for Pool {
     /// Unregisters, then frees. Runs when no [`FixedBuf`] and no [`FixedBufs`] is left, so no
     /// op owns a buffer and no SQE names one.
     fn drop(&mut self) {
+        if uring_core::fork_generation() != self.generation {
+            // A forked child's copy: the registration is the parent's (the kernel's ring is
+            // shared), so leave it, and this copy of the memory with it.
+            return;
+        }
         // SAFETY: IORING_UNREGISTER_BUFFERS takes no argument; `self.ring` is an io_uring fd.
         let r = unsafe {
             sys::io_uring_register(
@@ -150,10 +158,15 @@ impl FixedBufs {
     /// # Errors
     ///
     /// [`Error::FixedBufShape`] for a zero or too large `count` (at most
-    /// [`MAX_FIXED_BUFS`]) or `size` (at most [`MAX_FIXED_BUF_SIZE`]); [`Error::Core`] when the
-    /// kernel refuses: `EBUSY` if the ring already has registered buffers, `ENOMEM` past the
-    /// locked-memory limit (`RLIMIT_MEMLOCK`).
+    /// [`MAX_FIXED_BUFS`]) or `size` (at most [`MAX_FIXED_BUF_SIZE`]);
+    /// [`Error::OutOfMemory`] when the allocator refuses the `count * size` bytes (`ENOMEM`);
+    /// [`Error::Core`] when the kernel refuses (`EBUSY` if the ring already has registered
+    /// buffers, `ENOMEM` past the locked-memory limit, `RLIMIT_MEMLOCK`), or with
+    /// [`uring_core::Error::ForkedChild`] for a ring inherited through `fork`.
     pub fn register(ring: &Uring, count: usize, size: usize) -> Result<Self> {
+        if ring.ring().backend().is_inherited() {
+            return Err(uring_core::Error::ForkedChild.into());
+        }
         let shape = |why| Error::FixedBufShape { count, size, why };
         if count == 0 || count > MAX_FIXED_BUFS {
             return Err(shape("the count must be in 1..=16384 (MAX_FIXED_BUFS)"));
@@ -175,9 +188,10 @@ impl FixedBufs {
             })?;
         // SAFETY: the layout's size is at least 1 (count and size are).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(ptr) else {
-            alloc::handle_alloc_error(layout);
-        };
+        // A refusal is the caller's to handle (a pool sized from input, say), not an abort.
+        let ptr = NonNull::new(ptr).ok_or(Error::OutOfMemory {
+            bytes: layout.size(),
+        })?;
         let iovecs: Vec<libc::iovec> = (0..count)
             .map(|i| libc::iovec {
                 // SAFETY: `i < count`: the offset stays inside the allocation.
@@ -204,6 +218,8 @@ impl FixedBufs {
                 count,
                 free: Mutex::new(free),
                 ring: dup,
+                // The ring's own generation: it is not inherited (checked above).
+                generation: uring_core::fork_generation(),
             }),
         })
     }

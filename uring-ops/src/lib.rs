@@ -36,6 +36,9 @@ mod multishot;
 mod op;
 pub mod ops;
 mod options;
+mod pages;
+mod path;
+mod push;
 mod raw;
 mod shared_buf;
 mod slab;
@@ -46,14 +49,16 @@ pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]
 pub use chain::{ChainEntry, LinkMeta, Links};
 pub use context::{Completion, Context, ContextBuilder};
-pub use error::{Error, PushError, Result};
-pub use fd::{Fd, FixedFd, IntoTarget, Target};
+pub use error::{Error, PushError, RangeError, Result};
+pub use fd::{Dest, Fd, FixedFd, IntoTarget, NewFd, NewSlot, Target};
 pub use fixed_buf::{FixedBuf, FixedBufs, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 pub use multishot::{Multishot, MultishotOp, MultishotOutput};
 #[doc(hidden)]
 pub use op::{Entry, OpCheck};
 pub use op::{Op, OpSet, Submit};
 pub use options::{OpExt, SqeOptions, WithOptions};
+pub use pages::Pages;
+pub use path::{CPath, IntoCPath};
 pub use raw::{RawCompletion, RawSqe};
 pub use shared_buf::SharedBuf;
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};

@@ -10,7 +10,7 @@
 //! Single-shot ops are untouched by this: they go through their own, leaner entry.
 
 use crate::error::Result;
-use crate::op::{check_op, prepare_op, sealed, Entry, Op, OpCheck, Submit};
+use crate::op::{sealed, Entry, Op, OpCheck, Submit};
 use std::fmt;
 use uring_core::{sys, Sqe};
 
@@ -24,6 +24,15 @@ use uring_core::{sys, Sqe};
 pub unsafe trait MultishotOp: Op {
     /// What one completion flagged `IORING_CQE_F_MORE` means.
     type Item: Send + 'static;
+
+    /// The opcode of the multishot form: the op's own ([`Op::opcode`]) unless the kernel has a
+    /// separate opcode for it (`READ_MULTISHOT` for a read). The ring checks this one against
+    /// the kernel's support and its allowlist, and writes it into the SQE after
+    /// [`MultishotOp::prepare_multishot`].
+    #[inline]
+    fn multishot_opcode(&self) -> u8 {
+        self.opcode()
+    }
 
     /// Turns the SQE written by [`Op::prepare`] into the multishot form (sets the op's
     /// multishot flag).
@@ -121,12 +130,14 @@ unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
     }
 
     fn check(&self, ops: &OpCheck) -> Result<()> {
-        check_op(&self.op, ops)
+        ops.check_opcode(self.op.multishot_opcode(), O::NAME)?;
+        self.op.check()
     }
 
     fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
-        prepare_op(&mut self.op, sqe);
+        self.op.prepare(sqe);
         self.op.prepare_multishot(sqe);
+        sqe.set_opcode(self.op.multishot_opcode());
     }
 
     fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> bool {

@@ -72,6 +72,24 @@ pub unsafe trait Op: Send + 'static {
     fn fails_link(&self, res: i32) -> bool {
         res < 0
     }
+
+    /// Whether the ring must call [`Op::discard`], rather than just drop the op, when it
+    /// finishes with nobody to redeem it. Set by the ops whose completion leaves something to
+    /// dispose of: a descriptor the kernel created for them (to close), or one the kernel
+    /// closed (not to close again). Default: `false`.
+    const DISCARDS: bool = false;
+
+    /// Disposes of the op once it has finished and nobody will redeem its output: its ticket
+    /// was detached (or dropped) or the ring is dropped holding it, finished. `res` and `flags`
+    /// are its completion's. Called only when [`Op::DISCARDS`] is `true` (otherwise the op is
+    /// dropped); the ops that set it complete and drop the output, which closes what the kernel
+    /// created (`drop(self.complete(res, flags))`). Default: drops the op.
+    fn discard(self, res: i32, flags: u32)
+    where
+        Self: Sized,
+    {
+        let _ = (res, flags);
+    }
 }
 
 /// Prepares `op`'s SQE and writes its opcode (after `prepare`, so that the opcode the ring
@@ -179,6 +197,18 @@ pub unsafe trait Entry: sealed::Sealed + Send + 'static {
     fn prepare(&mut self, i: u32, sqe: &mut Sqe);
     /// Records completion of SQE `sub`; `true` when the entry is finished.
     fn on_cqe(&mut self, sub: u32, res: i32, flags: u32) -> bool;
+    /// Asked after [`Entry::on_cqe`] recorded completion `sub` (`res`) and returned `false`:
+    /// the number of another SQE of this entry that will not complete unless the ring asks the
+    /// kernel to cancel it, if any. The ring then does (`IORING_OP_ASYNC_CANCEL` by its user
+    /// data), and the entry finishes when that SQE's completion arrives.
+    ///
+    /// The case: a link timeout that fires after the thread that submitted it has exited
+    /// completes without cancelling the link it guards (see "Threads" on
+    /// [`crate::Context`]). Default: none.
+    fn link_to_cancel(&self, sub: u32, res: i32) -> Option<u32> {
+        let _ = (sub, res);
+        None
+    }
     /// The output, once finished.
     fn finish(self) -> Self::Output;
 
@@ -194,6 +224,22 @@ pub unsafe trait Entry: sealed::Sealed + Send + 'static {
     {
         let _ = (res, flags);
         self.finish()
+    }
+
+    /// Whether a finished [`Entry::SINGLE`] entry with nothing to drop must still be disposed
+    /// of through [`Entry::discard`] ([`Op::DISCARDS`]). Entries of several completions are
+    /// always disposed of through it.
+    const DISCARDS: bool = false;
+
+    /// Disposes of the finished entry nobody will redeem (detached, or left in a dropped
+    /// ring), with the result the slab kept for a [`Entry::SINGLE`] entry. Default: finishes it
+    /// and drops the output, so that every op in it disposes of what its completion made (a
+    /// chain's links, a multishot op's items and last completion).
+    fn discard(self, res: i32, flags: u32)
+    where
+        Self: Sized,
+    {
+        drop(self.finish_with(res, flags));
     }
 }
 
@@ -248,6 +294,12 @@ unsafe impl<O: Op> Entry for Single<O> {
     #[inline]
     fn finish_with(self, res: i32, flags: u32) -> O::Output {
         self.op.complete(res, flags)
+    }
+
+    const DISCARDS: bool = O::DISCARDS;
+
+    fn discard(self, res: i32, flags: u32) {
+        self.op.discard(res, flags);
     }
 }
 

@@ -142,11 +142,21 @@ unsafe impl<O: Op> Op for WithOptions<O> {
     fn fails_link(&self, res: i32) -> bool {
         self.op.fails_link(res)
     }
+
+    const DISCARDS: bool = O::DISCARDS;
+
+    fn discard(self, res: i32, flags: u32) {
+        self.op.discard(res, flags);
+    }
 }
 
 // SAFETY: the multishot form is the op's (its contract holds); the options name no memory.
 unsafe impl<O: MultishotOp> MultishotOp for WithOptions<O> {
     type Item = O::Item;
+
+    fn multishot_opcode(&self) -> u8 {
+        self.op.multishot_opcode()
+    }
 
     fn prepare_multishot(&mut self, sqe: &mut Sqe) {
         self.op.prepare_multishot(sqe);

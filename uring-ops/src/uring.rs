@@ -3,13 +3,16 @@
 
 use crate::error::{Error, PushError, Result};
 use crate::multishot::{MultiEntry, Multishot, MultishotOp};
-use crate::op::{Entry, OpCheck, OpSet, Submit};
-use crate::slab::{is_internal, key_of, Completed, Slab, INTERNAL_INDEX, MAX_ENTRIES, SUB_BITS};
+use crate::op::{OpCheck, OpSet, Submit};
+use crate::push;
+use crate::slab::{is_internal, key_of, Completed, Slab, INTERNAL_INDEX, SUB_BITS};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-use uring_core::{sys, Builder, CompletionQueue, Kernel, Ring, SetupFlags, SubmissionQueue};
+use std::time::Duration;
+use uring_core::{
+    deadline_after, sys, Builder, CompletionQueue, Kernel, Ring, SetupFlags, SubmissionQueue,
+};
 
 /// How long dropping a ring with ops in flight waits for them after cancelling them. What has
 /// not completed by then is leaked, never freed.
@@ -19,13 +22,9 @@ pub const DROP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// so it never names an op (the low bits may tell the ring's own SQEs apart).
 pub(crate) const INTERNAL: u64 = (INTERNAL_INDEX as u64) << SUB_BITS;
 
-/// The user data of SQE number `sub` of the entry keyed `key` (the key has those bits clear;
-/// `sub` is below [`MAX_SQES`], which every push checks).
-#[inline]
-pub(crate) fn user_data(key: u64, sub: u32) -> u64 {
-    debug_assert!(sub < 1 << SUB_BITS);
-    key | u64::from(sub)
-}
+/// User data of the ring's cancels of links that would otherwise never complete (see
+/// [`queue_link_cancels`]).
+pub(crate) const CANCEL_LINK: u64 = INTERNAL | 2;
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -95,6 +94,21 @@ impl<T> Ticket<T> {
 /// Every op pushed is moved into the ring, which keeps it, at a fixed address, until the kernel
 /// has completed it; the result and the op's buffers come back through its [`Ticket`]. The hot
 /// path takes no lock, does no map look-up and allocates nothing per op.
+///
+/// # Fork
+///
+/// A ring belongs to the process that made it. A child made with `fork` inherits the kernel's
+/// ring (its fd and memory, shared with the parent) but only a copy of the bookkeeping, whose
+/// positions and keys are the parent's: used, its completions would be taken for the parent's
+/// ops. So at the fork the child's view of the ring memory becomes a private copy, and every
+/// step that would reach the kernel is refused with [`uring_core::Error::ForkedChild`]
+/// (`EPERM`, as [`Error::Core`]): [`Uring::submit`], the waits, [`crate::FixedBufs::register`];
+/// [`Uring::cancel_all`] cancels nothing. [`Uring::push`] checks nothing (it is the hot path):
+/// in a child it queues the op in the child's copy, where it never reaches the kernel, and the
+/// next submit or wait fails. Dropping the ring in the child cancels nothing and waits
+/// for nothing; the child's copies of ops in flight are leaked (in the child only). The
+/// parent's ring, and its ops, are unaffected either way. Set up rings in the child after
+/// forking. (Forks through libc's `fork` are detected; a raw `clone` system call is not.)
 ///
 /// # Examples
 ///
@@ -212,43 +226,19 @@ impl Uring {
     /// poller if it sleeps, and waits for room (`IORING_ENTER_SQ_WAIT`) instead of failing.
     #[inline]
     pub fn push<T: Submit>(&mut self, op: T) -> Result<Ticket<T>, PushError<T>> {
-        let mut entry = op.into_entry();
-        if let Err(error) = entry.check(&self.ops) {
-            return Err(PushError {
-                error,
-                op: T::from_entry(entry),
-            });
-        }
-        let n = entry.sqe_count();
-        if n > MAX_SQES {
-            return Err(too_many_sqes(n, entry));
-        }
+        let entry = op.into_entry();
+        let n = match push::check(&entry, &self.ops) {
+            Ok(n) => n,
+            Err(error) => return Err(push::refused(error, entry)),
+        };
         let mut r = match self.ring.sq().reserve(n) {
             Ok(r) => r,
             Err(e) => return self.push_when_full(entry, n, e),
         };
         let Some(slot) = self.slab.vacant() else {
-            return Err(slab_full(entry));
+            return Err(push::slab_full(entry));
         };
-        let key = if T::Entry::SQE_POINTS_INTO_SELF {
-            // Prepared in place: the SQEs may point into the entry, which is at its final
-            // address in the slab by now.
-            let (key, e) = slot.insert(entry);
-            for i in 0..n {
-                e.prepare(i, r.get(i).expect("reserved"));
-            }
-            key
-        } else {
-            // The SQEs name no memory inside the entry, so they may be written from the entry
-            // where it is now (in registers, for a small op), before it moves into the slab.
-            for i in 0..n {
-                entry.prepare(i, r.get(i).expect("reserved"));
-            }
-            slot.insert(entry).0
-        };
-        for i in 0..n {
-            r.get(i).expect("reserved").set_user_data(user_data(key, i));
-        }
+        let key = push::fill(&mut r, slot, entry, n);
         // SAFETY: the SQEs name only memory the entry owns (the `Entry`/`Op` contract; memory
         // that moving the entry does not move when they were prepared before the move), and the
         // entry stays in its slab slot, unmoved and undropped, until its last completion is
@@ -313,10 +303,17 @@ impl Uring {
     }
 
     /// Moves every ready completion to its op. Returns how many were processed.
-    #[inline]
+    ///
+    /// A link the kernel will not end on its own (see "Threads" on [`crate::Context`]) is
+    /// cancelled from here: the cancel is queued, and goes with the next submit or wait.
+    #[inline(always)]
     pub fn reap(&mut self) -> usize {
         let Uring { ring, slab, .. } = self;
-        slab.complete_batch(ring.cq().batch())
+        let n = slab.complete_batch(ring.cq().batch());
+        if slab.has_links_to_cancel() {
+            queue_link_cancels(ring.sq(), slab);
+        }
+        n
     }
 
     /// Whether the ticket's submission has finished (after the last [`Uring::reap`]).
@@ -374,7 +371,8 @@ impl Uring {
         }
     }
 
-    /// As [`Uring::wait`], giving up after `timeout` and handing the ticket back.
+    /// As [`Uring::wait`], giving up after `timeout` and handing the ticket back. A timeout too
+    /// long for `Instant` ([`Duration::MAX`]) is no deadline.
     ///
     /// # Errors
     ///
@@ -385,7 +383,7 @@ impl Uring {
         t: Ticket<T>,
         timeout: Duration,
     ) -> std::result::Result<T::Output, std::result::Result<Ticket<T>, Error>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         if t.ring != self.id || !self.slab.is_live(t.key) {
             return Err(Err(Error::UnknownTicket));
         }
@@ -402,11 +400,7 @@ impl Uring {
             if self.reap() > 0 {
                 continue;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Ok(t));
-            }
-            match self.ring.wait_timeout(1, left) {
+            match self.ring.cq().wait_deadline(1, deadline) {
                 Ok(_) => {}
                 Err(uring_core::Error::Timeout) => return Err(Ok(t)),
                 Err(e) => return Err(Err(e.into())),
@@ -420,8 +414,9 @@ impl Uring {
         t.ring == self.id && self.slab.detach::<T::Entry>(t.key)
     }
 
-    /// Cancels everything in flight and waits, at most `timeout`, for it to complete.
-    /// Returns how many entries are still in flight.
+    /// Cancels everything in flight and waits, at most `timeout` (no limit for a timeout too
+    /// long for `Instant`, such as [`Duration::MAX`]), for it to complete. Returns how many
+    /// entries are still in flight.
     pub fn cancel_all(&mut self, timeout: Duration) -> usize {
         let (sq, cq) = self.ring.split();
         cancel_all(sq, cq, &mut self.slab, timeout)
@@ -456,7 +451,7 @@ impl Uring {
         t: &Ticket<Multishot<O>>,
         timeout: Duration,
     ) -> Result<Vec<O::Item>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             self.reap();
             let done = self.is_done(t);
@@ -468,12 +463,9 @@ impl Uring {
             if self.reap() > 0 {
                 continue;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Vec::new());
-            }
-            match self.ring.wait_timeout(1, left) {
-                Ok(_) | Err(uring_core::Error::Timeout) => {}
+            match self.ring.cq().wait_deadline(1, deadline) {
+                Ok(_) => {}
+                Err(uring_core::Error::Timeout) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -507,7 +499,13 @@ pub(crate) fn cancel_all(
     if slab.in_flight() == 0 {
         return 0;
     }
-    let deadline = Instant::now() + timeout;
+    if sq.backend().is_inherited() {
+        // A forked child's copy of the ring: the ops in flight are the parent's (the kernel
+        // acts on the parent's memory for them), so cancelling would end the parent's ops, and
+        // no completion for them is this process's to wait for. Leak the copies instead.
+        return slab.in_flight();
+    }
+    let deadline = deadline_after(timeout);
     let reap = |cq: &mut CompletionQueue<Kernel>, slab: &mut Slab| {
         for cqe in cq.batch() {
             dispatch(slab, cqe);
@@ -540,16 +538,42 @@ pub(crate) fn cancel_all(
         if slab.in_flight() == 0 {
             break;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if cq.wait_deadline(1, deadline).is_err() {
+            // Timed out, or the ring failed: what is still in flight is leaked.
             break;
-        }
-        match cq.wait_timeout(1, left) {
-            Ok(_) | Err(uring_core::Error::Timeout) => {}
-            Err(_) => break,
         }
     }
     slab.in_flight()
+}
+
+/// Queues an `IORING_OP_ASYNC_CANCEL` for each SQE that `slab` asks to cancel (see
+/// [`crate::Entry::link_to_cancel`]), by its user data; they reach the kernel with the next
+/// submit. What does not fit in the SQ stays asked for, for the next call.
+///
+/// The target is named by user data only, and each names an SQE of an entry in flight when it
+/// was recorded: if that entry has finished since, the cancel finds nothing (a reused slot has
+/// another generation, so another user data), and its completion, like that of every internal
+/// SQE, is ignored.
+#[cold]
+#[inline(never)]
+pub(crate) fn queue_link_cancels(sq: &mut SubmissionQueue<Kernel>, slab: &mut Slab) {
+    let mut targets = slab.take_links_to_cancel();
+    let mut queued = 0;
+    for &target in &targets {
+        let Ok(mut r) = sq.reserve(1) else {
+            break;
+        };
+        r.first()
+            .set_opcode(sys::IORING_OP_ASYNC_CANCEL as u8)
+            .set_fd(-1)
+            .set_addr(target)
+            .set_user_data(CANCEL_LINK);
+        // SAFETY: a cancel by user data names no memory.
+        unsafe { r.commit() };
+        queued += 1;
+    }
+    targets.drain(..queued);
+    slab.ask_to_cancel(targets);
 }
 
 /// Routes one completion to its slot. Completions of the ring's own SQEs (user data with the
@@ -566,32 +590,6 @@ pub(crate) fn dispatch(slab: &mut Slab, cqe: uring_core::Cqe) -> Option<(u64, Co
         return None;
     }
     Some((key_of(ud), done))
-}
-
-/// The most SQEs one submission may have: their numbers share the user data's low
-/// [`SUB_BITS`] bits with nothing else (a chain has at most [`crate::chain::MAX_LINKS`]).
-pub(crate) const MAX_SQES: u32 = 1 << SUB_BITS;
-
-/// The refusal of a submission of more than [`MAX_SQES`] SQEs (whose numbers would spill into
-/// the slot index of their user data).
-#[cold]
-pub(crate) fn too_many_sqes<T: Submit>(n: u32, entry: T::Entry) -> PushError<T> {
-    PushError {
-        error: Error::TooManySqes {
-            sqes: n,
-            max: MAX_SQES,
-        },
-        op: T::from_entry(entry),
-    }
-}
-
-/// The refusal of an op because the ring already holds [`MAX_ENTRIES`] submissions.
-#[cold]
-pub(crate) fn slab_full<T: Submit>(entry: T::Entry) -> PushError<T> {
-    PushError {
-        error: Error::TooManyOps { limit: MAX_ENTRIES },
-        op: T::from_entry(entry),
-    }
 }
 
 impl Drop for Uring {

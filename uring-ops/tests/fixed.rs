@@ -6,7 +6,7 @@ use common::{pipe, temp_file};
 use std::io::Write as _;
 use std::os::unix::fs::FileExt;
 use uring_ops::ops::{ReadFixed, WriteFixed};
-use uring_ops::{Error, FixedBufs, IoBuf, Uring};
+use uring_ops::{Error, FixedBufs, IoBuf, Uring, MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE};
 
 const DATA: &[u8] = b"registered buffers, pinned by the kernel";
 
@@ -174,4 +174,117 @@ fn a_buffer_of_another_rings_pool_is_refused_by_the_kernel() {
         buf.as_full_slice_mut().iter().all(|&b| b == 0),
         "nothing was written"
     );
+}
+
+#[test]
+fn writev_fixed_then_readv_fixed_scatter_ranges_of_one_buffer() {
+    use uring_ops::ops::{ReadvFixed, WritevFixed};
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, WritevFixed);
+    require_op!(ring, ReadvFixed);
+    let f = temp_file("fixed-vec", b"");
+    let pool = FixedBufs::register(&ring, 2, 64).unwrap();
+    let mut w = pool.get().unwrap();
+    w.extend_from_slice(b"0123456789");
+    // Gathers 6..10, then 0..3: "6789" + "012".
+    let t = ring
+        .push(WritevFixed::new(&f.fd, w, vec![6..10, 0..3], 0))
+        .unwrap();
+    let (n, w, ranges) = ring.wait(t).unwrap();
+    assert_eq!((n.unwrap(), ranges), (7, vec![6..10, 0..3]));
+    let mut on_disk = [0u8; 7];
+    f.file.read_exact_at(&mut on_disk, 0).unwrap();
+    assert_eq!(&on_disk, b"6789012");
+
+    // Scatters the 7 bytes into 20..23 and 40..44 of another buffer.
+    let r = pool.get().unwrap();
+    let t = ring
+        .push(ReadvFixed::new(&f.fd, r, vec![20..23, 40..50], 0))
+        .unwrap();
+    let (n, r, _) = ring.wait(t).unwrap();
+    assert_eq!(n.unwrap(), 7);
+    assert_eq!(r.len(), 44, "the length covers the last byte read");
+    assert_eq!(&r[20..23], b"678");
+    assert_eq!(&r[40..44], b"9012");
+    drop(w);
+
+    // A range outside the buffer is refused at push, the op (and buffer) handed back.
+    let err = ring
+        .push(ReadvFixed::new(&f.fd, r, vec![0..8, 60..65], 0))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err.error,
+            Error::OutOfRange(r) if r.op == "ReadvFixed" && r.value == 65 && r.max == 64
+        ),
+        "{:?}",
+        err.error
+    );
+    let r = err.op.into_buf();
+    // A write may only gather the buffer's data (its length, 44 here).
+    let err = ring
+        .push(WritevFixed::new(&f.fd, r, vec![0..4, 40..45], 0))
+        .unwrap_err();
+    assert!(matches!(
+        &err.error,
+        Error::OutOfRange(r) if r.op == "WritevFixed" && r.value == 45 && r.max == 44
+    ));
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = vec![0..1, 5..2];
+    let err = ring
+        .push(WritevFixed::new(&f.fd, err.op.into_buf(), backwards, 0))
+        .unwrap_err();
+    assert!(matches!(&err.error, Error::OutOfRange(r) if r.value == 5));
+}
+
+/// `MemTotal + SwapTotal` from `/proc/meminfo`, in bytes.
+fn memory_and_swap() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib = |key: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (kib("MemTotal:") + kib("SwapTotal:")) * 1024
+}
+
+/// A pool whose memory cannot be allocated is refused with a typed error that names the size
+/// (`ENOMEM`), instead of aborting the process. Sizes past the machine's memory and swap,
+/// where the kernel refuses the allocation outright (unless overcommit is unlimited).
+#[test]
+fn a_pool_too_large_to_allocate_is_an_error() {
+    let overcommit = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap();
+    if overcommit.trim() == "1" {
+        common::skip(
+            "a_pool_too_large_to_allocate_is_an_error: vm.overcommit_memory is 1, so the \
+             allocation cannot fail (it would be zeroed and then registered instead)",
+        );
+        return;
+    }
+    let ring = Uring::new(8).unwrap();
+    for (count, size) in [(64, 1 << 30), (MAX_FIXED_BUFS, MAX_FIXED_BUF_SIZE)] {
+        let bytes = count * size;
+        if bytes as u64 <= memory_and_swap() {
+            common::skip(format_args!(
+                "a_pool_too_large_to_allocate_is_an_error: {count} buffers of {size} bytes \
+                 fit in this machine's memory"
+            ));
+            continue;
+        }
+        match FixedBufs::register(&ring, count, size) {
+            Err(e @ Error::OutOfMemory { bytes: b }) => {
+                assert_eq!(b, bytes);
+                assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
+                assert!(e.to_string().contains(&bytes.to_string()), "{e}");
+                let io: std::io::Error = e.into();
+                assert_eq!(io.kind(), std::io::ErrorKind::OutOfMemory);
+            }
+            other => panic!("{count} x {size} bytes: {other:?}"),
+        }
+    }
+    // The ring is unharmed: a pool that fits registers.
+    let pool = FixedBufs::register(&ring, 2, 4096).unwrap();
+    assert_eq!(pool.available(), 2);
 }

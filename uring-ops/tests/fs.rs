@@ -93,3 +93,85 @@ fn fallocate_with_an_invalid_mode_is_refused_by_the_kernel() {
     let err = ring.wait(t).unwrap().unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EOPNOTSUPP));
 }
+
+#[test]
+fn fadvise_and_sync_file_range_act_on_the_file_they_are_given() {
+    use uring_ops::ops::{Fadvise, FileAdvice, SyncFileRange};
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, Fadvise);
+    require_op!(ring, SyncFileRange);
+    let f = temp_file("advise", &[7u8; 8192]);
+    for advice in [
+        FileAdvice::Sequential,
+        FileAdvice::WillNeed,
+        FileAdvice::DontNeed,
+    ] {
+        let t = ring.push(Fadvise::new(&f.fd, 0, 8192, advice)).unwrap();
+        ring.wait(t).unwrap().unwrap();
+    }
+    let t = ring.push(SyncFileRange::new(&f.fd, 0, 4096)).unwrap();
+    ring.wait(t).unwrap().unwrap();
+    // On a pipe, both refuse (no page cache): the kernel ran them on that file.
+    let (rx, _tx) = common::pipe();
+    let t = ring
+        .push(Fadvise::new(&rx, 0, 0, FileAdvice::Random))
+        .unwrap();
+    assert_eq!(
+        ring.wait(t).unwrap().unwrap_err().raw_os_error(),
+        Some(libc::ESPIPE)
+    );
+    let t = ring.push(SyncFileRange::new(&rx, 0, 0)).unwrap();
+    assert_eq!(
+        ring.wait(t).unwrap().unwrap_err().raw_os_error(),
+        Some(libc::ESPIPE)
+    );
+}
+
+#[test]
+fn ftruncate_shrinks_and_grows_a_file() {
+    use uring_ops::ops::Ftruncate;
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, Ftruncate);
+    let f = temp_file("truncate", b"0123456789");
+    let t = ring.push(Ftruncate::new(&f.fd, 4)).unwrap();
+    ring.wait(t).unwrap().unwrap();
+    assert_eq!(std::fs::read(&f.path).unwrap(), b"0123");
+    let t = ring.push(Ftruncate::new(&f.fd, 6)).unwrap();
+    ring.wait(t).unwrap().unwrap();
+    assert_eq!(std::fs::read(&f.path).unwrap(), b"0123\0\0");
+    let t = ring.push(Ftruncate::new(&f.fd, u64::MAX)).unwrap();
+    assert_eq!(
+        ring.wait(t).unwrap().unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+    // A file open read-only cannot be truncated.
+    let ro = uring_ops::Fd::new(std::fs::File::open(&f.path).unwrap());
+    let t = ring.push(Ftruncate::new(&ro, 0)).unwrap();
+    assert_eq!(
+        ring.wait(t).unwrap().unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+}
+
+#[test]
+fn madvise_dontneed_zeroes_the_pages_the_op_owns() {
+    use uring_ops::ops::{Madvise, MemAdvice};
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, Madvise);
+    let mut pages = uring_ops::Pages::new(3 * 4096).unwrap();
+    pages.fill(0xab);
+    let t = ring.push(Madvise::new(pages, MemAdvice::WillNeed)).unwrap();
+    let (r, pages) = ring.wait(t).unwrap();
+    r.unwrap();
+    assert!(
+        pages.iter().all(|&b| b == 0xab),
+        "WillNeed keeps the contents"
+    );
+    let t = ring.push(Madvise::new(pages, MemAdvice::DontNeed)).unwrap();
+    let (r, pages) = ring.wait(t).unwrap();
+    r.unwrap();
+    assert!(
+        pages.iter().all(|&b| b == 0),
+        "DontNeed drops the pages: they read as zeros"
+    );
+}

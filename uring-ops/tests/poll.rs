@@ -110,3 +110,37 @@ fn poll_remove_of_an_unknown_key_is_enoent() {
     let err = ring.wait(t).unwrap().unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
 }
+
+#[test]
+fn a_poll_update_changes_what_an_armed_poll_waits_for() {
+    use uring_ops::ops::PollUpdate;
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, PollUpdate);
+    let (rx, tx) = common::pipe();
+    // Kept open: a closed writer would report a hang-up, which no mask holds back.
+    let mut tx = std::fs::File::from(tx);
+    tx.write_all(b"ready").unwrap();
+    // Readable already, but it waits for priority data only.
+    let t = ring.push(PollAdd::new(&rx, PollEvents::PRI)).unwrap();
+    ring.submit().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    ring.reap();
+    assert!(!ring.is_done(&t));
+    let u = ring.push(PollUpdate::new(&t, PollEvents::IN)).unwrap();
+    ring.wait(u).unwrap().unwrap();
+    let ready = ring.wait(t).unwrap().unwrap();
+    assert!(ready.contains(PollEvents::IN), "{ready:?}");
+    // Nothing armed under that key any more.
+    let t = ring.push(PollAdd::new(&rx, PollEvents::IN)).unwrap();
+    while !ring.is_done(&t) {
+        ring.submit_and_wait(1).unwrap();
+        ring.reap();
+    }
+    let u = ring.push(PollUpdate::new(&t, PollEvents::OUT)).unwrap();
+    assert_eq!(
+        ring.wait(u).unwrap().unwrap_err().raw_os_error(),
+        Some(libc::ENOENT)
+    );
+    ring.wait(t).unwrap().unwrap();
+    drop(tx);
+}

@@ -134,3 +134,59 @@ fn dropping_the_ring_with_a_pending_timeout_cancels_it() {
     assert!(start.elapsed() < Duration::from_secs(2));
     drop(ring);
 }
+
+#[test]
+fn a_timeout_update_brings_the_deadline_in() {
+    use uring_ops::ops::TimeoutUpdate;
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, TimeoutUpdate);
+    let start = std::time::Instant::now();
+    let t = ring.push(Timeout::new(Duration::from_secs(30))).unwrap();
+    ring.submit().unwrap();
+    let u = ring
+        .push(TimeoutUpdate::new(&t, Duration::from_millis(1)))
+        .unwrap();
+    ring.wait(u).unwrap().unwrap();
+    assert_eq!(ring.wait(t).unwrap().unwrap(), TimeoutFired::Expired);
+    assert!(start.elapsed() < Duration::from_secs(20));
+    // A timeout that already fired is no longer pending.
+    let t = ring.push(Timeout::new(Duration::from_millis(1))).unwrap();
+    while !ring.is_done(&t) {
+        ring.submit_and_wait(1).unwrap();
+        ring.reap();
+    }
+    let u = ring
+        .push(TimeoutUpdate::new(&t, Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(
+        ring.wait(u).unwrap().unwrap_err().raw_os_error(),
+        Some(libc::ENOENT)
+    );
+    ring.wait(t).unwrap().unwrap();
+}
+
+#[test]
+fn a_link_timeout_update_cancels_the_guarded_op_sooner() {
+    use uring_ops::ops::{LinkTimeoutOutcome, PollAdd, PollEvents, TimeoutUpdate};
+    use uring_ops::Chain;
+    let mut ring = Uring::new(8).unwrap();
+    require_op!(ring, TimeoutUpdate);
+    require_kernel!(5, 15, "updating a link timeout");
+    let (rx, _tx) = common::pipe();
+    let start = std::time::Instant::now();
+    let t = ring
+        .push(Chain::new(PollAdd::new(&rx, PollEvents::IN)).link_timeout(Duration::from_secs(30)))
+        .unwrap();
+    ring.submit().unwrap();
+    let u = ring
+        .push(TimeoutUpdate::link(&t, 1, Duration::from_millis(1)))
+        .unwrap();
+    ring.wait(u).unwrap().unwrap();
+    let (poll, timeout) = ring.wait(t).unwrap();
+    assert_eq!(
+        poll.into_inner().unwrap_err().raw_os_error(),
+        Some(libc::ECANCELED)
+    );
+    assert_eq!(timeout.into_inner().unwrap(), LinkTimeoutOutcome::Fired);
+    assert!(start.elapsed() < Duration::from_secs(20));
+}

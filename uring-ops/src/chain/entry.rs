@@ -154,6 +154,24 @@ unsafe impl<L: Links> Entry for ChainEntry<L> {
         self.remaining == 0
     }
 
+    /// A link timeout whose completion arrives while the link it guards has not completed,
+    /// with another result than `-ETIME` (which says the kernel cancelled that link): the
+    /// kernel did not, and will not, end the guarded link. It happens when the timer fires
+    /// after the thread that submitted the chain has exited: the timeout's work then runs in a
+    /// kernel worker, which completes the timeout (`-ECANCELED` on Linux 6.18, `-ENOENT` on
+    /// 6.1) without cancelling anything. The guarded link is returned, for the ring to cancel.
+    /// (When the guarded link completes first, its completion is posted before the timeout's
+    /// `-ECANCELED`, so this does not ask for a cancel; if it ever did, the cancel would find
+    /// nothing and change nothing.)
+    fn link_to_cancel(&self, sub: u32, res: i32) -> Option<u32> {
+        let i = sub as usize;
+        if i == 0 || res == -libc::ETIME || self.links.opcode(i) != LINK_TIMEOUT {
+            return None;
+        }
+        let guarded = self.meta.as_ref().get(i - 1)?;
+        (!guarded.done).then_some(sub - 1)
+    }
+
     fn finish(mut self) -> L::Output {
         self.mark_cancelled();
         self.links.complete(self.meta.as_ref())

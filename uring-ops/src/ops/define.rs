@@ -3,7 +3,7 @@
 //! ```text
 //! op! {
 //!     /// Docs.
-//!     pub struct Name<B: Bound> {          // at most one type parameter
+//!     pub struct Name<B: Bound> {          // at most one type parameter (`= Default` allowed)
 //!         /// Docs of the constructor.
 //!         pub fn new { file: file(), buf: buf(B), offset: plain(u64) }
 //!         set { /// Docs of the setter.
@@ -15,13 +15,16 @@
 //!     complete(op, res, flags) -> Output { ... }
 //!     fails_link(op, res) { ... }          // optional: default `res < 0`
 //!     check(op) { ... }                    // optional: argument checks at push
+//!     discard(op, res, flags) { ... }      // optional: disposing of an unredeemed result
 //! }
 //! ```
 //!
 //! Required fields become the constructor's parameters, in order, each of a kind
 //! ([`super::kinds`]): `file()` takes `impl IntoTarget`, `buf(B)` a buffer, `bufs(B)` /
 //! `bufs_mut(B)` a `Vec<B>` (kept with its iovec array), `timespec()` a `Duration` (kept inline,
-//! so the op is prepared in place), `plain(T)` a `T`. `prepare` writes every address through
+//! so the op is prepared in place), `path()` a [`crate::CPath`], `boxed(T)` a `T` (boxed),
+//! `array(T)` a `Vec<T>`, `futex()` an `Arc<AtomicU32>`, `futexv()`, `fds()`, `closing()`
+//! their kinds' types, `plain(T)` a `T`. `prepare` writes every address through
 //! [`super::kinds::SqeKinds`]; the ring writes the opcode after it, and applies
 //! [`crate::SqeOptions`] through [`crate::WithOptions`].
 //!
@@ -31,11 +34,15 @@
 //! final place; every other field is a number. What remains per op, and is checked by each op's
 //! test against the kernel, is that its `prepare` puts each kind in the SQE field its opcode
 //! reads with that meaning.
+//!
+//! An op whose completion leaves something to dispose of (a descriptor the kernel created for
+//! it, or one it closed) has a `discard` block: the ring runs it instead of a plain drop when
+//! the op finishes with nobody to redeem it ([`crate::Op::discard`]).
 
 macro_rules! op {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident $(<$g:ident : $bound:path>)? {
+        pub struct $name:ident $(<$g:ident : $bound:path $(= $gdef:ty)?>)? {
             $(#[$ndoc:meta])*
             $nvis:vis fn $ctor:ident {
                 $($field:ident : $kind:ident ( $($karg:ty)? )),* $(,)?
@@ -53,10 +60,11 @@ macro_rules! op {
         complete($c:ident, $res:ident, $flags:ident) -> $out:ty $comp:block
         $(fails_link($fl:ident, $flres:ident) $flbody:block)?
         $(check($ck:ident) $ckbody:block)?
+        $(discard($d:ident, $dres:ident, $dflags:ident) $dbody:block)?
     ) => {
         $(#[$meta])*
         #[derive(Debug)]
-        pub struct $name $(<$g>)? {
+        pub struct $name $(<$g $(= $gdef)?>)? {
             $($field: <$crate::ops::kinds::markers::$kind<$($karg)?> as $crate::ops::kinds::Kind>::Ty,)*
             $($($opt: $oty,)*)?
             $($($st: $sty,)*)?
@@ -125,6 +133,15 @@ macro_rules! op {
                     $flbody
                 }
             )?
+
+            $(
+                const DISCARDS: bool = true;
+
+                fn discard(self, $dres: i32, $dflags: u32) {
+                    let $d = self;
+                    $dbody
+                }
+            )?
         }
     };
 
@@ -135,6 +152,14 @@ macro_rules! op {
     (@pty bufs_mut $t:ty) => { Vec<$t> };
     (@pty timespec) => { std::time::Duration };
     (@pty plain $t:ty) => { $t };
+    (@pty path) => { $crate::CPath };
+    (@pty boxed $t:ty) => { $t };
+    (@pty array $t:ty) => { Vec<$t> };
+    (@pty futex) => { std::sync::Arc<std::sync::atomic::AtomicU32> };
+    (@pty futexv) => { $crate::ops::kinds::FutexWaits };
+    (@pty fds) => { $crate::ops::kinds::FdList };
+    (@pty closing) => { $crate::ops::kinds::Closing };
+    (@pty fixed_vecs) => { $crate::ops::kinds::FixedVecs };
 
     // From a constructor parameter to the field.
     (@init file $v:ident) => { $crate::IntoTarget::into_target($v) };
@@ -143,6 +168,14 @@ macro_rules! op {
     (@init bufs_mut $v:ident) => { $crate::ops::kinds::IoVecs::writable($v) };
     (@init timespec $v:ident) => { $crate::ops::kinds::Timespec::new($v) };
     (@init plain $v:ident) => { $v };
+    (@init path $v:ident) => { $v };
+    (@init boxed $v:ident) => { Box::new($v) };
+    (@init array $v:ident) => { $v };
+    (@init futex $v:ident) => { $v };
+    (@init futexv $v:ident) => { $v };
+    (@init fds $v:ident) => { $v };
+    (@init closing $v:ident) => { $v };
+    (@init fixed_vecs $v:ident) => { $v };
 
     (@name $name:ident) => { stringify!($name) };
     (@name $name:ident $opname:expr) => { $opname };

@@ -10,6 +10,14 @@
 //! | `buf` ([`IoBuf`]/[`IoBufMut`]) | heap memory, at most the buffer's data (reads) or room (writes) | the buffer, owned by the op; its address survives moves |
 //! | `bufs` ([`IoVecs`]) | an iovec array on the heap naming owned buffers | the array and buffers, owned by the op |
 //! | `timespec` ([`Timespec`]) | a timespec inside the op | the ring, which keeps the op at one address until completion (the op is prepared in place) |
+//! | `path` ([`CPath`]) | a NUL-terminated string on the heap, read up to its NUL | the op, which owns it |
+//! | `boxed` ([`Plain`] in a `Box`) | one struct on the heap, of the size the opcode reads or fills | the op, which owns the box |
+//! | `array` ([`Plain`] in a `Vec`) | an array on the heap and its length | the op, which owns the vector and never resizes it |
+//! | `futex` (`Arc<AtomicU32>`) | a 32-bit futex word on the heap | the share of the word the op holds |
+//! | `futexv` ([`FutexWaits`]) | an array of `futex_waitv` naming futex words, and its length | the op, which owns the array and a share of each word |
+//! | `fds` ([`FdList`]) | an array of descriptor numbers and its length | the op, which owns the array and keeps each descriptor open |
+//! | `fixed_vecs` ([`FixedVecs`]) | an iovec array naming ranges of one registered buffer, and `buf_index` | the op, which owns the array and the buffer |
+//! | `closing` ([`Closing`]) | a descriptor for the kernel to close, or a registered-file slot | the op, which owns the descriptor until the kernel closed it |
 //! | `plain` | numbers (offsets, flags, keys the kernel only compares) | nothing to keep |
 //!
 //! [`SqeKinds`] writes the address and length of a kind together (a length never exceeds what
@@ -17,9 +25,17 @@
 
 use crate::buf::{IoBuf, IoBufMut};
 use crate::fd::Target;
+use crate::path::CPath;
 use std::fmt;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
 use std::time::Duration;
 use uring_core::{sys, Sqe};
+
+mod held;
+
+pub use held::{Closing, FdList, FixedVecs, FutexWaits, Plain, SigInfoBuf};
 
 /// How many bytes of `buf`'s room a read of at most `want` bytes may fill.
 #[inline]
@@ -47,6 +63,37 @@ pub(crate) trait SqeKinds {
     fn set_iovecs<B>(&mut self, v: &IoVecs<B>) -> &mut Self;
     /// `addr`/`len`: one timespec, inside the op.
     fn set_timespec(&mut self, ts: &Timespec) -> &mut Self;
+    /// `addr2`: one timespec, inside the op (updating a timeout, whose key is in `addr`).
+    fn set_timespec2(&mut self, ts: &Timespec) -> &mut Self;
+    /// `addr2`/`len`: the kernel writes at most `want` bytes into `buf` (never past its room).
+    fn set_buf_mut2<B: IoBufMut>(&mut self, buf: &mut B, want: u32) -> &mut Self;
+    /// `addr2`/`len`: the kernel reads at most `want` bytes of `buf`'s data.
+    fn set_buf2<B: IoBuf>(&mut self, buf: &B, want: u32) -> &mut Self;
+    /// `addr`: a path (or name).
+    fn set_path(&mut self, p: &CPath) -> &mut Self;
+    /// `addr2`: a second path.
+    fn set_path2(&mut self, p: &CPath) -> &mut Self;
+    /// `addr3`: a path, where `addr` and `addr2` hold other things (an attribute's name and
+    /// value).
+    fn set_path3(&mut self, p: &CPath) -> &mut Self;
+    /// `addr`: one struct of the size the opcode reads or fills.
+    fn set_struct<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self;
+    /// `addr2`: one struct of the size the opcode reads or fills.
+    fn set_struct2<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self;
+    /// `addr2`/`len`: one struct and its size (the kernel reads at most that much).
+    fn set_sized_struct2<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self;
+    /// `addr`/`len`: an array and its number of elements.
+    fn set_array<T: Plain>(&mut self, v: &mut Vec<T>) -> &mut Self;
+    /// `addr`: a futex word.
+    fn set_futex(&mut self, word: &Arc<AtomicU32>) -> &mut Self;
+    /// `addr`/`len`: the `futex_waitv` array and its length.
+    fn set_futexv(&mut self, v: &FutexWaits) -> &mut Self;
+    /// `addr`/`len`: the descriptor numbers and how many.
+    fn set_fd_list(&mut self, v: &mut FdList) -> &mut Self;
+    /// `fd` (a descriptor to close) or `file_index` (a slot + 1).
+    fn set_closing(&mut self, c: &Closing) -> &mut Self;
+    /// `addr`/`len`/`buf_index`: iovecs into one registered buffer, and its index.
+    fn set_fixed_vecs(&mut self, v: &FixedVecs) -> &mut Self;
 }
 
 impl SqeKinds for Sqe {
@@ -85,6 +132,97 @@ impl SqeKinds for Sqe {
     #[inline]
     fn set_timespec(&mut self, ts: &Timespec) -> &mut Self {
         self.set_addr(std::ptr::addr_of!(ts.0) as u64).set_len(1)
+    }
+
+    #[inline]
+    fn set_timespec2(&mut self, ts: &Timespec) -> &mut Self {
+        self.set_addr2(std::ptr::addr_of!(ts.0) as u64)
+    }
+
+    #[inline]
+    fn set_buf_mut2<B: IoBufMut>(&mut self, buf: &mut B, want: u32) -> &mut Self {
+        let len = room(buf, want);
+        self.set_addr2(buf.stable_mut_ptr() as u64).set_len(len)
+    }
+
+    #[inline]
+    fn set_buf2<B: IoBuf>(&mut self, buf: &B, want: u32) -> &mut Self {
+        let len = data(buf, want);
+        self.set_addr2(buf.stable_ptr() as u64).set_len(len)
+    }
+
+    #[inline]
+    fn set_path(&mut self, p: &CPath) -> &mut Self {
+        self.set_addr(p.addr())
+    }
+
+    #[inline]
+    fn set_path2(&mut self, p: &CPath) -> &mut Self {
+        self.set_addr2(p.addr())
+    }
+
+    #[inline]
+    fn set_path3(&mut self, p: &CPath) -> &mut Self {
+        self.set_addr3(p.addr())
+    }
+
+    #[inline]
+    fn set_struct<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self {
+        self.set_addr(std::ptr::addr_of_mut!(**b) as u64)
+    }
+
+    #[inline]
+    fn set_struct2<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self {
+        self.set_addr2(std::ptr::addr_of_mut!(**b) as u64)
+    }
+
+    #[inline]
+    fn set_sized_struct2<T: Plain>(&mut self, b: &mut Box<T>) -> &mut Self {
+        self.set_struct2(b).set_len(std::mem::size_of::<T>() as u32)
+    }
+
+    #[inline]
+    fn set_array<T: Plain>(&mut self, v: &mut Vec<T>) -> &mut Self {
+        self.set_addr(v.as_mut_ptr() as u64)
+            .set_len(v.len().min(u32::MAX as usize) as u32)
+    }
+
+    #[inline]
+    fn set_futex(&mut self, word: &Arc<AtomicU32>) -> &mut Self {
+        self.set_addr(word.as_ptr() as u64)
+    }
+
+    #[inline]
+    fn set_futexv(&mut self, v: &FutexWaits) -> &mut Self {
+        self.set_addr(v.waitv.as_ptr() as u64)
+            .set_len(v.waitv.len().min(u32::MAX as usize) as u32)
+    }
+
+    #[inline]
+    fn set_fd_list(&mut self, v: &mut FdList) -> &mut Self {
+        self.set_addr(v.raw.as_mut_ptr() as u64)
+            .set_len(v.raw.len().min(u32::MAX as usize) as u32)
+    }
+
+    #[inline]
+    fn set_fixed_vecs(&mut self, v: &FixedVecs) -> &mut Self {
+        self.set_addr(v.iovecs.as_ptr() as u64)
+            .set_len(v.iovecs.len().min(u32::MAX as usize) as u32)
+            .set_buf_index(v.buf.index())
+    }
+
+    #[inline]
+    fn set_closing(&mut self, c: &Closing) -> &mut Self {
+        match c {
+            Closing::Fd(Some(fd)) => self.set_fd(fd.as_raw_fd()),
+            // The kernel takes the slot plus one (0: not a slot); an index past any table
+            // is sent as one it refuses.
+            Closing::Slot(i) => self
+                .set_fd(0)
+                .set_file_index(i.saturating_add(1).min(u32::MAX - 1)),
+            // Already given back: never prepared (an op is prepared once, before completion).
+            Closing::Fd(None) => self.set_fd(-1),
+        }
     }
 }
 
@@ -242,6 +380,66 @@ pub mod markers {
     impl super::Kind for timespec {
         type Ty = Timespec;
         const PINS: bool = true;
+    }
+
+    /// A path (or name) the op owns.
+    #[allow(non_camel_case_types)]
+    pub struct path {}
+    impl super::Kind for path {
+        type Ty = super::CPath;
+    }
+
+    /// One plain struct on the heap.
+    #[allow(non_camel_case_types)]
+    pub struct boxed<T> {
+        _t: PhantomData<T>,
+    }
+    impl<T> super::Kind for boxed<T> {
+        type Ty = Box<T>;
+    }
+
+    /// An array of plain structs on the heap.
+    #[allow(non_camel_case_types)]
+    pub struct array<T> {
+        _t: PhantomData<T>,
+    }
+    impl<T> super::Kind for array<T> {
+        type Ty = Vec<T>;
+    }
+
+    /// A futex word the op holds a share of.
+    #[allow(non_camel_case_types)]
+    pub struct futex {}
+    impl super::Kind for futex {
+        type Ty = std::sync::Arc<std::sync::atomic::AtomicU32>;
+    }
+
+    /// Futex words to wait on, with their `futex_waitv` array.
+    #[allow(non_camel_case_types)]
+    pub struct futexv {}
+    impl super::Kind for futexv {
+        type Ty = super::FutexWaits;
+    }
+
+    /// Descriptor numbers kept open.
+    #[allow(non_camel_case_types)]
+    pub struct fds {}
+    impl super::Kind for fds {
+        type Ty = super::FdList;
+    }
+
+    /// Ranges of one registered buffer.
+    #[allow(non_camel_case_types)]
+    pub struct fixed_vecs {}
+    impl super::Kind for fixed_vecs {
+        type Ty = super::FixedVecs;
+    }
+
+    /// A descriptor (or slot) for the kernel to close.
+    #[allow(non_camel_case_types)]
+    pub struct closing {}
+    impl super::Kind for closing {
+        type Ty = super::Closing;
     }
 
     /// A number: nothing for the kernel to dereference.

@@ -26,6 +26,11 @@ op! {
     /// or [`LinkTimeoutOutcome::Disarmed`] (`-ECANCELED`); any other result (for example
     /// `EALREADY`, when the timer fired but the guarded link could no longer be cancelled) is an
     /// error.
+    ///
+    /// If the timer fires after the thread that submitted the chain has exited, the kernel
+    /// completes the timeout (`-ECANCELED`, so `Disarmed`; `-ENOENT` on Linux 6.1) without
+    /// cancelling the guarded link; the ring then cancels that link itself, so that the chain
+    /// still completes (see "Threads" on [`crate::Context`]).
     #[derive(Clone, Copy)]
     pub struct LinkTimeout {
         /// A timeout of `after`, from when the guarded link starts.

@@ -18,20 +18,44 @@ pub(crate) mod define;
 pub(crate) mod kinds;
 
 mod cancel;
+mod cmd;
+mod epoll;
 mod fs;
+mod futex;
 mod link_timeout;
+mod mem;
+mod msg_ring;
 mod nop;
+mod open;
+mod path;
 mod poll;
+mod process;
+mod read_multi;
 mod rw;
+mod splice;
 mod timeout;
+mod xattr;
 
 #[cfg(test)]
 mod tests;
 
 pub use cancel::AsyncCancel;
-pub use fs::{Fallocate, FallocateMode, Fsync};
+pub use cmd::{CmdKeep, UringCmd};
+pub use epoll::{EpollCtl, EpollEvent, EpollEvents, EpollWait, EPOLL_MAX_EVENTS};
+pub use fs::{
+    Fadvise, Fallocate, FallocateMode, FileAdvice, Fsync, Ftruncate, SyncFileRange, SyncRange,
+};
+pub use futex::{FutexWait, FutexWaitV, FutexWake, FUTEX_WAITV_MAX};
 pub use link_timeout::{LinkTimeout, LinkTimeoutOutcome};
+pub use mem::{Madvise, MemAdvice};
+pub use msg_ring::{MsgRing, RingFd};
 pub use nop::Nop;
-pub use poll::{PollAdd, PollEvents, PollRemove};
-pub use rw::{Read, ReadFixed, Readv, Write, WriteFixed, Writev};
-pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove};
+pub use open::{Close, CloseError, FilesUpdate, FixedFdInstall, OpenAt, OpenAt2, Pipe, Resolve};
+pub use path::{LinkAt, MkdirAt, RenameAt, Statx, SymlinkAt, UnlinkAt};
+pub use poll::{PollAdd, PollEvents, PollRemove, PollUpdate};
+pub use process::{WaitId, WaitStatus};
+pub use read_multi::{ProvidedRead, ReadMulti};
+pub use rw::{Read, ReadFixed, Readv, ReadvFixed, Write, WriteFixed, Writev, WritevFixed};
+pub use splice::{Splice, SpliceFlags, Tee};
+pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove, TimeoutUpdate};
+pub use xattr::{FGetXattr, FSetXattr, GetXattr, SetXattr, XattrFlags};

@@ -1,4 +1,4 @@
-//! Readiness polling: `POLL_ADD` (one-shot and multishot), `POLL_REMOVE`.
+//! Readiness polling: `POLL_ADD` (one-shot and multishot), `POLL_REMOVE`, and its update form.
 
 use super::define::op;
 use crate::multishot::{Multishot, MultishotOp};
@@ -115,5 +115,38 @@ impl PollRemove {
     /// Removes the poll (one-shot or multishot) that `ticket` stands for.
     pub fn ticket<T>(ticket: &Ticket<T>) -> Self {
         Self::new(ticket.user_data())
+    }
+}
+
+op! {
+    /// Changes the events an armed poll waits for (`IORING_OP_POLL_REMOVE` with
+    /// `IORING_POLL_UPDATE_EVENTS`, Linux 5.13), found by its user data; the poll stays armed
+    /// (a one-shot poll stays one-shot, a multishot one multishot) and keeps its user data, so
+    /// its ticket still stands for it.
+    ///
+    /// Owns nothing (the key is a number the kernel compares). Returns `Ok(())`, or `ENOENT`
+    /// when no armed poll has that key.
+    #[derive(Clone, Copy)]
+    pub struct PollUpdate {
+        fn with { key: plain(u64), events: plain(PollEvents) }
+    }
+    opcode = sys::IORING_OP_POLL_REMOVE;
+    name = "PollUpdate";
+    prepare(op, sqe) {
+        // Never `IORING_POLL_UPDATE_USER_DATA` (the ring routes the poll's completions by its
+        // user data) nor `IORING_POLL_ADD_MULTI` (its entry expects the completions it was
+        // pushed for).
+        sqe.set_fd(-1)
+            .set_addr(op.key)
+            .set_len(sys::IORING_POLL_UPDATE_EVENTS)
+            .set_poll32_events(op.events.bits());
+    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
+}
+
+impl PollUpdate {
+    /// Makes the poll (one-shot or multishot) that `ticket` stands for wait for `events`.
+    pub fn new<T>(ticket: &Ticket<T>, events: PollEvents) -> Self {
+        Self::with(ticket.user_data(), events)
     }
 }

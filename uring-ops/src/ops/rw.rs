@@ -1,8 +1,8 @@
 //! Reads and writes: `READ`, `WRITE`, `READV`, `WRITEV`, and through registered buffers
-//! `READ_FIXED`, `WRITE_FIXED`.
+//! `READ_FIXED`, `WRITE_FIXED`, `READV_FIXED`, `WRITEV_FIXED`.
 
 use super::define::op;
-use super::kinds::{data, room};
+use super::kinds::{data, room, FixedVecs};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::fixed_buf::FixedBuf;
 use crate::op::{res_to_io, short_transfer};
@@ -174,5 +174,107 @@ impl<B: IoBuf> Writev<B> {
     /// The buffers, back, without writing.
     pub fn into_bufs(self) -> Vec<B> {
         self.bufs.into_bufs()
+    }
+}
+
+op! {
+    /// Reads into several ranges of one registered buffer, in order (`IORING_OP_READV_FIXED`,
+    /// Linux 6.15): a vectored [`ReadFixed`].
+    ///
+    /// Owns the buffer, the iovec array naming its ranges and a share of the file until
+    /// completion. Returns the byte count, the buffer (its length grown to cover the last byte
+    /// read) and the ranges.
+    pub struct ReadvFixed {
+        fn with { file: file(), vecs: fixed_vecs(), offset: plain(u64) }
+        set {
+            /// `RWF_*` flags.
+            rw_flags: i32 = 0,
+        }
+    }
+    opcode = sys::IORING_OP_READV_FIXED;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_fixed_vecs(&op.vecs)
+            .set_off(op.offset)
+            .set_rw_flags(op.rw_flags);
+    }
+    complete(op, res, _flags) -> (io::Result<usize>, FixedBuf, Vec<std::ops::Range<usize>>) {
+        let mut op = op;
+        let r = res_to_io(res).map(|n| n as usize);
+        if let Ok(n) = r {
+            op.vecs.filled(n);
+        }
+        let (buf, ranges) = op.vecs.into_parts();
+        (r, buf, ranges)
+    }
+    fails_link(op, res) { short_transfer(res, op.vecs.total()) }
+    check(op) { op.vecs.check("ReadvFixed") }
+}
+
+impl ReadvFixed {
+    /// Reads from `file` at `offset` (`u64::MAX`: its position) into `ranges` of `buf`, in
+    /// order. A push refuses a range not inside the buffer's capacity
+    /// ([`crate::Error::OutOfRange`]; the op, with its buffer, comes back in the error).
+    pub fn new(
+        file: impl crate::IntoTarget,
+        buf: FixedBuf,
+        ranges: Vec<std::ops::Range<usize>>,
+        offset: u64,
+    ) -> Self {
+        let limit = buf.capacity();
+        Self::with(file, FixedVecs::new(buf, ranges, limit), offset)
+    }
+
+    /// The buffer, back, without reading.
+    pub fn into_buf(self) -> FixedBuf {
+        self.vecs.into_parts().0
+    }
+}
+
+op! {
+    /// Writes several ranges of one registered buffer, in order (`IORING_OP_WRITEV_FIXED`,
+    /// Linux 6.15): a vectored [`WriteFixed`].
+    ///
+    /// Owns the buffer, the iovec array naming its ranges and a share of the file until
+    /// completion. Returns the byte count, the buffer and the ranges.
+    pub struct WritevFixed {
+        fn with { file: file(), vecs: fixed_vecs(), offset: plain(u64) }
+        set {
+            /// `RWF_*` flags.
+            rw_flags: i32 = 0,
+        }
+    }
+    opcode = sys::IORING_OP_WRITEV_FIXED;
+    prepare(op, sqe) {
+        sqe.set_target(&op.file)
+            .set_fixed_vecs(&op.vecs)
+            .set_off(op.offset)
+            .set_rw_flags(op.rw_flags);
+    }
+    complete(op, res, _flags) -> (io::Result<usize>, FixedBuf, Vec<std::ops::Range<usize>>) {
+        let (buf, ranges) = op.vecs.into_parts();
+        (res_to_io(res).map(|n| n as usize), buf, ranges)
+    }
+    fails_link(op, res) { short_transfer(res, op.vecs.total()) }
+    check(op) { op.vecs.check("WritevFixed") }
+}
+
+impl WritevFixed {
+    /// Writes `ranges` of `buf`'s data, in order, to `file` at `offset` (`u64::MAX`: its
+    /// position). A push refuses a range not inside the buffer's data, its first
+    /// [`FixedBuf::len`] bytes ([`crate::Error::OutOfRange`]; the op comes back in the error).
+    pub fn new(
+        file: impl crate::IntoTarget,
+        buf: FixedBuf,
+        ranges: Vec<std::ops::Range<usize>>,
+        offset: u64,
+    ) -> Self {
+        let limit = buf.len();
+        Self::with(file, FixedVecs::new(buf, ranges, limit), offset)
+    }
+
+    /// The buffer, back, without writing.
+    pub fn into_buf(self) -> FixedBuf {
+        self.vecs.into_parts().0
     }
 }

@@ -1,4 +1,5 @@
-//! Timers: `TIMEOUT` (relative, absolute, completion count) and `TIMEOUT_REMOVE`.
+//! Timers: `TIMEOUT` (relative, absolute, completion count), `TIMEOUT_REMOVE`, and its update
+//! form.
 //!
 //! (`LINK_TIMEOUT` belongs to chains.)
 
@@ -147,5 +148,59 @@ impl TimeoutRemove {
     /// Removes the timeout that `ticket` stands for.
     pub fn ticket(ticket: &Ticket<Timeout>) -> Self {
         Self::new(ticket.user_data())
+    }
+}
+
+op! {
+    /// Changes the time of a pending [`Timeout`] (`IORING_OP_TIMEOUT_REMOVE` with
+    /// `IORING_TIMEOUT_UPDATE`, Linux 5.11), or of a link timeout inside a chain
+    /// ([`TimeoutUpdate::link`], `IORING_LINK_TIMEOUT_UPDATE`, Linux 5.15), found by user data.
+    /// The timer restarts from the update with the new time.
+    ///
+    /// Owns its `__kernel_timespec`, inside the op. Returns `Ok(())`, or `ENOENT` when no
+    /// pending timeout has that key.
+    #[derive(Clone, Copy)]
+    pub struct TimeoutUpdate {
+        fn with { key: plain(u64), ts: timespec(), flags: plain(u32) }
+        set {
+            /// Runs on `clock` from now on (Linux 5.15 for `Boottime` and `Realtime`).
+            clock: Clock = Clock::Monotonic,
+        }
+    }
+    opcode = sys::IORING_OP_TIMEOUT_REMOVE;
+    name = "TimeoutUpdate";
+    prepare(op, sqe) {
+        sqe.set_fd(-1)
+            .set_addr(op.key)
+            .set_timespec2(&op.ts)
+            .set_timeout_flags(op.flags | op.clock.flags());
+    }
+    complete(_op, res, _flags) -> io::Result<()> { res_to_io(res).map(drop) }
+}
+
+impl TimeoutUpdate {
+    /// Makes the timeout of `ticket` fire `after` from now.
+    pub fn new(ticket: &Ticket<Timeout>, after: Duration) -> Self {
+        Self::with(ticket.user_data(), after, sys::IORING_TIMEOUT_UPDATE)
+    }
+
+    /// Makes the timeout of `ticket` fire when its clock reaches `at` (`IORING_TIMEOUT_ABS`).
+    pub fn absolute(ticket: &Ticket<Timeout>, at: Duration) -> Self {
+        Self::with(
+            ticket.user_data(),
+            at,
+            sys::IORING_TIMEOUT_UPDATE | sys::IORING_TIMEOUT_ABS,
+        )
+    }
+
+    /// Makes the link timeout that is link `link` (its index in the chain, from 0) of the
+    /// chain `ticket` stands for fire `after` from now. Naming a link that is no link
+    /// timeout finds nothing (`ENOENT`).
+    pub fn link<T>(ticket: &Ticket<T>, link: u8, after: Duration) -> Self {
+        Self::with(
+            crate::push::user_data(ticket.user_data(), u32::from(link)),
+            after,
+            sys::IORING_TIMEOUT_UPDATE | sys::IORING_LINK_TIMEOUT_UPDATE,
+        )
     }
 }

@@ -102,3 +102,40 @@ macro_rules! require_kernel {
         }
     };
 }
+
+/// A temp directory, removed with its contents when dropped.
+pub struct TempDir {
+    pub path: PathBuf,
+    /// The directory, open, for the `*at` ops.
+    pub fd: Fd,
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A new, empty temp directory, unique to this process and `name`.
+pub fn temp_dir(name: &str) -> TempDir {
+    let path = std::env::temp_dir().join(format!("uring-ops-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir(&path).unwrap();
+    let fd = Fd::new(std::fs::File::open(&path).unwrap());
+    TempDir { path, fd }
+}
+
+/// Whether any descriptor of this process is open on `path` (from `/proc/self/fd`).
+pub fn open_on(path: &std::path::Path) -> bool {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|target| target == path)
+}
+
+/// A ring with a sparse registered-file table of `slots` slots.
+pub fn ring_with_slots(entries: u32, slots: u32) -> uring_ops::Uring {
+    let ring = uring_ops::Uring::new(entries).unwrap();
+    ring.ring().register().register_files_sparse(slots).unwrap();
+    ring
+}
