@@ -77,11 +77,12 @@ pub fn open(path: Option<&Path>, buffered: bool) -> Result<BenchFile, String> {
     if !direct {
         warm(&mut file, size, &name.to_string())?;
     }
-    let about = format!(
-        "{name} ({origin}{} MiB, {}), {why}",
-        size >> 20,
-        fs_name(&file)
-    );
+    let fs = fs_name(&file);
+    let mut about = format!("{name} ({origin}{} MiB, {fs}), {why}", size >> 20);
+    if direct && fs == "tmpfs" {
+        // Linux 6.6 and later accept O_DIRECT on tmpfs; the file is in memory all the same.
+        about.push_str(" (accepted by tmpfs, whose files are in memory: no disk is read)");
+    }
     Ok(BenchFile {
         file,
         path,
