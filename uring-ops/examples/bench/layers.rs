@@ -354,9 +354,10 @@ impl<W: Work> Driver for Ops<W> {
 
     #[inline]
     fn complete(&mut self, mut done: impl FnMut(u32, i32)) -> Result<u32, String> {
-        // The ring does not say which ops finished, only how many: redeem tickets oldest
-        // first until that many are found (ops mostly finish in order, so few are tried in
-        // vain), keeping the others in order.
+        // `reap` says how many ops finished: redeem tickets oldest first until that many are
+        // found (ops mostly finish in order, so few are tried in vain), keeping the others in
+        // order. (`reap_with` would name them by key, which a map would have to turn back
+        // into slots.)
         let mut left = std::mem::take(&mut self.reaped);
         let n = left as u32;
         let Ops {

@@ -36,9 +36,11 @@
 //!   (`Uring::push`), keeping its ticket; `ctx` pushes with `Context::push_tagged`, which
 //!   enters the kernel for each op (that is what a context does today).
 //! - **entering and reaping**: one `submit_and_wait(want)` per round, then every ready CQE.
-//!   `ops` learns from `Uring::reap` how many finished, not which, so it redeems its tickets
-//!   oldest first until it has that many (ops mostly finish in order); `ctx` learns which from
-//!   `wait_completions` and redeems those tickets.
+//!   `ops` learns from `Uring::reap` how many finished and redeems its tickets oldest first
+//!   until it has that many (ops mostly finish in order, so each ticket is mostly tried once;
+//!   `Uring::reap_with` names each finished op's key instead, but the loop would then need a
+//!   map from keys back to slots); `ctx` learns which from `wait_completions` and redeems
+//!   those tickets.
 //! - **SQPOLL** (`--sqpoll`): submitting only publishes the SQ tail (entering the kernel only
 //!   to wake a sleeping poller), and the wait busy-polls the CQ, as `t/io_uring` does (the same
 //!   spin-then-yield loop on every layer, [`layers::Spin`]); `ctx` still waits in the kernel.
