@@ -8,8 +8,9 @@
 //!   are plain Rust integers (`__u32` is `u32`).
 //! - [`io_uring_setup`], [`io_uring_enter`], [`io_uring_enter_ext`] and [`io_uring_register`] are
 //!   thin wrappers over the syscalls that return [`std::io::Result`] carrying the kernel's errno.
-//! - [`opcode_name`] and [`feature_names`] name the UAPI's opcodes and feature bits, for the
-//!   messages and tools of every layer (generated from the bindings by the same command).
+//! - [`opcode_name`] and [`feature_names`] name the UAPI's opcodes and feature bits, and
+//!   [`REGISTER_OPS`] lists its register ops, for the messages, tools and coverage tests of every
+//!   layer (generated from the bindings by the same command).
 //!
 //! Memory safety of what the kernel does with the pointers handed to it (ring memory, buffers,
 //! iovecs) belongs to the layers above: `uring-core` for ring memory, `uring-ops` for op buffers.
@@ -30,7 +31,7 @@ pub use bindings::*;
 
 mod layout;
 mod names;
-pub use names::{feature_names, opcode_name};
+pub use names::{feature_names, opcode_name, REGISTER_OPS};
 
 // bindgen does not derive `Clone` for `io_uring_sqe`: its last union ends in a flexible array
 // (`cmd[]`). A bitwise clone is sound: the struct is plain integers.
