@@ -66,6 +66,15 @@ pub enum Error {
     /// registered ring fds per thread). See [`crate::Registrar::register_ring_fd`].
     #[error("registered ring fd: {0}")]
     RingFd(&'static str),
+    /// A registration's argument that the kernel would refuse (or that this crate cannot
+    /// hand it safely), caught before the system call: `op` is the register op's name.
+    #[error("{op}: {why}")]
+    Register {
+        /// The register op (`"IORING_REGISTER_RESIZE_RINGS"`, ...).
+        op: &'static str,
+        /// What is wrong with the argument.
+        why: &'static str,
+    },
     /// The ring was set up by another process: this one is a forked child (or later
     /// descendant) of it (`EPERM`).
     ///

@@ -206,6 +206,38 @@ pub unsafe fn io_uring_enter_raw(
     check(ret)
 }
 
+/// [`io_uring_register`] with a raw `fd`: `-1` for the register ops that take no ring
+/// (`IORING_REGISTER_SEND_MSG_RING`, `IORING_REGISTER_QUERY`, and the task-wide restrictions and
+/// BPF filters of newer kernels), or a registered ring index with
+/// `IORING_REGISTER_USE_REGISTERED_RING` in `opcode`.
+///
+/// # Safety
+///
+/// As for [`io_uring_register`].
+///
+/// # References
+///
+/// `io_uring_register(2)`.
+pub unsafe fn io_uring_register_raw(
+    fd: i32,
+    opcode: u32,
+    arg: *mut c_void,
+    nr_args: u32,
+) -> io::Result<u32> {
+    // SAFETY: forwarded to the caller: `arg` is valid for what `opcode` does with it; a bad
+    // `fd` is the kernel's to refuse (`EBADF`), no memory of ours is reached through it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            fd,
+            opcode as c_uint,
+            arg,
+            nr_args as c_uint,
+        )
+    };
+    check(ret)
+}
+
 /// Registers, updates or unregisters resources of a ring (`opcode` is an
 /// `IORING_REGISTER_*`/`IORING_UNREGISTER_*` value).
 ///

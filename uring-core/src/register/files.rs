@@ -1,7 +1,7 @@
 //! Registered (fixed) files.
 
-use super::{count, Registrar};
-use crate::error::Result;
+use super::{count, size_u32, Registrar};
+use crate::error::{Error, Result};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use uring_sys as sys;
 
@@ -69,6 +69,97 @@ impl Registrar<'_> {
                 sys::IORING_REGISTER_FILES_UPDATE,
                 (&mut up as *mut sys::io_uring_files_update).cast(),
                 n,
+            )
+        }
+    }
+
+    /// `IORING_REGISTER_FILES2` with tags (Linux 5.13, `IORING_FEAT_RSRC_TAGS`): registers
+    /// `fds` as the ring's fixed files, as [`Registrar::register_files_raw`] (`-1` for an empty
+    /// slot), with `tags[i]` the tag of slot `i` (0: none). When the file of a tagged slot is
+    /// released (the slot is updated or the table unregistered, and no op in flight uses it
+    /// any more), the kernel posts a completion with user data `tags[i]`, result 0, flags 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Register`] if `tags` and `fds` differ in length; from the kernel, as
+    /// [`Registrar::register_files_raw`] (`EBUSY`, `EBADF`), and `EINVAL` before Linux 5.13.
+    ///
+    /// # Safety
+    ///
+    /// Each non-zero tag becomes the user data of a completion of this ring: it must not be
+    /// one that whoever reaps the ring could take for one of its own requests' (a `uring-ops`
+    /// ring routes completions by user data alone, and would take it for an op's), as for an
+    /// SQE posting into another ring (see [`crate::Reservation::commit`]).
+    pub unsafe fn register_files_tagged(&self, fds: &[RawFd], tags: &[u64]) -> Result<()> {
+        const NAME: &str = "IORING_REGISTER_FILES2";
+        if tags.len() != fds.len() {
+            return Err(Error::Register {
+                op: NAME,
+                why: "one tag per file is needed (tags and fds differ in length)",
+            });
+        }
+        let mut rr = sys::io_uring_rsrc_register {
+            nr: count(NAME, fds.len())?,
+            data: fds.as_ptr() as u64,
+            tags: tags.as_ptr() as u64,
+            ..Default::default()
+        };
+        // SAFETY: `rr` is a live `io_uring_rsrc_register` (its size as `nr_args`) naming `nr`
+        // fds and `nr` tags, which the kernel only reads; what the tags do is the caller's
+        // promise (above).
+        unsafe {
+            self.raw(
+                NAME,
+                sys::IORING_REGISTER_FILES2,
+                (&mut rr as *mut sys::io_uring_rsrc_register).cast(),
+                size_u32::<sys::io_uring_rsrc_register>(),
+            )
+        }?;
+        Ok(())
+    }
+
+    /// `IORING_REGISTER_FILES_UPDATE2` (Linux 5.13): as [`Registrar::update_files_raw`] (`-1`
+    /// empties a slot, `IORING_REGISTER_FILES_SKIP` leaves it), giving each updated slot the
+    /// tag `tags[i]` (see [`Registrar::register_files_tagged`]). Returns how many slots were
+    /// updated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Register`] if `tags` and `fds` differ in length; from the kernel: `ENXIO`
+    /// without a file table, `EINVAL` past its end, `EBADF` for a bad fd, and `EINVAL` before
+    /// Linux 5.13.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Registrar::register_files_tagged`].
+    pub unsafe fn update_files_tagged(
+        &self,
+        offset: u32,
+        fds: &[RawFd],
+        tags: &[u64],
+    ) -> Result<u32> {
+        const NAME: &str = "IORING_REGISTER_FILES_UPDATE2";
+        if tags.len() != fds.len() {
+            return Err(Error::Register {
+                op: NAME,
+                why: "one tag per file is needed (tags and fds differ in length)",
+            });
+        }
+        let mut up = sys::io_uring_rsrc_update2 {
+            offset,
+            data: fds.as_ptr() as u64,
+            tags: tags.as_ptr() as u64,
+            nr: count(NAME, fds.len())?,
+            ..Default::default()
+        };
+        // SAFETY: `up` is a live `io_uring_rsrc_update2` (its size as `nr_args`) naming `nr` fds
+        // and tags, which the kernel only reads; the tags are the caller's promise (above).
+        unsafe {
+            self.raw(
+                NAME,
+                sys::IORING_REGISTER_FILES_UPDATE2,
+                (&mut up as *mut sys::io_uring_rsrc_update2).cast(),
+                size_u32::<sys::io_uring_rsrc_update2>(),
             )
         }
     }

@@ -62,6 +62,11 @@ impl Tally {
         self.seen.len()
     }
 
+    /// Whether a completion with this user data was seen.
+    pub fn contains(&self, user_data: u64) -> bool {
+        self.seen.contains(&user_data)
+    }
+
     /// Records one completion; panics on a duplicate or a failed NOP.
     pub fn add(&mut self, cqe: Cqe) {
         self.add_expecting(cqe, 0);
