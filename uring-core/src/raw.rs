@@ -669,3 +669,7 @@ impl CqeSlots {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+#[path = "raw_tests.rs"]
+mod tests;
