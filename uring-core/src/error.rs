@@ -75,6 +75,10 @@ pub enum Error {
         /// What is wrong with the argument.
         why: &'static str,
     },
+    /// A provided-buffer ring of a size the kernel refuses (see
+    /// [`crate::BufRingMem::new`]).
+    #[error("a provided-buffer ring needs a power of two in 1..=32768 entries, got {0}")]
+    BufRingEntries(u32),
     /// The ring was set up by another process: this one is a forked child (or later
     /// descendant) of it (`EPERM`).
     ///

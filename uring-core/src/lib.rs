@@ -13,7 +13,8 @@
 //!   nothing, for chains), [`Reservation::commit`] queues them, `submit` hands them over.
 //! - Completions come as [`Cqe`]s from a [`Batch`]: the CQ head is published once per batch.
 //! - [`Ring::register`] gives typed registration (probe, restrictions, buffers, files, eventfd,
-//!   personalities, io-wq limits, the ring fd, synchronous cancel).
+//!   personalities, io-wq limits, the ring fd, synchronous cancel, provided-buffer rings:
+//!   [`BufRingMem`]).
 //! - The `sim` backend (feature `test-util`) runs the same ring code over heap memory serviced
 //!   in-process, which is what Miri and loom check.
 //!
@@ -32,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod buf_ring;
 mod cqe;
 mod cqueue;
 mod error;
@@ -51,6 +53,7 @@ mod sync;
 #[cfg(not(loom))]
 pub use backend::Kernel;
 pub use backend::{Backend, DefaultBackend};
+pub use buf_ring::{BufRingFlags, BufRingMem, MAX_BUF_RING_ENTRIES};
 pub use cqe::{Cqe, CqeFlags};
 pub use cqueue::{deadline_after, Batch, CompletionQueue};
 pub use error::{Error, Result};

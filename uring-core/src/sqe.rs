@@ -231,6 +231,16 @@ impl Sqe {
     pub fn set_cancel_flags(&mut self, flags: u32) -> &mut Self {
         self.set_op_flags(flags)
     }
+    /// Sets `msg_flags` (`MSG_*`, `send(2)`/`recv(2)`) of a send or receive.
+    #[inline]
+    pub fn set_msg_flags(&mut self, flags: u32) -> &mut Self {
+        self.set_op_flags(flags)
+    }
+    /// Sets `accept_flags` (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`, `accept4(2)`).
+    #[inline]
+    pub fn set_accept_flags(&mut self, flags: u32) -> &mut Self {
+        self.set_op_flags(flags)
+    }
     /// Sets `nop_flags` (`IORING_NOP_*`).
     #[inline]
     pub fn set_nop_flags(&mut self, flags: u32) -> &mut Self {
@@ -445,6 +455,10 @@ mod tests {
         assert_eq!(s.op_flags(), sys::IORING_FSYNC_DATASYNC);
         s.set_timeout_flags(6).set_cancel_flags(7).set_nop_flags(8);
         assert_eq!(s.op_flags(), 8);
+        s.set_msg_flags(9);
+        assert_eq!(s.op_flags(), 9);
+        s.set_accept_flags(10);
+        assert_eq!(s.op_flags(), 10);
         #[cfg(target_endian = "little")]
         {
             s.set_poll32_events(0x1);

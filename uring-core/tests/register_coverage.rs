@@ -29,21 +29,6 @@ const NOT_OPERATIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Codes typed on another branch: the provided-buffer rings come with the network ops
-/// (branch `ops-net`), as `uring_core::BufRing` and its registration. The merge moves them
-/// into `typed!` below, naming those entry points.
-const COVERED_ELSEWHERE: &[(&str, &str)] = &[
-    ("IORING_REGISTER_PBUF_RING", "uring_core::BufRing (ops-net)"),
-    (
-        "IORING_UNREGISTER_PBUF_RING",
-        "uring_core::BufRing (ops-net)",
-    ),
-    (
-        "IORING_REGISTER_PBUF_STATUS",
-        "uring_core::BufRing (ops-net)",
-    ),
-];
-
 #[test]
 fn every_register_op_of_the_bindings_has_a_typed_entry_point() {
     let typed = typed! {
@@ -82,6 +67,9 @@ fn every_register_op_of_the_bindings_has_a_typed_entry_point() {
         IORING_REGISTER_QUERY => uring_core::query_opcodes, uring_core::query_zcrx, uring_core::query_scq;
         IORING_REGISTER_ZCRX_CTRL => Registrar::zcrx_flush_rq, Registrar::zcrx_export;
         IORING_REGISTER_BPF_FILTER => Registrar::register_bpf_filter, uring_core::register_task_bpf_filter;
+        IORING_REGISTER_PBUF_RING => Registrar::register_pbuf_ring;
+        IORING_UNREGISTER_PBUF_RING => Registrar::unregister_pbuf_ring;
+        IORING_REGISTER_PBUF_STATUS => Registrar::pbuf_status;
     };
 
     let name_of = |code: u32| {
@@ -92,9 +80,8 @@ fn every_register_op_of_the_bindings_has_a_typed_entry_point() {
     };
     let mut missing = Vec::new();
     for &(code, name) in REGISTER_OPS.iter() {
-        let listed = typed.iter().any(|&(c, _)| c == code)
-            || NOT_OPERATIONS.iter().any(|&(n, _)| n == name)
-            || COVERED_ELSEWHERE.iter().any(|&(n, _)| n == name);
+        let listed =
+            typed.iter().any(|&(c, _)| c == code) || NOT_OPERATIONS.iter().any(|&(n, _)| n == name);
         if !listed {
             missing.push(format!("{name} ({code})"));
         }
@@ -113,7 +100,7 @@ fn every_register_op_of_the_bindings_has_a_typed_entry_point() {
             name_of(code).unwrap_or_else(|| panic!("{entry}: code {code} not in the bindings"));
         assert!(seen.insert(name), "{name} listed twice");
     }
-    for &(name, why) in NOT_OPERATIONS.iter().chain(COVERED_ELSEWHERE) {
+    for &(name, why) in NOT_OPERATIONS {
         assert!(
             REGISTER_OPS.iter().any(|&(_, n)| n == name),
             "{name} ({why}) is no code of the bindings"

@@ -118,6 +118,38 @@ pub enum Error {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A socket address that cannot be made ([`crate::SockAddr`]). `EINVAL`.
+    #[error("bad socket address ({len} bytes): {why}")]
+    BadSockAddr {
+        /// What is wrong with it.
+        why: &'static str,
+        /// The length given.
+        len: usize,
+    },
+    /// An op's arguments do not go together (a multishot accept into one named slot, a
+    /// bundle receive with `MSG_WAITALL`, ...). `EINVAL`.
+    #[error("{op}: {why}")]
+    BadArgument {
+        /// The op type's name.
+        op: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A provided-buffer ring or group of a bad shape ([`crate::BufRing`],
+    /// [`crate::BufGroup`]). `EINVAL`.
+    #[error("{count} provided buffers of {size} bytes: {why}")]
+    ProvidedBufShape {
+        /// Buffers asked for.
+        count: u32,
+        /// Bytes each.
+        size: u32,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Every buffer group id is taken by a live [`crate::BufRing`] or [`crate::BufGroup`] of
+    /// this process. `EBUSY`.
+    #[error("all 65536 buffer group ids are in use")]
+    NoBufGroupId,
     /// A path (or an attribute name) with a NUL byte inside: the kernel reads a C string up to
     /// its first NUL, so it would act on a shorter path than the one given. `EINVAL`.
     #[error(
@@ -178,8 +210,11 @@ impl Error {
             | Error::NotAnErrno { .. }
             | Error::ContextSetupFlag { .. }
             | Error::FixedBufShape { .. }
-            | Error::InteriorNul { .. }
-            | Error::OutOfRange { .. } => libc::EINVAL,
+            | Error::BadSockAddr { .. }
+            | Error::BadArgument { .. }
+            | Error::ProvidedBufShape { .. } => libc::EINVAL,
+            Error::NoBufGroupId => libc::EBUSY,
+            Error::InteriorNul { .. } | Error::OutOfRange { .. } => libc::EINVAL,
             Error::OutOfMemory { .. } => libc::ENOMEM,
             Error::Core(e) => return e.raw_os_error(),
         })

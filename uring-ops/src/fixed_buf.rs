@@ -92,6 +92,18 @@ impl Pool {
     }
 }
 
+/// A duplicate of `ring`'s fd, which keeps the kernel's ring (and what is registered with it)
+/// alive after the `Uring` is dropped, so that a pool can unregister whatever the drop order.
+pub(crate) fn dup_ring_fd(ring: &Uring) -> Result<OwnedFd> {
+    ring.ring().as_fd().try_clone_to_owned().map_err(|e| {
+        uring_core::Error::Os {
+            call: "dup of the ring fd",
+            source: e,
+        }
+        .into()
+    })
+}
+
 /// A pool of `count` buffers of `size` bytes each, registered with a ring as its fixed buffers
 /// (Linux 5.1), handing out [`FixedBuf`]s for [`crate::ops::ReadFixed`] and
 /// [`crate::ops::WriteFixed`].
@@ -187,14 +199,7 @@ impl FixedBufs {
             .checked_mul(size)
             .and_then(|total| Layout::from_size_align(total, ALIGN).ok())
             .ok_or_else(|| shape("the pool's size overflows"))?;
-        let dup = ring
-            .ring()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| uring_core::Error::Os {
-                call: "dup of the ring fd",
-                source: e,
-            })?;
+        let dup = dup_ring_fd(ring)?;
         // SAFETY: the layout's size is at least 1 (count and size are).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
         // A refusal is the caller's to handle (a pool sized from input, say), not an abort.
@@ -253,14 +258,7 @@ impl FixedBufs {
         if ring.ring().backend().is_inherited() {
             return Err(uring_core::Error::ForkedChild.into());
         }
-        let dup = ring
-            .ring()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| uring_core::Error::Os {
-                call: "dup of the ring fd",
-                source: e,
-            })?;
+        let dup = dup_ring_fd(ring)?;
         let mut rings = self
             .pool
             .rings

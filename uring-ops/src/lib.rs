@@ -14,6 +14,9 @@
 //!   and registered buffers ([`FixedBuf`], from a [`FixedBufs`] pool) for the fixed ops.
 //! - Multishot ops ([`Multishot`]) stay in flight across many completions; [`Uring::drain`]
 //!   takes what has arrived without ending them.
+//! - Receives can take their buffer from a provided-buffer ring ([`BufRing`]) as data
+//!   arrives; each comes back as an owned [`ProvidedBuf`] that returns to the ring when
+//!   dropped (module [`pbuf`]).
 //! - Errors on push hand the op back ([`PushError`]), so no buffer is lost.
 //! - [`Chain`] links typed ops (`IOSQE_IO_LINK`, hard links, link timeouts) into one
 //!   all-or-nothing submission with a typed result per link; [`SharedBuf`] lets its links share
@@ -26,6 +29,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod addr;
 mod buf;
 mod chain;
 mod context;
@@ -38,12 +42,14 @@ pub mod ops;
 mod options;
 mod pages;
 mod path;
+pub mod pbuf;
 mod push;
 mod raw;
 mod shared_buf;
 mod slab;
 mod uring;
 
+pub use addr::SockAddr;
 pub use buf::{IoBuf, IoBufMut};
 pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]
@@ -59,6 +65,7 @@ pub use op::{Op, OpSet, Submit};
 pub use options::{OpExt, SqeOptions, WithOptions};
 pub use pages::Pages;
 pub use path::{CPath, IntoCPath};
+pub use pbuf::{BufGroup, BufRing, BufRingBuilder, IntoGroup, ProvidedBuf};
 pub use raw::{RawCompletion, RawSqe};
 pub use shared_buf::SharedBuf;
 pub use uring::{Ticket, Uring, DROP_DRAIN_TIMEOUT};

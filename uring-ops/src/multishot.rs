@@ -38,8 +38,20 @@ pub unsafe trait MultishotOp: Op {
     /// multishot flag).
     fn prepare_multishot(&mut self, sqe: &mut Sqe);
 
-    /// The item for a completion flagged `IORING_CQE_F_MORE` (`res`, CQE flags).
-    fn item(res: i32, flags: u32) -> Self::Item;
+    /// The item for a completion flagged `IORING_CQE_F_MORE` (`res`, CQE flags). Called once
+    /// per such completion, in completion order, while the op is in the ring (an op that
+    /// receives into provided buffers takes the buffer the completion names).
+    fn item(&mut self, res: i32, flags: u32) -> Self::Item;
+
+    /// Checks the op's arguments for its multishot form (some flags or slots go only with the
+    /// one-shot form), after [`Op::check`]. Default: nothing more to check.
+    ///
+    /// # Errors
+    ///
+    /// The op's own, naming the argument.
+    fn check_multishot(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The multishot form of an op: pushed like any op, it stays in flight across many completions.
@@ -131,7 +143,8 @@ unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
 
     fn check(&self, ops: &OpCheck) -> Result<()> {
         ops.check_opcode(self.op.multishot_opcode(), O::NAME)?;
-        self.op.check()
+        self.op.check()?;
+        self.op.check_multishot()
     }
 
     fn prepare(&mut self, _i: u32, sqe: &mut Sqe) {
@@ -142,7 +155,8 @@ unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
 
     fn on_cqe(&mut self, _sub: u32, res: i32, flags: u32) -> bool {
         if flags & sys::IORING_CQE_F_MORE != 0 {
-            self.items.push(O::item(res, flags));
+            let item = self.op.item(res, flags);
+            self.items.push(item);
             return false;
         }
         self.res = res;

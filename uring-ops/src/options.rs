@@ -162,8 +162,12 @@ unsafe impl<O: MultishotOp> MultishotOp for WithOptions<O> {
         self.op.prepare_multishot(sqe);
     }
 
-    fn item(res: i32, flags: u32) -> O::Item {
-        O::item(res, flags)
+    fn item(&mut self, res: i32, flags: u32) -> O::Item {
+        self.op.item(res, flags)
+    }
+
+    fn check_multishot(&self) -> Result<()> {
+        self.op.check_multishot()
     }
 }
 

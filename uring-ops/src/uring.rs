@@ -19,13 +19,22 @@ use uring_core::{
 /// not completed by then is leaked, never freed.
 pub const DROP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// User data of the ring's own SQEs (wake-ups, cancel-all): its slot index is one no slot has,
-/// so it never names an op (the low bits may tell the ring's own SQEs apart).
+/// User data of the ring's own SQEs (cancel-all, and those below): its slot index is one no
+/// slot has, so it never names an op; the low bits tell the ring's own completions apart.
+/// Every such value is listed here, so that no two uses share one.
 pub(crate) const INTERNAL: u64 = (INTERNAL_INDEX as u64) << SUB_BITS;
+
+/// User data of [`crate::Context::wake`]'s NOP, and of a [`crate::ops::MsgRing::wake`] message:
+/// a `Context` counts it as a wake-up.
+pub(crate) const WAKE: u64 = INTERNAL | 1;
 
 /// User data of the ring's cancels of links that would otherwise never complete (see
 /// [`queue_link_cancels`]).
 pub(crate) const CANCEL_LINK: u64 = INTERNAL | 2;
+
+/// User data of the completion a descriptor passed in by [`crate::ops::MsgRing::send_fd`]
+/// posts: the ring ignores it.
+pub(crate) const PASSED: u64 = INTERNAL | 3;
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -335,6 +344,23 @@ impl Uring {
         n
     }
 
+    /// As [`Uring::reap`], calling `f` with the key ([`Ticket::user_data`]) of the submission
+    /// each completion was for, in completion order: once per completion, so a multishot op's
+    /// key comes once per item and a chain's once per link. An event loop maps keys to what
+    /// its tickets stand for and never scans them. (A stopgap until the completion API of
+    /// issue 10.)
+    pub fn reap_with(&mut self, mut f: impl FnMut(u64)) -> usize {
+        let Uring { ring, slab, .. } = self;
+        let mut n = 0;
+        for cqe in ring.cq().batch() {
+            n += 1;
+            if let Some((key, _)) = dispatch(slab, cqe) {
+                f(key);
+            }
+        }
+        n
+    }
+
     /// Whether the ticket's submission has finished (after the last [`Uring::reap`]).
     pub fn is_done<T: Submit>(&self, t: &Ticket<T>) -> bool {
         t.ring == self.id && self.slab.is_done(t.key)
@@ -455,6 +481,16 @@ impl Uring {
     /// [`Error::UnknownTicket`] if the ticket is not this ring's, or already redeemed.
     pub fn drain<O: MultishotOp>(&mut self, t: &Ticket<Multishot<O>>) -> Result<Vec<O::Item>> {
         self.reap();
+        self.multishot_entry(t).map(MultiEntry::take_items)
+    }
+
+    /// As [`Uring::drain`], without reaping first: the items of completions already reaped
+    /// (by [`Uring::reap_with`], say, whose caller must not miss any key to another reap).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`] if the ticket is not this ring's, or already redeemed.
+    pub fn take_items<O: MultishotOp>(&mut self, t: &Ticket<Multishot<O>>) -> Result<Vec<O::Item>> {
         self.multishot_entry(t).map(MultiEntry::take_items)
     }
 

@@ -334,3 +334,33 @@ fn push_waits_for_the_sqpoll_thread_to_make_room() {
     }
     assert_eq!(ring.in_flight(), 0);
 }
+
+#[test]
+fn reap_with_names_each_finished_submission_once_per_completion() {
+    use uring_ops::ops::{Nop, PollAdd, PollEvents};
+    let mut ring = Uring::new(8).unwrap();
+    let a = ring.push(Nop::new()).unwrap();
+    let b = ring.push(Nop::new()).unwrap();
+    ring.submit_and_wait(2).unwrap();
+    let mut keys = Vec::new();
+    assert_eq!(ring.reap_with(|k| keys.push(k)), 2);
+    keys.sort_unstable();
+    let mut want = vec![a.user_data(), b.user_data()];
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    ring.wait(a).unwrap().unwrap();
+    ring.wait(b).unwrap().unwrap();
+    // A multishot op's key comes once per item.
+    let (rx, tx) = common::pipe();
+    let t = ring
+        .push(PollAdd::new(&rx, PollEvents::IN).multishot())
+        .unwrap();
+    ring.submit().unwrap();
+    let tx = std::fs::File::from(tx);
+    std::io::Write::write_all(&mut &tx, b"x").unwrap();
+    ring.submit_and_wait(1).unwrap();
+    let mut keys = Vec::new();
+    ring.reap_with(|k| keys.push(k));
+    assert_eq!(keys, [t.user_data()]);
+    assert_eq!(ring.drain(&t).unwrap().len(), 1);
+}

@@ -13,25 +13,11 @@ macro_rules! typed {
     };
 }
 
-/// Opcodes typed by the network ops, which are written on another branch: the merge replaces
-/// this list with their types in `typed!` below (and this test then checks them too).
-const COVERED_ELSEWHERE: &[&str] = &[
-    "SENDMSG",
-    "RECVMSG",
-    "ACCEPT",
-    "CONNECT",
-    "SEND",
-    "RECV",
-    "PROVIDE_BUFFERS",
-    "REMOVE_BUFFERS",
-    "SHUTDOWN",
-    "SOCKET",
-    "SEND_ZC",
-    "SENDMSG_ZC",
-    "BIND",
-    "LISTEN",
-    "RECV_ZC",
-];
+/// Opcodes with no typed op yet, each for a reason given here. Zero-copy receive (`RECV_ZC`,
+/// Linux 6.15) needs an interface queue registered for it (`IORING_REGISTER_ZCRX_IFQ`: a NIC
+/// queue with header split and flow steering, and its memory area), none of which this crate
+/// registers yet, nor can test on loopback.
+const NOT_TYPED_YET: &[&str] = &["RECV_ZC"];
 
 /// Opcodes of 128-byte SQEs in a ring of mixed SQE sizes (`IORING_SETUP_SQE_MIXED`,
 /// Linux 6.18): one takes two SQ slots, which the push path does not reserve yet. Each must
@@ -90,6 +76,20 @@ fn every_opcode_in_the_bindings_has_a_typed_op() {
         ReadvFixed,
         WritevFixed,
         Pipe,
+        SendMsg<Vec<u8>>,
+        RecvMsg<Vec<u8>>,
+        Accept,
+        Connect,
+        Send<Vec<u8>>,
+        Recv<Vec<u8>>,
+        ProvideBuffers,
+        RemoveBuffers,
+        Shutdown,
+        Socket,
+        SendZcOp<Vec<u8>>,
+        SendMsgZcOp<Vec<u8>>,
+        Bind,
+        Listen,
     ];
     typed.push((ReadMulti::MULTISHOT_OPCODE, "ReadMulti::multishot"));
 
@@ -97,7 +97,7 @@ fn every_opcode_in_the_bindings_has_a_typed_op() {
     for op in 0..sys::IORING_OP_LAST as u8 {
         let name = opcode_name(op);
         let has = typed.iter().any(|&(o, _)| o == op)
-            || COVERED_ELSEWHERE.contains(&name)
+            || NOT_TYPED_YET.contains(&name)
             || NEEDS_128_BYTE_SQES.contains(&name);
         if !has {
             missing.push(format!("IORING_OP_{name} ({op})"));
@@ -109,10 +109,10 @@ fn every_opcode_in_the_bindings_has_a_typed_op() {
         missing.join(", ")
     );
 
-    // Every name listed as covered elsewhere or pending is an opcode of the bindings, and is
+    // Every name listed as not typed yet or pending is an opcode of the bindings, and is
     // not typed here already (or the lists would hide a stale entry).
     let names: Vec<&str> = (0..sys::IORING_OP_LAST as u8).map(opcode_name).collect();
-    for &name in COVERED_ELSEWHERE.iter().chain(NEEDS_128_BYTE_SQES) {
+    for &name in NOT_TYPED_YET.iter().chain(NEEDS_128_BYTE_SQES) {
         assert!(names.contains(&name), "{name} is no opcode of the bindings");
         assert!(
             !typed.iter().any(|&(o, _)| opcode_name(o) == name),
@@ -157,4 +157,31 @@ fn typed_ops_carry_the_opcode_their_name_says() {
     assert_eq!(<TimeoutUpdate as Op>::NAME, "TimeoutUpdate");
     assert_eq!(opcode_name(<TimeoutUpdate as Op>::OPCODE), "TIMEOUT_REMOVE");
     assert_eq!(opcode_name(<PollUpdate as Op>::OPCODE), "POLL_REMOVE");
+    // The receives into provided buffers share their opcodes with the plain ones; the socket
+    // commands are URING_CMDs.
+    let pairs = typed![
+        RecvProvided,
+        RecvBundle,
+        RecvMsgMulti,
+        SiocInq,
+        GetSockOpt<Vec<u8>>,
+        SendZcOp<Vec<u8>>,
+        SendMsgZcOp<Vec<u8>>,
+        Accept<uring_ops::NewSlot>,
+    ];
+    let names: Vec<_> = pairs.iter().map(|&(op, _)| opcode_name(op)).collect();
+    assert_eq!(
+        names,
+        [
+            "RECV",
+            "RECV",
+            "RECVMSG",
+            "URING_CMD",
+            "URING_CMD",
+            "SEND_ZC",
+            "SENDMSG_ZC",
+            "ACCEPT"
+        ]
+    );
+    assert_eq!(<SendZcOp<Vec<u8>> as Op>::NAME, "SendZc");
 }

@@ -60,7 +60,7 @@ use crate::error::{Error, PushError, Result};
 use crate::op::{res_to_io, OpCheck, OpSet, Submit};
 use crate::push;
 use crate::slab::Slab;
-use crate::uring::{cancel_all, next_ring_id, Ticket, DROP_DRAIN_TIMEOUT, INTERNAL};
+use crate::uring::{cancel_all, next_ring_id, Ticket, DROP_DRAIN_TIMEOUT, WAKE};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -70,9 +70,6 @@ use std::time::Duration;
 use uring_core::{
     deadline_after, sys, Builder, CompletionQueue, Kernel, Ring, RingInfo, SubmissionQueue,
 };
-
-/// User data of the internal NOP that [`Context::wake`] pushes.
-const WAKE: u64 = INTERNAL | 1;
 
 /// How many times a submit refused with `EBUSY`/`EAGAIN` reaps and tries again.
 const BUSY_RETRIES: u32 = 16;

@@ -3,10 +3,10 @@
 //! wait on a condition variable (see the module documentation of `context` for why no
 //! wake-up is lost).
 
-use super::{lock, Completion, Context, BUSY_RETRIES, WAKE};
+use super::{lock, Completion, Context, BUSY_RETRIES};
 use crate::error::Result;
 use crate::slab::{slot_index, Completed, Slab};
-use crate::uring::{dispatch, queue_link_cancels};
+use crate::uring::{dispatch, queue_link_cancels, WAKE};
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, PoisonError, TryLockError};
 use std::time::Instant;

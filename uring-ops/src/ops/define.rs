@@ -24,7 +24,12 @@
 //! `bufs_mut(B)` a `Vec<B>` (kept with its iovec array), `timespec()` a `Duration` (kept inline,
 //! so the op is prepared in place), `path()` a [`crate::CPath`], `boxed(T)` a `T` (boxed),
 //! `array(T)` a `Vec<T>`, `futex()` an `Arc<AtomicU32>`, `futexv()`, `fds()`, `closing()`
-//! their kinds' types, `plain(T)` a `T`. `prepare` writes every address through
+//! their kinds' types, `sockaddr()` an `impl Into<SockAddr>` (kept inline, so the op is
+//! prepared in place), `group()` a provided-buffer ring or group (`impl IntoGroup`),
+//! `provision()` the group whose free buffers to hand to the kernel, `msg(B)` / `msg_mut(B)` a
+//! `Vec<B>` (kept with its iovec array in a heap `msghdr`), `plain(T)` a `T`. The kinds `dest`
+//! and `peer` are optional: `state` fields set by hand-written methods. `prepare` writes every
+//! address through
 //! [`super::kinds::SqeKinds`]; the ring writes the opcode after it, and applies
 //! [`crate::SqeOptions`] through [`crate::WithOptions`].
 //!
@@ -152,6 +157,11 @@ macro_rules! op {
     (@pty bufs_mut $t:ty) => { Vec<$t> };
     (@pty timespec) => { std::time::Duration };
     (@pty plain $t:ty) => { $t };
+    (@pty sockaddr) => { impl Into<$crate::SockAddr> };
+    (@pty group) => { impl $crate::IntoGroup };
+    (@pty provision) => { impl $crate::IntoGroup };
+    (@pty msg $t:ty) => { Vec<$t> };
+    (@pty msg_mut $t:ty) => { Vec<$t> };
     (@pty path) => { $crate::CPath };
     (@pty boxed $t:ty) => { $t };
     (@pty array $t:ty) => { Vec<$t> };
@@ -168,6 +178,13 @@ macro_rules! op {
     (@init bufs_mut $v:ident) => { $crate::ops::kinds::IoVecs::writable($v) };
     (@init timespec $v:ident) => { $crate::ops::kinds::Timespec::new($v) };
     (@init plain $v:ident) => { $v };
+    (@init sockaddr $v:ident) => { Into::<$crate::SockAddr>::into($v) };
+    (@init group $v:ident) => { $crate::IntoGroup::into_group($v) };
+    (@init provision $v:ident) => {
+        $crate::ops::kinds::Provision::reserve($crate::IntoGroup::into_group($v), u16::MAX)
+    };
+    (@init msg $v:ident) => { $crate::ops::kinds::MsgHdr::readable($v) };
+    (@init msg_mut $v:ident) => { $crate::ops::kinds::MsgHdr::writable($v) };
     (@init path $v:ident) => { $v };
     (@init boxed $v:ident) => { Box::new($v) };
     (@init array $v:ident) => { $v };

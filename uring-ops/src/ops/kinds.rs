@@ -10,6 +10,12 @@
 //! | `buf` ([`IoBuf`]/[`IoBufMut`]) | heap memory, at most the buffer's data (reads) or room (writes) | the buffer, owned by the op; its address survives moves |
 //! | `bufs` ([`IoVecs`]) | an iovec array on the heap naming owned buffers | the array and buffers, owned by the op |
 //! | `timespec` ([`Timespec`]) | a timespec inside the op | the ring, which keeps the op at one address until completion (the op is prepared in place) |
+//! | `sockaddr` ([`SockAddr`]) | a socket address inside the op, for the kernel to read | as for `timespec`: the op is prepared in place |
+//! | `dest` ([`DestAddr`], optional: a `state` field) | an optional socket address on the heap, for the kernel to read | the box, owned by the op |
+//! | `peer` ([`PeerAddr`], optional: a `state` field) | an optional socket address and its length on the heap, for the kernel to write | the box, owned by the op |
+//! | `msg`, `msg_mut` ([`MsgHdr`]) | a `msghdr` on the heap naming owned buffers (an iovec array), an owned address and owned control bytes | the box, the array and the buffers, owned by the op |
+//! | `group` ([`GroupRef`]) | a provided-buffer group the kernel picks a buffer from and writes into | a share of the group's memory held by the op; the group's own bookkeeping (module [`crate::pbuf`]) |
+//! | `provision` ([`Provision`]) | buffers of a group given to the kernel, to write into later | a share of the group's memory, and the group's bookkeeping, which never frees buffers the kernel may hold |
 //! | `path` ([`CPath`]) | a NUL-terminated string on the heap, read up to its NUL | the op, which owns it |
 //! | `boxed` ([`Plain`] in a `Box`) | one struct on the heap, of the size the opcode reads or fills | the op, which owns the box |
 //! | `array` ([`Plain`] in a `Vec`) | an array on the heap and its length | the op, which owns the vector and never resizes it |
@@ -23,9 +29,14 @@
 //! [`SqeKinds`] writes the address and length of a kind together (a length never exceeds what
 //! the kind vouches for), and op code writes addresses through nothing else.
 
+pub use crate::addr::PeerAddr;
+use crate::addr::SockAddr;
 use crate::buf::{IoBuf, IoBufMut};
 use crate::fd::Target;
+pub use crate::ops::msg_hdr::MsgHdr;
 use crate::path::CPath;
+pub use crate::pbuf::GroupRef;
+pub(crate) use crate::pbuf::Provision;
 use std::fmt;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::AtomicU32;
@@ -63,6 +74,24 @@ pub(crate) trait SqeKinds {
     fn set_iovecs<B>(&mut self, v: &IoVecs<B>) -> &mut Self;
     /// `addr`/`len`: one timespec, inside the op.
     fn set_timespec(&mut self, ts: &Timespec) -> &mut Self;
+    /// `optval`/`optlen`: room for a socket option's value, at most `buf`'s room.
+    fn set_opt_room<B: IoBufMut>(&mut self, buf: &mut B) -> &mut Self;
+    /// `optval`/`optlen`: a socket option's value, `buf`'s data.
+    fn set_opt_value<B: IoBuf>(&mut self, buf: &B) -> &mut Self;
+    /// `addr`/`addr2`: a socket address inside the op and its length (connect, bind).
+    fn set_sockaddr(&mut self, a: &SockAddr) -> &mut Self;
+    /// `addr2`/`addr_len`: a destination address on the heap and its length (a send to an
+    /// address), or nothing.
+    fn set_dest(&mut self, a: &DestAddr) -> &mut Self;
+    /// `addr`/`addr2`: room for an address and its length on the heap, for the kernel to write
+    /// (accept), or nothing.
+    fn set_peer(&mut self, a: &mut PeerAddr) -> &mut Self;
+    /// `addr`/`len`: a `msghdr` on the heap, filled in to name the header's owned parts.
+    fn set_msghdr<B>(&mut self, m: &mut MsgHdr<B>) -> &mut Self;
+    /// `IOSQE_BUFFER_SELECT` and `buf_group`: the kernel picks a buffer of the group.
+    fn set_group(&mut self, g: &GroupRef) -> &mut Self;
+    /// `addr`/`len`/`fd`/`off`/`buf_group`: buffers of a group handed to the kernel.
+    fn set_provision(&mut self, p: &mut Provision) -> &mut Self;
     /// `addr2`: one timespec, inside the op (updating a timeout, whose key is in `addr`).
     fn set_timespec2(&mut self, ts: &Timespec) -> &mut Self;
     /// `addr2`/`len`: the kernel writes at most `want` bytes into `buf` (never past its room).
@@ -135,6 +164,57 @@ impl SqeKinds for Sqe {
     }
 
     #[inline]
+    fn set_opt_room<B: IoBufMut>(&mut self, buf: &mut B) -> &mut Self {
+        let len = room(buf, u32::MAX);
+        self.set_optval(buf.stable_mut_ptr() as u64).set_optlen(len)
+    }
+
+    #[inline]
+    fn set_opt_value<B: IoBuf>(&mut self, buf: &B) -> &mut Self {
+        let len = data(buf, u32::MAX);
+        self.set_optval(buf.stable_ptr() as u64).set_optlen(len)
+    }
+
+    #[inline]
+    fn set_sockaddr(&mut self, a: &SockAddr) -> &mut Self {
+        self.set_addr(a.ptr() as u64).set_addr2(u64::from(a.len()))
+    }
+
+    #[inline]
+    fn set_dest(&mut self, a: &DestAddr) -> &mut Self {
+        match &a.0 {
+            Some(a) => self.set_addr2(a.ptr() as u64).set_addr_len(a.len() as u16),
+            None => self,
+        }
+    }
+
+    #[inline]
+    fn set_peer(&mut self, a: &mut PeerAddr) -> &mut Self {
+        let (addr, len) = a.pointers();
+        self.set_addr(addr).set_addr2(len)
+    }
+
+    #[inline]
+    fn set_msghdr<B>(&mut self, m: &mut MsgHdr<B>) -> &mut Self {
+        self.set_addr(m.fill() as u64).set_len(1)
+    }
+
+    #[inline]
+    fn set_group(&mut self, g: &GroupRef) -> &mut Self {
+        self.add_flags(uring_core::SqeFlags::BUFFER_SELECT)
+            .set_buf_group(g.bgid())
+    }
+
+    #[inline]
+    fn set_provision(&mut self, p: &mut Provision) -> &mut Self {
+        let (addr, size, n, start, bgid) = p.sqe_fields();
+        self.set_addr(addr)
+            .set_len(size)
+            .set_fd(i32::from(n))
+            .set_off(u64::from(start))
+            .set_buf_group(bgid)
+    }
+
     fn set_timespec2(&mut self, ts: &Timespec) -> &mut Self {
         self.set_addr2(std::ptr::addr_of!(ts.0) as u64)
     }
@@ -226,6 +306,17 @@ impl SqeKinds for Sqe {
     }
 }
 
+/// An optional destination address held on the heap (a send to an address).
+#[derive(Debug, Default)]
+pub struct DestAddr(Option<Box<SockAddr>>);
+
+impl DestAddr {
+    /// Send to `a`.
+    pub(crate) fn to(a: SockAddr) -> Self {
+        DestAddr(Some(Box::new(a)))
+    }
+}
+
 /// Owned buffers and the iovec array that names them, for vectored reads and writes.
 pub struct IoVecs<B> {
     bufs: Vec<B>,
@@ -276,6 +367,19 @@ impl<B: IoBuf> IoVecs<B> {
 }
 
 impl<B> IoVecs<B> {
+    /// No buffer.
+    pub(crate) fn empty() -> Self {
+        IoVecs {
+            bufs: Vec::new(),
+            iovecs: Vec::new(),
+        }
+    }
+
+    /// The iovec array, for a `msghdr`.
+    pub(crate) fn as_iovecs(&mut self) -> &mut [libc::iovec] {
+        &mut self.iovecs
+    }
+
     /// Bytes the iovecs cover.
     pub(crate) fn total(&self) -> usize {
         self.iovecs
@@ -380,6 +484,46 @@ pub mod markers {
     impl super::Kind for timespec {
         type Ty = Timespec;
         const PINS: bool = true;
+    }
+
+    /// A socket address inside the op.
+    #[allow(non_camel_case_types)]
+    pub struct sockaddr {}
+    impl super::Kind for sockaddr {
+        type Ty = crate::addr::SockAddr;
+        const PINS: bool = true;
+    }
+
+    /// A `msghdr` on the heap with the buffers it names.
+    #[allow(non_camel_case_types)]
+    pub struct msg<B> {
+        _t: PhantomData<B>,
+    }
+    impl<B> super::Kind for msg<B> {
+        type Ty = super::MsgHdr<B>;
+    }
+
+    /// A `msghdr` on the heap with the buffers it names, for the kernel to fill.
+    #[allow(non_camel_case_types)]
+    pub struct msg_mut<B> {
+        _t: PhantomData<B>,
+    }
+    impl<B> super::Kind for msg_mut<B> {
+        type Ty = super::MsgHdr<B>;
+    }
+
+    /// A provided-buffer group the kernel selects from.
+    #[allow(non_camel_case_types)]
+    pub struct group {}
+    impl super::Kind for group {
+        type Ty = super::GroupRef;
+    }
+
+    /// Buffers of a group handed to the kernel.
+    #[allow(non_camel_case_types)]
+    pub struct provision {}
+    impl super::Kind for provision {
+        type Ty = super::Provision;
     }
 
     /// A path (or name) the op owns.

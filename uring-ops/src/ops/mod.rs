@@ -24,17 +24,24 @@ mod fs;
 mod futex;
 mod link_timeout;
 mod mem;
+mod msg;
+pub(crate) mod msg_hdr;
 mod msg_ring;
+mod net;
 mod nop;
 mod open;
 mod path;
 mod poll;
 mod process;
+mod provide;
 mod read_multi;
 mod rw;
+mod sendrecv;
+mod sockcmd;
 mod splice;
 mod timeout;
 mod xattr;
+mod zc;
 
 #[cfg(test)]
 mod tests;
@@ -48,14 +55,22 @@ pub use fs::{
 pub use futex::{FutexWait, FutexWaitV, FutexWake, FUTEX_WAITV_MAX};
 pub use link_timeout::{LinkTimeout, LinkTimeoutOutcome};
 pub use mem::{Madvise, MemAdvice};
+pub use msg::{MsgReceived, RecvMsg, RecvMsgMulti, RecvMsgOut, SendMsg};
 pub use msg_ring::{MsgRing, RingFd};
+pub use net::{Accept, AcceptDest, Bind, Connect, Listen, Shutdown, Socket, WithPeer};
 pub use nop::Nop;
 pub use open::{Close, CloseError, FilesUpdate, FixedFdInstall, OpenAt, OpenAt2, Pipe, Resolve};
 pub use path::{LinkAt, MkdirAt, RenameAt, Statx, SymlinkAt, UnlinkAt};
 pub use poll::{PollAdd, PollEvents, PollRemove, PollUpdate};
 pub use process::{WaitId, WaitStatus};
-pub use read_multi::{ProvidedRead, ReadMulti};
+pub use provide::{ProvideBuffers, RemoveBuffers};
+pub use read_multi::ReadMulti;
 pub use rw::{Read, ReadFixed, Readv, ReadvFixed, Write, WriteFixed, Writev, WritevFixed};
+pub use sendrecv::{Recv, RecvBundle, RecvProvided, Send};
+pub use sockcmd::{GetSockOpt, SetSockOpt, SiocInq, SiocOutq};
 pub use splice::{Splice, SpliceFlags, Tee};
 pub use timeout::{Clock, Timeout, TimeoutFired, TimeoutRemove, TimeoutUpdate};
 pub use xattr::{FGetXattr, FSetXattr, GetXattr, SetXattr, XattrFlags};
+pub use zc::{SendMsgZc, SendZc, ZcNotification, ZcSent};
+#[doc(hidden)]
+pub use zc::{SendMsgZcOp, SendZcOp, ZcEntry};

@@ -13,17 +13,10 @@ use super::define::op;
 use crate::context::Context;
 use crate::fd::{Dest, Fd, FixedFd, IntoTarget, NewSlot};
 use crate::op::res_to_io;
-use crate::uring::{Uring, INTERNAL};
+use crate::uring::{Uring, PASSED, WAKE};
 use std::io;
 use std::os::fd::AsFd;
 use uring_core::sys;
-
-/// The user data of [`crate::Context::wake`]'s NOP: a message with it wakes a `Context`'s
-/// waiter the same way.
-const WAKE: u64 = INTERNAL | 1;
-/// The user data of the completion a passed descriptor posts into the target: in the ring's
-/// own range, and none of its own SQEs uses it, so the target ignores it.
-const PASSED: u64 = INTERNAL | 2;
 
 /// A ring that messages may target: a ring of this crate, whose owner made this handle (and so
 /// agreed to be messaged). Holds a duplicate of the ring's descriptor, so the ring stays alive

@@ -89,7 +89,7 @@ unsafe impl MultishotOp for PollAdd {
         sqe.set_len(sys::IORING_POLL_ADD_MULTI);
     }
 
-    fn item(res: i32, _flags: u32) -> io::Result<PollEvents> {
+    fn item(&mut self, res: i32, _flags: u32) -> io::Result<PollEvents> {
         res_to_io(res).map(PollEvents::from_bits_retain)
     }
 }

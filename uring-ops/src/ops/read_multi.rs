@@ -3,61 +3,62 @@
 
 use super::define::op;
 use crate::multishot::{Multishot, MultishotOp};
-use crate::op::res_to_io;
+use crate::pbuf::ProvidedBuf;
 use std::io;
-use uring_core::{sys, Sqe, SqeFlags};
-
-/// What one read into a provided buffer gave: how many bytes, into which buffer of the group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProvidedRead {
-    /// Bytes read (0: end of file, or nothing ready on a non-blocking file).
-    pub len: usize,
-    /// The id of the buffer the kernel filled (`IORING_CQE_F_BUFFER`), now the reader's to
-    /// consume and give back to the group; `None` when the kernel used none.
-    pub buf_id: Option<u16>,
-}
-
-/// The result of one completion of a [`ReadMulti`].
-fn provided(res: i32, flags: u32) -> io::Result<ProvidedRead> {
-    let len = res_to_io(res)? as usize;
-    let buf_id = (flags & sys::IORING_CQE_F_BUFFER != 0)
-        .then_some((flags >> sys::IORING_CQE_BUFFER_SHIFT) as u16);
-    Ok(ProvidedRead { len, buf_id })
-}
+use uring_core::{sys, Sqe};
 
 op! {
-    /// Reads into a buffer the kernel picks from a provided-buffer group: pushed as is, once
-    /// (`IORING_OP_READ` with `IOSQE_BUFFER_SELECT`, Linux 5.7); in its [`ReadMulti::multishot`]
-    /// form, again each time data is ready, until the group runs out of buffers, the end of
-    /// file or an error (`IORING_OP_READ_MULTISHOT`, Linux 6.7; pipes, sockets, eventfds and
-    /// other pollable files only).
+    /// Reads into a buffer the kernel picks from a provided-buffer ring or group: pushed as is,
+    /// once (`IORING_OP_READ` with `IOSQE_BUFFER_SELECT`, Linux 5.7); in its
+    /// [`ReadMulti::multishot`] form, again each time data is ready, until the group runs out
+    /// of buffers, the end of file or an error (`IORING_OP_READ_MULTISHOT`, Linux 6.7; pipes,
+    /// sockets, eventfds and other pollable files only).
     ///
-    /// Owns a share of the file until completion; the buffers belong to the group (provided
-    /// with `PROVIDE_BUFFERS` or a registered buffer ring, whose owner keeps them valid), and
-    /// the kernel says which one it filled. Returns a [`ProvidedRead`] per completion;
-    /// `ENOBUFS` when the group is empty.
+    /// Owns a share of the file and of the ring (or group), whose memory the kernel writes
+    /// into, until completion. Returns the buffer read into as an owned [`ProvidedBuf`]
+    /// (empty at the end of the file), which goes back to its ring when dropped; `ENOBUFS`
+    /// when the group is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write as _;
+    /// use uring_ops::{ops::ReadMulti, BufRing, Fd, Uring};
+    /// let mut ring = Uring::new(8)?;
+    /// let bufs = BufRing::register(&ring, 4, 64)?;
+    /// let (rx, mut tx) = std::os::unix::net::UnixStream::pair()?;
+    /// tx.write_all(b"hello")?;
+    /// let t = ring.push(ReadMulti::new(rx, &bufs))?;
+    /// assert_eq!(&ring.wait(t)??[..], b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub struct ReadMulti {
-        /// Reads `file` (at its position) into buffers of group `group`.
-        pub fn new { file: file(), group: plain(u16) }
+        /// Reads `file` (at its position) into buffers of `group` (a [`crate::BufRing`] or
+        /// [`crate::BufGroup`]).
+        pub fn new { file: file(), group: group() }
         set {
-            /// Reads at most `len` bytes each time (0, the default: a whole buffer).
+            /// Reads at most `len` bytes (0, the default: a whole buffer). One-shot only: the
+            /// multishot form fills whole buffers.
             len: u32 = 0,
         }
     }
     opcode = sys::IORING_OP_READ;
     prepare(op, sqe) {
+        let size = op.group.buf_size();
+        let len = if op.len == 0 { size } else { op.len.min(size) };
         sqe.set_target(&op.file)
-            .set_len(op.len)
-            .set_off(u64::MAX)
-            .set_buf_group(op.group)
-            .add_flags(SqeFlags::BUFFER_SELECT);
+            .set_group(&op.group)
+            .set_len(len)
+            .set_off(u64::MAX);
     }
-    complete(_op, res, flags) -> io::Result<ProvidedRead> { provided(res, flags) }
+    complete(op, res, flags) -> io::Result<ProvidedBuf> { op.group.take_one(res, flags) }
+    // Unredeemed, the buffer the completion names goes back to its ring.
+    discard(op, res, flags) { drop(crate::Op::complete(op, res, flags)); }
 }
 
 impl ReadMulti {
     /// The multishot form (`IORING_OP_READ_MULTISHOT`, Linux 6.7): one completion per read,
-    /// flagged `IORING_CQE_F_MORE`, until it stops.
+    /// each with a buffer, flagged `IORING_CQE_F_MORE`, until it stops.
     pub fn multishot(self) -> Multishot<ReadMulti> {
         Multishot::new(self)
     }
@@ -66,21 +67,23 @@ impl ReadMulti {
     pub const MULTISHOT_OPCODE: u8 = sys::IORING_OP_READ_MULTISHOT as u8;
 }
 
-// SAFETY: the multishot form changes the opcode and the offset (a number); the SQE names
-// nothing more than `prepare`'s (the file, kept open; the group is a number).
+// SAFETY: the multishot form changes the opcode, the offset and the length (numbers); the SQE
+// names nothing more than `prepare`'s (the file, kept open; the group, held by the op).
 unsafe impl MultishotOp for ReadMulti {
-    type Item = io::Result<ProvidedRead>;
+    /// The buffer of one read.
+    type Item = io::Result<ProvidedBuf>;
 
     fn multishot_opcode(&self) -> u8 {
         Self::MULTISHOT_OPCODE
     }
 
     fn prepare_multishot(&mut self, sqe: &mut Sqe) {
-        // The multishot read takes no offset other than the file position (0 or -1).
-        sqe.set_off(0);
+        // The multishot read takes no offset other than the file position (0 or -1), and
+        // fills whole buffers (a length is refused before Linux 6.12).
+        sqe.set_off(0).set_len(0);
     }
 
-    fn item(res: i32, flags: u32) -> io::Result<ProvidedRead> {
-        provided(res, flags)
+    fn item(&mut self, res: i32, flags: u32) -> io::Result<ProvidedBuf> {
+        self.group.take_one(res, flags)
     }
 }

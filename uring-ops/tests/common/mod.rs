@@ -139,3 +139,9 @@ pub fn ring_with_slots(entries: u32, slots: u32) -> uring_ops::Uring {
     ring.ring().register().register_files_sparse(slots).unwrap();
     ring
 }
+
+/// Pushes `op`, waits for it and returns its output.
+pub fn run<T: uring_ops::Submit>(ring: &mut uring_ops::Uring, op: T) -> T::Output {
+    let t = ring.push(op).map_err(|e| e.error).unwrap();
+    ring.wait(t).unwrap()
+}
