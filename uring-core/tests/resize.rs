@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::{push_nops, push_timeout, skip, timespec, Tally};
-use std::time::{Duration, Instant};
+use common::{push_nops, push_timeout, reap_until_expecting, skip, timespec, Tally};
+use std::time::Duration;
 use uring_core::{Builder, CompletionQueue, Error, Kernel, Resize, Ring, SetupFlags};
 
 /// A `DEFER_TASKRUN` ring (the only kind the kernel resizes), or `None` (reported) where the
@@ -29,37 +29,6 @@ fn resizable(test: &str, b: Builder) -> Option<Ring> {
         }
         Err(e) => panic!("{test}: resizing to the same sizes failed: {e}"),
     }
-}
-
-/// Reaps until `n` distinct completions (each checked by `check`) have been seen, or panics
-/// after `within`: a ring whose CQ view were stale would never get there.
-fn reap_all(
-    ring: &mut Ring,
-    tally: &mut Tally,
-    n: usize,
-    within: Duration,
-    check: impl Fn(&uring_core::Cqe) -> i32,
-) {
-    let deadline = Instant::now() + within;
-    while tally.count() < n {
-        for cqe in ring.cq().batch() {
-            let want = check(&cqe);
-            tally.add_expecting(cqe, want);
-        }
-        if tally.count() >= n {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} completions within {within:?}",
-            tally.count()
-        );
-        match ring.wait_timeout(1, Duration::from_millis(50)) {
-            Ok(_) | Err(Error::Timeout) => {}
-            Err(e) => panic!("wait failed: {e}"),
-        }
-    }
-    assert_eq!(tally.count(), n);
 }
 
 /// User data of the timeouts (the NOPs count up from 0).
@@ -107,7 +76,7 @@ fn grow_with_sqes_queued_completions_unread_overflowed_and_in_flight() {
     assert_eq!(ring.submit().unwrap(), 16);
 
     let mut tally = Tally::new();
-    reap_all(
+    reap_until_expecting(
         &mut ring,
         &mut tally,
         32 + 24,
@@ -153,7 +122,7 @@ fn shrink_keeps_what_fits_and_refuses_what_does_not() {
     let info = ring.resize(&Resize::new(2).cq_entries(16)).unwrap();
     assert_eq!((info.sq_entries, info.cq_entries), (2, 16));
     assert_eq!(ring.cq().ready(), 11);
-    reap_all(&mut ring, &mut tally, 17, Duration::from_secs(5), |_| 0);
+    reap_until_expecting(&mut ring, &mut tally, 17, Duration::from_secs(5), |_| 0);
     tally.assert_exactly(17);
     // The SQ is 2 now.
     assert!(matches!(
@@ -181,7 +150,7 @@ fn sqe128_and_cqe32_entries_carry_over() {
     assert_eq!(ring.sq().pending(), 5);
     assert_eq!(ring.submit().unwrap(), 5);
     let mut tally = Tally::new();
-    reap_all(&mut ring, &mut tally, 11, Duration::from_secs(5), |cqe| {
+    reap_until_expecting(&mut ring, &mut tally, 11, Duration::from_secs(5), |cqe| {
         assert_eq!(cqe.extra(), [0, 0], "a NOP's CQE32 half is zero: {cqe:?}");
         0
     });

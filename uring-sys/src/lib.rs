@@ -267,14 +267,5 @@ pub unsafe fn io_uring_register(
 ) -> io::Result<u32> {
     use std::os::fd::AsRawFd;
     // SAFETY: forwarded to the caller: `arg` is valid for what `opcode` does with it.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            fd.as_raw_fd(),
-            opcode as c_uint,
-            arg,
-            nr_args as c_uint,
-        )
-    };
-    check(ret)
+    unsafe { io_uring_register_raw(fd.as_raw_fd(), opcode, arg, nr_args) }
 }

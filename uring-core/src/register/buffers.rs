@@ -1,7 +1,7 @@
 //! Registered (fixed) buffers, and sharing them between rings.
 
-use super::{count, size_u32, Registrar};
-use crate::error::{Error, Result};
+use super::{count, Registrar};
+use crate::error::Result;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use uring_sys as sys;
@@ -174,31 +174,17 @@ impl Registrar<'_> {
     /// As for [`Registrar::register_buffers`]; and each non-zero tag becomes the user data of
     /// a completion of this ring, as for [`Registrar::register_files_tagged`].
     pub unsafe fn register_buffers_tagged(&self, bufs: &[libc::iovec], tags: &[u64]) -> Result<()> {
-        const NAME: &str = "IORING_REGISTER_BUFFERS2";
-        if tags.len() != bufs.len() {
-            return Err(Error::Register {
-                op: NAME,
-                why: "one tag per buffer is needed (tags and iovecs differ in length)",
-            });
-        }
-        let mut rr = sys::io_uring_rsrc_register {
-            nr: count(NAME, bufs.len())?,
-            data: bufs.as_ptr() as u64,
-            tags: tags.as_ptr() as u64,
-            ..Default::default()
-        };
-        // SAFETY: `rr` is a live `io_uring_rsrc_register` (its size as `nr_args`) naming `nr`
-        // iovecs and tags, which the kernel only reads; the memory and tags are the caller's
-        // promise (above).
+        // SAFETY: `bufs` holds its length of iovecs, which the kernel only reads; the memory
+        // and the tags are the caller's promise (above).
         unsafe {
-            self.raw(
-                NAME,
+            self.register_tagged(
+                "IORING_REGISTER_BUFFERS2",
                 sys::IORING_REGISTER_BUFFERS2,
-                (&mut rr as *mut sys::io_uring_rsrc_register).cast(),
-                size_u32::<sys::io_uring_rsrc_register>(),
+                (bufs.as_ptr() as u64, bufs.len()),
+                tags,
+                "one tag per buffer is needed (tags and iovecs differ in length)",
             )
-        }?;
-        Ok(())
+        }
     }
 
     /// `IORING_REGISTER_BUFFERS_UPDATE` with tags (Linux 5.13): as
@@ -219,28 +205,15 @@ impl Registrar<'_> {
         bufs: &[libc::iovec],
         tags: &[u64],
     ) -> Result<u32> {
-        const NAME: &str = "IORING_REGISTER_BUFFERS_UPDATE";
-        if tags.len() != bufs.len() {
-            return Err(Error::Register {
-                op: NAME,
-                why: "one tag per buffer is needed (tags and iovecs differ in length)",
-            });
-        }
-        let mut up = sys::io_uring_rsrc_update2 {
-            offset,
-            data: bufs.as_ptr() as u64,
-            tags: tags.as_ptr() as u64,
-            nr: count(NAME, bufs.len())?,
-            ..Default::default()
-        };
-        // SAFETY: `up` is a live `io_uring_rsrc_update2` (its size as `nr_args`) naming `nr`
-        // iovecs and tags, which the kernel only reads; the rest is the caller's promise.
+        // SAFETY: as in `register_buffers_tagged`.
         unsafe {
-            self.raw(
-                NAME,
+            self.update_tagged(
+                "IORING_REGISTER_BUFFERS_UPDATE",
                 sys::IORING_REGISTER_BUFFERS_UPDATE,
-                (&mut up as *mut sys::io_uring_rsrc_update2).cast(),
-                size_u32::<sys::io_uring_rsrc_update2>(),
+                offset,
+                (bufs.as_ptr() as u64, bufs.len()),
+                tags,
+                "one tag per buffer is needed (tags and iovecs differ in length)",
             )
         }
     }

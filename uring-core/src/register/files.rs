@@ -1,7 +1,7 @@
 //! Registered (fixed) files.
 
-use super::{count, size_u32, Registrar};
-use crate::error::{Error, Result};
+use super::{count, Registrar};
+use crate::error::Result;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use uring_sys as sys;
 
@@ -91,31 +91,17 @@ impl Registrar<'_> {
     /// ring routes completions by user data alone, and would take it for an op's), as for an
     /// SQE posting into another ring (see [`crate::Reservation::commit`]).
     pub unsafe fn register_files_tagged(&self, fds: &[RawFd], tags: &[u64]) -> Result<()> {
-        const NAME: &str = "IORING_REGISTER_FILES2";
-        if tags.len() != fds.len() {
-            return Err(Error::Register {
-                op: NAME,
-                why: "one tag per file is needed (tags and fds differ in length)",
-            });
-        }
-        let mut rr = sys::io_uring_rsrc_register {
-            nr: count(NAME, fds.len())?,
-            data: fds.as_ptr() as u64,
-            tags: tags.as_ptr() as u64,
-            ..Default::default()
-        };
-        // SAFETY: `rr` is a live `io_uring_rsrc_register` (its size as `nr_args`) naming `nr`
-        // fds and `nr` tags, which the kernel only reads; what the tags do is the caller's
-        // promise (above).
+        // SAFETY: `fds` holds its length of fds, which the kernel only reads; the tags are the
+        // caller's promise (above).
         unsafe {
-            self.raw(
-                NAME,
+            self.register_tagged(
+                "IORING_REGISTER_FILES2",
                 sys::IORING_REGISTER_FILES2,
-                (&mut rr as *mut sys::io_uring_rsrc_register).cast(),
-                size_u32::<sys::io_uring_rsrc_register>(),
+                (fds.as_ptr() as u64, fds.len()),
+                tags,
+                "one tag per file is needed (tags and fds differ in length)",
             )
-        }?;
-        Ok(())
+        }
     }
 
     /// `IORING_REGISTER_FILES_UPDATE2` (Linux 5.13): as [`Registrar::update_files_raw`] (`-1`
@@ -138,28 +124,15 @@ impl Registrar<'_> {
         fds: &[RawFd],
         tags: &[u64],
     ) -> Result<u32> {
-        const NAME: &str = "IORING_REGISTER_FILES_UPDATE2";
-        if tags.len() != fds.len() {
-            return Err(Error::Register {
-                op: NAME,
-                why: "one tag per file is needed (tags and fds differ in length)",
-            });
-        }
-        let mut up = sys::io_uring_rsrc_update2 {
-            offset,
-            data: fds.as_ptr() as u64,
-            tags: tags.as_ptr() as u64,
-            nr: count(NAME, fds.len())?,
-            ..Default::default()
-        };
-        // SAFETY: `up` is a live `io_uring_rsrc_update2` (its size as `nr_args`) naming `nr` fds
-        // and tags, which the kernel only reads; the tags are the caller's promise (above).
+        // SAFETY: as in `register_files_tagged`.
         unsafe {
-            self.raw(
-                NAME,
+            self.update_tagged(
+                "IORING_REGISTER_FILES_UPDATE2",
                 sys::IORING_REGISTER_FILES_UPDATE2,
-                (&mut up as *mut sys::io_uring_rsrc_update2).cast(),
-                size_u32::<sys::io_uring_rsrc_update2>(),
+                offset,
+                (fds.as_ptr() as u64, fds.len()),
+                tags,
+                "one tag per file is needed (tags and fds differ in length)",
             )
         }
     }

@@ -154,6 +154,90 @@ unsafe fn blind(
 }
 
 impl Registrar<'_> {
+    /// A tagged table registration (`IORING_REGISTER_FILES2`, `IORING_REGISTER_BUFFERS2`):
+    /// the `len` entries at `data`, `tags[i]` the tag of entry `i`; `mismatch` says what a
+    /// different number of tags is.
+    ///
+    /// # Safety
+    ///
+    /// `data` points at `len` readable entries of what `opcode` takes, valid as that op
+    /// requires; the tags are the caller's promise of [`Registrar::register_files_tagged`].
+    unsafe fn register_tagged(
+        &self,
+        name: &'static str,
+        opcode: u32,
+        (data, len): (u64, usize),
+        tags: &[u64],
+        mismatch: &'static str,
+    ) -> Result<()> {
+        if tags.len() != len {
+            return Err(Error::Register {
+                op: name,
+                why: mismatch,
+            });
+        }
+        let mut rr = sys::io_uring_rsrc_register {
+            nr: count(name, len)?,
+            data,
+            tags: tags.as_ptr() as u64,
+            ..Default::default()
+        };
+        // SAFETY: `rr` is a live `io_uring_rsrc_register` (its size as `nr_args`) naming `nr`
+        // entries and tags, which the kernel only reads; the rest is the caller's promise.
+        unsafe {
+            self.raw(
+                name,
+                opcode,
+                (&mut rr as *mut sys::io_uring_rsrc_register).cast(),
+                size_u32::<sys::io_uring_rsrc_register>(),
+            )
+        }?;
+        Ok(())
+    }
+
+    /// A tagged table update (`IORING_REGISTER_FILES_UPDATE2`, `IORING_REGISTER_BUFFERS_UPDATE`)
+    /// of the slots from `offset`, as [`Registrar::register_tagged`]; returns how many slots
+    /// were updated.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Registrar::register_tagged`].
+    unsafe fn update_tagged(
+        &self,
+        name: &'static str,
+        opcode: u32,
+        offset: u32,
+        (data, len): (u64, usize),
+        tags: &[u64],
+        mismatch: &'static str,
+    ) -> Result<u32> {
+        if tags.len() != len {
+            return Err(Error::Register {
+                op: name,
+                why: mismatch,
+            });
+        }
+        let mut up = sys::io_uring_rsrc_update2 {
+            offset,
+            data,
+            tags: tags.as_ptr() as u64,
+            nr: count(name, len)?,
+            ..Default::default()
+        };
+        // SAFETY: `up` is a live `io_uring_rsrc_update2` (its size as `nr_args`) naming `nr`
+        // entries and tags, which the kernel only reads; the rest is the caller's promise.
+        unsafe {
+            self.raw(
+                name,
+                opcode,
+                (&mut up as *mut sys::io_uring_rsrc_update2).cast(),
+                size_u32::<sys::io_uring_rsrc_update2>(),
+            )
+        }
+    }
+}
+
+impl Registrar<'_> {
     /// `io_uring_register` with the ring's fd; `name` is the register op's name for errors.
     ///
     /// # Safety
