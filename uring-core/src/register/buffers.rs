@@ -166,7 +166,7 @@ impl Registrar<'_> {
     ///
     /// # Errors
     ///
-    /// [`Error::Register`] if `tags` and `bufs` differ in length; from the kernel as for
+    /// [`Error::Register`](crate::Error::Register) if `tags` and `bufs` differ in length; from the kernel as for
     /// [`Registrar::register_buffers`], and `EINVAL` before Linux 5.13.
     ///
     /// # Safety
@@ -193,7 +193,7 @@ impl Registrar<'_> {
     ///
     /// # Errors
     ///
-    /// [`Error::Register`] if `tags` and `bufs` differ in length; from the kernel: `ENXIO`
+    /// [`Error::Register`](crate::Error::Register) if `tags` and `bufs` differ in length; from the kernel: `ENXIO`
     /// without a buffer table, `EINVAL` past its end or for a bad iovec.
     ///
     /// # Safety

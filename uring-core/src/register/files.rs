@@ -81,7 +81,7 @@ impl Registrar<'_> {
     ///
     /// # Errors
     ///
-    /// [`Error::Register`] if `tags` and `fds` differ in length; from the kernel, as
+    /// [`Error::Register`](crate::Error::Register) if `tags` and `fds` differ in length; from the kernel, as
     /// [`Registrar::register_files_raw`] (`EBUSY`, `EBADF`), and `EINVAL` before Linux 5.13.
     ///
     /// # Safety
@@ -111,7 +111,7 @@ impl Registrar<'_> {
     ///
     /// # Errors
     ///
-    /// [`Error::Register`] if `tags` and `fds` differ in length; from the kernel: `ENXIO`
+    /// [`Error::Register`](crate::Error::Register) if `tags` and `fds` differ in length; from the kernel: `ENXIO`
     /// without a file table, `EINVAL` past its end, `EBADF` for a bad fd, and `EINVAL` before
     /// Linux 5.13.
     ///
