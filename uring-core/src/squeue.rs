@@ -421,6 +421,40 @@ impl<B: Backend> SubmissionQueue<B> {
     }
 }
 
+/// The steps of a resize ([`crate::Ring::resize`]) that touch the queue's own state.
+#[cfg(not(loom))]
+impl<B: Backend> SubmissionQueue<B> {
+    /// A handle to the backend, to call it while the queue is borrowed mutably.
+    pub(crate) fn backend_handle(&self) -> Arc<B> {
+        Arc::clone(&self.backend)
+    }
+
+    /// Whether a kernel thread polls the SQ (`IORING_SETUP_SQPOLL`).
+    pub(crate) fn is_sqpoll(&self) -> bool {
+        self.sqpoll
+    }
+
+    /// The views of the ring memory the queue uses now.
+    pub(crate) fn raw(&self) -> &RawSq {
+        &self.raw
+    }
+
+    /// Before the kernel resizes the rings: publishes every committed SQE, so that the kernel
+    /// carries it over (it copies the SQEs between its head and tail, and no others).
+    pub(crate) fn publish_for_resize(&mut self) {
+        self.publish();
+    }
+
+    /// After the resize: the queue uses `raw`, the new memory, from now on (its SQ array set
+    /// up as at setup). The positions carry over: the kernel gave the new rings the old head
+    /// and tail.
+    pub(crate) fn replace_raw(&mut self, raw: RawSq) {
+        raw.init_identity_array();
+        self.raw = raw;
+        self.sync_head();
+    }
+}
+
 /// How many rounds of [`back_off`] yield before it starts sleeping.
 const BACK_OFF_YIELDS: u32 = 16;
 

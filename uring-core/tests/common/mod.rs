@@ -62,6 +62,11 @@ impl Tally {
         self.seen.len()
     }
 
+    /// Whether a completion with this user data was seen.
+    pub fn contains(&self, user_data: u64) -> bool {
+        self.seen.contains(&user_data)
+    }
+
     /// Records one completion; panics on a duplicate or a failed NOP.
     pub fn add(&mut self, cqe: Cqe) {
         self.add_expecting(cqe, 0);
@@ -95,10 +100,22 @@ impl Tally {
 /// panics at the deadline. Enters the kernel with short timed waits so overflowed completions
 /// are flushed in.
 pub fn reap_until<B: Backend>(ring: &mut Ring<B>, tally: &mut Tally, n: usize, within: Duration) {
+    reap_until_expecting(ring, tally, n, within, |_| 0);
+}
+
+/// As [`reap_until`], each completion's result being `res(&cqe)`.
+pub fn reap_until_expecting<B: Backend>(
+    ring: &mut Ring<B>,
+    tally: &mut Tally,
+    n: usize,
+    within: Duration,
+    res: impl Fn(&Cqe) -> i32,
+) {
     let deadline = Instant::now() + within;
     while tally.count() < n {
         for cqe in ring.cq().batch() {
-            tally.add(cqe);
+            let want = res(&cqe);
+            tally.add_expecting(cqe, want);
         }
         if tally.count() >= n {
             break;
