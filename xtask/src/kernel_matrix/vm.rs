@@ -123,7 +123,7 @@ if ! mount -t ext4 /dev/vda /mnt; then
     poweroff -f
 fi
 mount -t tmpfs tmpfs /tmpfs
-export HOME=/mnt
+export HOME=/mnt RUST_BACKTRACE=1
 cd /mnt
 for pass in PASSES; do
     fs=${pass%%:*}
