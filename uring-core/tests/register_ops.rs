@@ -32,10 +32,14 @@ fn lacks<T>(test: &str, r: &Result<T, Error>, op: &str, version: &str) -> bool {
     }
 }
 
-/// Waits (up to a second) for one completion and returns `(user_data, res, flags)`.
+/// How long a released resource's tag may take: Linux 6.1 posts tags from a work item it
+/// delays by a second (`io_rsrc_node_ref_zero`: `mod_delayed_work(.., HZ)`).
+const TAG_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits (up to [`TAG_WAIT`]) for one completion and returns `(user_data, res, flags)`.
 fn next(ring: &mut Ring) -> (u64, i32, u32) {
-    ring.wait_timeout(1, Duration::from_secs(1))
-        .expect("a completion within a second");
+    ring.wait_timeout(1, TAG_WAIT)
+        .expect("a completion within TAG_WAIT");
     let cqe = ring.cq().pop().unwrap();
     (cqe.user_data(), cqe.raw_result(), cqe.raw_flags())
 }
@@ -77,9 +81,19 @@ fn tagged_files_and_buffers_post_their_tags_when_released() {
     }
     .unwrap();
     ring.register().unregister_files().unwrap();
-    let mut tags = vec![next(&mut ring), next(&mut ring)];
-    tags.sort();
-    assert_eq!(tags, [(101, 0, 0), (102, 0, 0)]);
+    // Since Linux 6.13 the table's files are released through their resource nodes, tags and
+    // all; before, unregistering just drops them (`__io_sqe_files_unregister`), and only a
+    // slot an update empties or refills posts its tag.
+    if common::kernel_at_least(6, 13) {
+        let mut tags = vec![next(&mut ring), next(&mut ring)];
+        tags.sort();
+        assert_eq!(tags, [(101, 0, 0), (102, 0, 0)]);
+    } else {
+        skip(
+            "tagged_files_and_buffers_post_their_tags_when_released",
+            "(partly) unregistering a file table posts its files' tags from Linux 6.13 on",
+        );
+    }
     assert!(ring.cq().pop().is_none(), "untagged slots post nothing");
     assert!(matches!(
         // SAFETY: nothing is registered (refused before the call).

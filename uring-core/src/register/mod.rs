@@ -40,6 +40,12 @@ impl Probe {
 /// every register op and every SQE opcode not allowed here, and every SQE whose flags are not
 /// within the allowed ones or lack a required one. An SQE refused this way completes with
 /// `-EACCES` and does nothing else.
+///
+/// Since Linux 7.0 the two kinds are separate: register ops are restricted only when the set
+/// has at least one [`Restriction::RegisterOp`], SQEs only when it has at least one of the
+/// others. Before, any restriction restricted both. To refuse every register op on every
+/// kernel, allow one that is harmless once the ring runs, such as
+/// `IORING_REGISTER_ENABLE_RINGS` (an enabled ring refuses it with `EBADFD`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Restriction {
     /// Allow this register op (`IORING_REGISTER_*`) after the ring is enabled

@@ -13,6 +13,18 @@ pub fn skip(test: &str, why: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
 }
 
+/// Whether the running kernel is at least `major.minor` (from its release), for behaviour no
+/// probe or errno shows.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
 /// Builds a ring, or reports the test skipped when the kernel refuses the setup with
 /// `EINVAL`/`EPERM`/`EOPNOTSUPP` (a flag it does not know or does not allow).
 pub fn build_or_skip(test: &str, b: &uring_core::Builder) -> Option<Ring> {
