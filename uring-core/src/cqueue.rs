@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::raw::{CqeSlots, RawCq};
 use crate::sync::Ordering;
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uring_sys as sys;
@@ -200,6 +201,31 @@ impl<B: Backend> CompletionQueue<B> {
     /// (`None`: no deadline, as [`CompletionQueue::wait`]). For callers that wait in several
     /// steps towards one deadline.
     pub fn wait_deadline(&mut self, want: u32, deadline: Option<Instant>) -> Result<u32> {
+        self.wait_entering(want, |backend, min| {
+            let timeout = match deadline {
+                Some(d) if min > 0 => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::Error::from_raw_os_error(libc::ETIME));
+                    }
+                    Some(left)
+                }
+                _ => None,
+            };
+            backend.enter(0, min, sys::IORING_ENTER_GETEVENTS, timeout)
+        })
+    }
+
+    /// The loop of every wait: until `want` completions are ready (and the kernel holds none
+    /// back), publishes the head and has `enter(backend, min)` enter the kernel to wait for
+    /// `min` of them (0: only to flush what it holds back), which ends with `ETIME` at the
+    /// caller's deadline, if any. `EINTR` is retried (with the same deadline: `enter` says
+    /// what is left of it).
+    pub(crate) fn wait_entering(
+        &mut self,
+        want: u32,
+        mut enter: impl FnMut(&B, u32) -> io::Result<u32>,
+    ) -> Result<u32> {
         self.check_process()?;
         let want = want.min(self.raw.entries);
         loop {
@@ -212,20 +238,7 @@ impl<B: Backend> CompletionQueue<B> {
             // The kernel must see every slot we have read as free before it is asked for more
             // (only differs from what it sees after a forgotten batch).
             self.publish_head();
-            let timeout = match deadline {
-                Some(d) if min > 0 => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Timeout);
-                    }
-                    Some(left)
-                }
-                _ => None,
-            };
-            match self
-                .backend
-                .enter(0, min, sys::IORING_ENTER_GETEVENTS, timeout)
-            {
+            match enter(&self.backend, min) {
                 Ok(_) if min == 0 => return Ok(self.ready()),
                 Ok(_) => {}
                 Err(e) => match e.raw_os_error() {
@@ -272,6 +285,27 @@ impl<B: Backend> CompletionQueue<B> {
         };
         flags.store(new, Ordering::Relaxed);
         true
+    }
+}
+
+/// The steps of a resize ([`crate::Ring::resize`]) that touch the queue's own state.
+#[cfg(not(loom))]
+impl<B: Backend> CompletionQueue<B> {
+    /// The views of the ring memory the queue uses now.
+    pub(crate) fn raw(&self) -> &RawCq {
+        &self.raw
+    }
+
+    /// Before the kernel resizes the rings: hands back every slot read, so that the kernel
+    /// copies only unread CQEs (and needs no more room than they take).
+    pub(crate) fn publish_for_resize(&mut self) {
+        self.publish_head();
+    }
+
+    /// After the resize: the queue reads `raw`, the new memory, from now on. Its head
+    /// carries over: the kernel gave the new rings the old head and tail.
+    pub(crate) fn replace_raw(&mut self, raw: RawCq) {
+        self.raw = raw;
     }
 }
 

@@ -66,6 +66,15 @@ pub enum Error {
     /// registered ring fds per thread). See [`crate::Registrar::register_ring_fd`].
     #[error("registered ring fd: {0}")]
     RingFd(&'static str),
+    /// A registration's argument that the kernel would refuse (or that this crate cannot
+    /// hand it safely), caught before the system call: `op` is the register op's name.
+    #[error("{op}: {why}")]
+    Register {
+        /// The register op (`"IORING_REGISTER_RESIZE_RINGS"`, ...).
+        op: &'static str,
+        /// What is wrong with the argument.
+        why: &'static str,
+    },
     /// A provided-buffer ring of a size the kernel refuses (see
     /// [`crate::BufRingMem::new`]).
     #[error("a provided-buffer ring needs a power of two in 1..=32768 entries, got {0}")]

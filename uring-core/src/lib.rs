@@ -12,9 +12,11 @@
 //! - SQEs are prepared in place: [`SubmissionQueue::reserve`] gives `n` zeroed [`Sqe`]s (all or
 //!   nothing, for chains), [`Reservation::commit`] queues them, `submit` hands them over.
 //! - Completions come as [`Cqe`]s from a [`Batch`]: the CQ head is published once per batch.
-//! - [`Ring::register`] gives typed registration (probe, restrictions, buffers, files, eventfd,
-//!   personalities, io-wq limits, the ring fd, synchronous cancel, provided-buffer rings:
-//!   [`BufRingMem`]).
+//! - [`Ring::register`] gives typed registration: every register op of the kernel (probe,
+//!   restrictions, buffers and files, eventfd, personalities, io-wq limits, the ring fd,
+//!   synchronous cancel, the wait clock, NAPI, queries, BPF filters, zero-copy receive, wait
+//!   arguments, provided-buffer rings: [`BufRingMem`]); [`Ring::resize`] resizes a live
+//!   ring's queues.
 //! - The `sim` backend (feature `test-util`) runs the same ring code over heap memory serviced
 //!   in-process, which is what Miri and loom check.
 //!

@@ -91,6 +91,56 @@ pub(crate) struct RingMemory {
     pub(crate) sqes: *mut io_uring_sqe,
 }
 
+/// The kernel's `SMP_CACHE_BYTES` on this architecture: the alignment of the SQ index array
+/// after the CQEs in the ring memory (see [`ArrayLayout`]).
+#[cfg(not(loom))]
+const SMP_CACHE_BYTES: u64 = if cfg!(target_arch = "s390x") {
+    256
+} else if cfg!(any(target_arch = "powerpc64", target_arch = "powerpc")) {
+    128
+} else {
+    64
+};
+
+/// How a kernel lays out the SQ index array after the CQEs (its `rings_size`): kernels differ
+/// for 32-byte CQEs.
+#[cfg(not(loom))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArrayLayout {
+    /// `ALIGN(cqes + cq_entries * cqe_size, SMP_CACHE_BYTES)` (Linux 7.x).
+    Linear,
+    /// `ALIGN(struct_size(rings, cqes, cq_entries) * 2, SMP_CACHE_BYTES)` with `CQE32`, the
+    /// header counted twice (Linux 6.18 and before); the same as `Linear` without `CQE32`.
+    Doubled,
+}
+
+#[cfg(not(loom))]
+impl ArrayLayout {
+    /// Which layout put the array where the kernel reported it at setup (`p`), if either
+    /// (none without an array).
+    pub(crate) fn detect(p: &io_uring_params) -> Option<ArrayLayout> {
+        if p.flags & uring_sys::IORING_SETUP_NO_SQARRAY != 0 {
+            return None;
+        }
+        [ArrayLayout::Doubled, ArrayLayout::Linear]
+            .into_iter()
+            .find(|l| l.sq_array_offset(p) == Some(p.sq_off.array))
+    }
+
+    /// Where the SQ index array is in ring memory laid out as `p` says, which a resize does not
+    /// report (`IORING_REGISTER_RESIZE_RINGS` leaves `sq_off.array` 0). `None` on overflow.
+    pub(crate) fn sq_array_offset(self, p: &io_uring_params) -> Option<u32> {
+        let cqe32 = p.flags & uring_sys::IORING_SETUP_CQE32 != 0;
+        let cqes = u64::from(p.cq_off.cqes);
+        let entries = u64::from(p.cq_entries);
+        let end = match (self, cqe32) {
+            (ArrayLayout::Doubled, true) => (cqes + entries * 16) * 2,
+            (_, _) => cqes + entries * (16 << u32::from(cqe32)),
+        };
+        u32::try_from(end.div_ceil(SMP_CACHE_BYTES) * SMP_CACHE_BYTES).ok()
+    }
+}
+
 #[cfg(not(loom))]
 impl RawSq {
     /// Computes the SQ pointers from ring memory and the offsets in `p`.
@@ -308,6 +358,77 @@ impl RawSq {
         #[cfg(loom)]
         // SAFETY: as above; loom checks the read happens after the slot's last write.
         Some(unsafe { (*cell).with(|p| p.read()) })
+    }
+}
+
+#[cfg(not(loom))]
+impl RawSq {
+    /// Whether the ring has an SQ index array (no `IORING_SETUP_NO_SQARRAY`).
+    pub(crate) fn has_array(&self) -> bool {
+        !self.array.is_null()
+    }
+
+    /// After a resize: copies the SQEs at the free-running positions `head..tail` (whole
+    /// slots: 128 bytes with `SQE128`) from `old`, the ring's previous memory, into the same
+    /// positions of this one.
+    ///
+    /// The kernel copies them itself, but until upstream commit 45cd95763e19 ("io_uring/register:
+    /// fix ring resizing with mixed/large SQEs/CQEs", 2026, taken by the stable kernels) it
+    /// copied 64 bytes from and to the wrong places for `SQE128` rings: copying again makes
+    /// every kernel's result right (and rewrites the same bytes on fixed kernels).
+    ///
+    /// # Safety
+    ///
+    /// `old` describes the ring's previous memory, still mapped, that the kernel no longer
+    /// uses; nobody else reads or writes the slots `head..tail` of either now (the kernel
+    /// consumes SQEs of this one only when entered, with no SQPOLL thread, and the caller holds
+    /// the submission queue); `old` has the same slot size; `tail - head` is at most both
+    /// rings' sizes (the kernel refuses a resize that would not hold them).
+    pub(crate) unsafe fn copy_sqes_from(&self, old: &RawSq, head: u32, tail: u32) {
+        debug_assert_eq!(self.sqe_shift, old.sqe_shift);
+        let units = 1usize << self.sqe_shift;
+        let (new_slots, old_slots) = (self.slots(), old.slots());
+        let mut i = head;
+        while i != tail {
+            // SAFETY: both slots are `units` SQE units inside their arrays (see
+            // `SqeSlots::sqe`), in different mappings, touched by no one else (the caller's
+            // contract).
+            unsafe {
+                std::ptr::copy_nonoverlapping(old_slots.sqe(i), new_slots.sqe(i), units);
+            }
+            i = i.wrapping_add(1);
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl RawCq {
+    /// After a resize: copies the CQEs at the free-running positions `head..tail` (whole
+    /// slots: 32 bytes with `CQE32`) from `old`, the ring's previous memory, into the same
+    /// positions of this one, for the reason given on [`RawSq::copy_sqes_from`] (the kernel's
+    /// own copy was wrong for `CQE32` rings).
+    ///
+    /// # Safety
+    ///
+    /// `old` describes the ring's previous memory, still mapped, that the kernel no longer
+    /// uses; `head..tail` are the positions the kernel copied (its CQ head and tail when it
+    /// swapped the rings): this ring's kernel posts new CQEs only at and past `tail` and never
+    /// reads CQEs, and the caller holds the completion queue; `old` has the same slot size;
+    /// `tail - head` is at most both rings' sizes.
+    pub(crate) unsafe fn copy_cqes_from(&self, old: &RawCq, head: u32, tail: u32) {
+        debug_assert_eq!(self.cqe_shift, old.cqe_shift);
+        let units = 1usize << self.cqe_shift;
+        let (new_slots, old_slots) = (self.slots(), old.slots());
+        let mut i = head;
+        while i != tail {
+            // SAFETY: both slots are `units` CQE units inside their arrays (see
+            // `CqeSlots::cqe_slot`), in different mappings, touched by no one else (the
+            // caller's contract).
+            unsafe {
+                std::ptr::copy_nonoverlapping(old_slots.cqe_slot(i), new_slots.cqe_slot(i), units);
+            }
+            i = i.wrapping_add(1);
+        }
     }
 }
 
@@ -548,3 +669,7 @@ impl CqeSlots {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+#[path = "raw_tests.rs"]
+mod tests;

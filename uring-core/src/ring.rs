@@ -88,9 +88,14 @@ impl<B: Backend> Ring<B> {
     /// not after [`crate::Registrar::enable_rings`] succeeded (on any thread, through this
     /// ring or its backend).
     ///
-    /// Returned by value, since the flags can change; the sizes and features never do.
+    /// Returned by value, since the flags and sizes can change (the sizes with
+    /// [`Ring::resize`](crate::Ring::resize), which the queues' capacities always match); the
+    /// features never do.
     pub fn info(&self) -> RingInfo {
         let mut info = self.info;
+        // The queues' own sizes: a resize may have changed them.
+        info.sq_entries = self.sq.capacity();
+        info.cq_entries = self.cq.capacity();
         if self.backend.enabled_since_setup() {
             info.flags.remove(SetupFlags::R_DISABLED);
         }

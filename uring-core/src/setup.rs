@@ -121,6 +121,41 @@ pub(crate) fn ring_size(requested: u32, max: u32) -> u32 {
     requested.min(max).next_power_of_two()
 }
 
+/// Refuses ring sizes the kernel would refuse (`io_uring_fill_params`), at setup and at a
+/// resize: `entries` SQ entries, `cq` CQ entries when given (else twice the SQ), with `clamp`
+/// (`IORING_SETUP_CLAMP`) or not.
+pub(crate) fn check_sizes(entries: u32, cq: Option<u32>, clamp: bool) -> Result<()> {
+    if entries == 0 {
+        return Err(Error::ZeroEntries);
+    }
+    if entries > MAX_ENTRIES && !clamp {
+        return Err(Error::TooManyEntries {
+            requested: entries,
+            max: MAX_ENTRIES,
+        });
+    }
+    if let Some(cq) = cq {
+        if cq == 0 {
+            return Err(Error::InvalidSetup("CQSIZE with 0 CQ entries"));
+        }
+        if cq > MAX_CQ_ENTRIES && !clamp {
+            return Err(Error::TooManyCqEntries {
+                requested: cq,
+                max: MAX_CQ_ENTRIES,
+            });
+        }
+        // The kernel compares the sizes it will make: each clamped to its maximum (with
+        // CLAMP; without it, larger ones were refused above), then rounded up to a power of
+        // two. So `new(10).cq_entries(9)` is two rings of 16, and fine.
+        let sq = ring_size(entries, MAX_ENTRIES);
+        let cq = ring_size(cq, MAX_CQ_ENTRIES);
+        if cq < sq {
+            return Err(Error::CqSmallerThanSq { cq, sq });
+        }
+    }
+    Ok(())
+}
+
 /// Builds a ring. Every setup flag of current kernels has a method; input the kernel would
 /// reject is refused by [`Builder::build`] first, with an error that names it.
 ///
@@ -260,36 +295,12 @@ impl Builder {
         if unknown != 0 {
             return Err(Error::UnknownSetupFlags(unknown));
         }
-        let clamp = f.contains(SetupFlags::CLAMP);
-        if self.entries == 0 {
-            return Err(Error::ZeroEntries);
-        }
-        if self.entries > MAX_ENTRIES && !clamp {
-            return Err(Error::TooManyEntries {
-                requested: self.entries,
-                max: MAX_ENTRIES,
-            });
-        }
-        if f.contains(SetupFlags::CQSIZE) {
-            let cq = self.params.cq_entries;
-            if cq == 0 {
-                return Err(Error::InvalidSetup("CQSIZE with 0 CQ entries"));
-            }
-            if cq > MAX_CQ_ENTRIES && !clamp {
-                return Err(Error::TooManyCqEntries {
-                    requested: cq,
-                    max: MAX_CQ_ENTRIES,
-                });
-            }
-            // The kernel compares the sizes it will make: each clamped to its maximum (with
-            // CLAMP; without it, larger ones were refused above), then rounded up to a power of
-            // two. So `new(10).cq_entries(9)` is two rings of 16, and fine.
-            let sq = ring_size(self.entries, MAX_ENTRIES);
-            let cq = ring_size(cq, MAX_CQ_ENTRIES);
-            if cq < sq {
-                return Err(Error::CqSmallerThanSq { cq, sq });
-            }
-        }
+        check_sizes(
+            self.entries,
+            f.contains(SetupFlags::CQSIZE)
+                .then_some(self.params.cq_entries),
+            f.contains(SetupFlags::CLAMP),
+        )?;
         if f.contains(SetupFlags::DEFER_TASKRUN) && !f.contains(SetupFlags::SINGLE_ISSUER) {
             return Err(Error::InvalidSetup(
                 "DEFER_TASKRUN needs SINGLE_ISSUER (call single_issuer())",

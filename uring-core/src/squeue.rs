@@ -202,11 +202,12 @@ impl<B: Backend> SubmissionQueue<B> {
     /// On an SQPOLL ring the kernel's poller thread frees slots on its own time, so a full
     /// queue right after [`SubmissionQueue::submit`] is normal: this publishes what is
     /// committed, wakes the poller if it sleeps with SQEs left to consume (even when there is
-    /// room already), and waits until it has consumed enough. The kernel can only wait for a
-    /// full queue to have a first free slot (`IORING_ENTER_SQ_WAIT`, Linux 5.10): while the
-    /// queue is full this blocks in the kernel; while it has room but less than `n`, this
-    /// yields and then sleeps in growing steps of up to 1 ms, instead of spinning on the
-    /// system call. On other rings the kernel consumes SQEs only while submitting, so there is
+    /// room already), and waits until it has consumed enough. It first yields the CPU a few
+    /// times (an awake poller frees slots within microseconds, without a system call here);
+    /// then, while the queue is full, it blocks in the kernel, which can only wait for a full
+    /// queue to have a first free slot (`IORING_ENTER_SQ_WAIT`, Linux 5.10); while it has
+    /// room but less than `n`, it sleeps in growing steps of up to 1 ms, instead of spinning
+    /// on the system call. On other rings the kernel consumes SQEs only while submitting, so there is
     /// nothing to wait for: this returns the free slots at once (perhaps fewer than `n`;
     /// submit first).
     ///
@@ -236,8 +237,10 @@ impl<B: Backend> SubmissionQueue<B> {
         loop {
             let free = self.free();
             let enough = free >= n;
-            // Only a full queue can be waited for in the kernel.
-            let block = !enough && free == 0;
+            // Only a full queue can be waited for in the kernel; an awake poller usually frees
+            // a slot within microseconds (it may post completions before it moves the head
+            // past their SQEs), so yield a few rounds before entering the kernel for it.
+            let block = !enough && free == 0 && round >= BACK_OFF_YIELDS;
             let mut flags = 0;
             // SQEs are queued (published above): a sleeping poller must be woken to take them,
             // whether or not we wait, or they would sit there until the next submit.
@@ -260,8 +263,9 @@ impl<B: Backend> SubmissionQueue<B> {
                 return Ok(free);
             }
             if !block {
-                // Room, but not enough: `IORING_ENTER_SQ_WAIT` would return at once (it waits
-                // only while the queue is full), so give the awake poller time instead.
+                // Not full for long yet, or room but not enough (`IORING_ENTER_SQ_WAIT` would
+                // return at once: it waits only while the queue is full): give the awake poller
+                // time instead.
                 back_off(&mut round);
             }
         }
@@ -417,6 +421,40 @@ impl<B: Backend> SubmissionQueue<B> {
     }
 }
 
+/// The steps of a resize ([`crate::Ring::resize`]) that touch the queue's own state.
+#[cfg(not(loom))]
+impl<B: Backend> SubmissionQueue<B> {
+    /// A handle to the backend, to call it while the queue is borrowed mutably.
+    pub(crate) fn backend_handle(&self) -> Arc<B> {
+        Arc::clone(&self.backend)
+    }
+
+    /// Whether a kernel thread polls the SQ (`IORING_SETUP_SQPOLL`).
+    pub(crate) fn is_sqpoll(&self) -> bool {
+        self.sqpoll
+    }
+
+    /// The views of the ring memory the queue uses now.
+    pub(crate) fn raw(&self) -> &RawSq {
+        &self.raw
+    }
+
+    /// Before the kernel resizes the rings: publishes every committed SQE, so that the kernel
+    /// carries it over (it copies the SQEs between its head and tail, and no others).
+    pub(crate) fn publish_for_resize(&mut self) {
+        self.publish();
+    }
+
+    /// After the resize: the queue uses `raw`, the new memory, from now on (its SQ array set
+    /// up as at setup). The positions carry over: the kernel gave the new rings the old head
+    /// and tail.
+    pub(crate) fn replace_raw(&mut self, raw: RawSq) {
+        raw.init_identity_array();
+        self.raw = raw;
+        self.sync_head();
+    }
+}
+
 /// How many rounds of [`back_off`] yield before it starts sleeping.
 const BACK_OFF_YIELDS: u32 = 16;
 
@@ -513,6 +551,50 @@ impl<'a, B: Backend> Reservation<'a, B> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use crate::{sys, Builder, Sqe};
+
+    /// `reserve` hands out zeroed slots, whatever they held, for small and larger reservations
+    /// and when the reservation wraps around the end of the SQE array; with `SQE128`, the whole
+    /// 128-byte slot.
+    #[test]
+    fn reserve_zeroes_every_slot_across_the_wrap() {
+        for sqe128 in [false, true] {
+            let b = Builder::new(8);
+            let mut ring = if sqe128 { b.sqe128() } else { b }.build_sim().unwrap();
+            // Dirty all 8 slots, then move the tail to slot 5.
+            for n in [8, 5] {
+                let mut r = ring.sq().reserve(n).unwrap();
+                for i in 0..n {
+                    r.get(i)
+                        .unwrap()
+                        .set_opcode(sys::IORING_OP_NOP as u8)
+                        .set_len(0xdead)
+                        .set_off(u64::MAX)
+                        .set_user_data(u64::MAX);
+                    if let Some(cmd) = r.big_cmd(i) {
+                        cmd.fill(0xab);
+                    }
+                }
+                // SAFETY: NOPs name no memory.
+                unsafe { r.commit() };
+                assert_eq!(ring.submit_and_wait(n).unwrap(), n);
+                assert_eq!(ring.cq().batch().count(), n as usize);
+            }
+            // 6 slots: 5, 6, 7, then 0, 1, 2; then 3 slots, one at a time.
+            for n in [6, 3] {
+                let mut r = ring.sq().reserve(n).unwrap();
+                for i in 0..n {
+                    let sqe: *const Sqe = r.get(i).unwrap();
+                    // SAFETY: an `Sqe` is 64 initialised bytes (plain integers and unions of
+                    // them), read through a pointer to it.
+                    let bytes = unsafe { sqe.cast::<[u8; 64]>().read() };
+                    assert_eq!(bytes, [0; 64], "sqe128={sqe128} n={n} slot {i}");
+                    if let Some(cmd) = r.big_cmd(i) {
+                        assert_eq!(*cmd, [0; 80], "sqe128={sqe128} n={n} slot {i}'s command");
+                    }
+                }
+            }
+        }
+    }
 
     /// `push` copies the SQE whole over whatever the slot held, and with `SQE128` zeroes the
     /// slot's second half (which a 64-byte `Sqe` does not cover) instead of leaving a previous

@@ -119,12 +119,17 @@ fn wait_under_a_stream_of_signals_loses_nothing() {
         unsafe { push_timeout(&mut ring, ts, i) };
     }
     push_nops(&mut ring, NOPS, u64::from(TIMEOUTS));
-    assert_eq!(ring.submit().unwrap(), TIMEOUTS + NOPS);
 
+    // Signals arrive before the timers are armed, however long the signaller takes to start
+    // (tens of ms in an emulated VM); the clock starts before the submit that arms them.
     let hits0 = hits();
-    let enters0 = ring.backend().enter_count();
     let signaller = Signaller::start(Duration::from_micros(500), Duration::from_secs(5));
+    while hits() == hits0 {
+        std::thread::yield_now();
+    }
     let started = Instant::now();
+    assert_eq!(ring.submit().unwrap(), TIMEOUTS + NOPS);
+    let enters0 = ring.backend().enter_count();
     let ready = ring.wait(TIMEOUTS + NOPS).unwrap();
     let waited = started.elapsed();
     let sent = signaller.finish();

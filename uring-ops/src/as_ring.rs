@@ -13,6 +13,10 @@ pub trait AsRing: sealed::Sealed {
     /// The kernel's ring: its fd and its registration calls.
     #[doc(hidden)]
     fn kernel(&self) -> &Kernel;
+
+    /// The library's id of the ring (what its tickets and records carry).
+    #[doc(hidden)]
+    fn ring_id(&self) -> u64;
 }
 
 impl sealed::Sealed for Uring {}
@@ -20,12 +24,20 @@ impl AsRing for Uring {
     fn kernel(&self) -> &Kernel {
         self.ring().backend()
     }
+
+    fn ring_id(&self) -> u64 {
+        self.id()
+    }
 }
 
 impl sealed::Sealed for Context {}
 impl AsRing for Context {
     fn kernel(&self) -> &Kernel {
         Context::kernel(self)
+    }
+
+    fn ring_id(&self) -> u64 {
+        self.id
     }
 }
 

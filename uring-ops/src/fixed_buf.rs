@@ -29,9 +29,11 @@ struct Pool {
     count: usize,
     /// Indices of the buffers not handed out.
     free: Mutex<Vec<u16>>,
-    /// A duplicate of the ring's fd: keeps the kernel's ring (and this registration) alive and
-    /// lets the pool unregister before it frees the memory.
-    ring: OwnedFd,
+    /// The rings whose buffer table holds the pool: the one it was registered with, first,
+    /// and those it was cloned into ([`FixedBufs::clone_into`]), each as its `Uring` id and a
+    /// duplicate of its fd, which keeps the kernel's ring (and the table) alive and lets the
+    /// pool unregister from every one of them before it frees the memory.
+    rings: Mutex<Vec<(u64, OwnedFd)>>,
     /// The process's [`uring_core::fork_generation`] when the pool was registered: a forked
     /// child's copy of the pool must not unregister the parent's buffers.
     generation: u64,
@@ -53,18 +55,24 @@ impl Drop for Pool {
             // shared), so leave it, and this copy of the memory with it.
             return;
         }
-        // SAFETY: IORING_UNREGISTER_BUFFERS takes no argument; `self.ring` is an io_uring fd.
-        let r = unsafe {
-            sys::io_uring_register(
-                self.ring.as_fd(),
-                sys::IORING_UNREGISTER_BUFFERS,
-                std::ptr::null_mut(),
-                0,
-            )
-        };
-        if r.is_ok() {
+        let rings = self.rings.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let mut all = true;
+        for (_, ring) in rings.iter() {
+            // SAFETY: IORING_UNREGISTER_BUFFERS takes no argument; `ring` is an io_uring fd.
+            let r = unsafe {
+                sys::io_uring_register(
+                    ring.as_fd(),
+                    sys::IORING_UNREGISTER_BUFFERS,
+                    std::ptr::null_mut(),
+                    0,
+                )
+            };
+            all &= r.is_ok();
+        }
+        if all {
             // SAFETY: allocated in `FixedBufs::register` with this layout; unregistered just
-            // now, and nothing else refers to it (this is the last reference to the pool).
+            // now from every ring that held it, and nothing else refers to it (this is the
+            // last reference to the pool).
             unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) };
         }
         // Otherwise the kernel may still hold the pages: leak the memory rather than free it
@@ -102,8 +110,9 @@ impl Pool {
 /// when the ring is `SINGLE_ISSUER` and the last reference is dropped on another thread: the
 /// kernel refuses registration calls from other tasks).
 ///
-/// The pool keeps its own duplicate of the ring's file descriptor, so it can unregister
-/// whatever the order of drops:
+/// The pool keeps its own duplicate of the ring's file descriptor (of each ring's, once cloned
+/// into others with [`FixedBufs::clone_into`]), so it can unregister whatever the order of
+/// drops:
 ///
 /// - **pool dropped before the ring**: with no buffer out, the pool unregisters at once; the
 ///   ring carries on without registered buffers (and may register a new pool).
@@ -210,11 +219,58 @@ impl FixedBufs {
                 size,
                 count,
                 free: Mutex::new(free),
-                ring: dup,
+                rings: Mutex::new(vec![(ring.ring_id(), dup)]),
                 // The ring's own generation: it is not inherited (checked above).
                 generation: uring_core::fork_generation(),
             }),
         })
+    }
+
+    /// Shares the pool's buffers with `ring` (`IORING_REGISTER_CLONE_BUFFERS`, Linux 6.12):
+    /// its buffer table becomes a copy of the table the pool registered, so that a
+    /// [`FixedBuf`] of the pool serves fixed ops on `ring` too. The pool then unregisters from
+    /// `ring` as well before it frees its memory, and keeps a duplicate of its fd until then.
+    ///
+    /// A [`FixedBuf`] is valid on the ring the pool was registered with and on each ring it
+    /// was cloned into, and on no other: there the kernel fails its fixed ops with `EFAULT`
+    /// (the range is in no buffer of that ring's table).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Core`]: with [`uring_core::Error::ForkedChild`] in a forked child; from the
+    /// kernel, `EBUSY` when `ring` has registered buffers already (this pool's or another's:
+    /// a ring has one table), `EEXIST` when either ring is `SINGLE_ISSUER` and owned by
+    /// another thread, `ENXIO` when the pool's table was unregistered behind its back,
+    /// `EINVAL` before Linux 6.12.
+    pub fn clone_into(&self, ring: &impl AsRing) -> Result<()> {
+        if ring.kernel().is_inherited() {
+            return Err(uring_core::Error::ForkedChild.into());
+        }
+        let dup = dup_ring_fd(ring)?;
+        let mut rings = self
+            .pool
+            .rings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let source = uring_core::CloneBuffers::from_ring(rings[0].1.as_fd());
+        // SAFETY: the cloned buffers are the pool's memory, which stays allocated until it is
+        // unregistered from every ring recorded here (`Pool::drop`), `ring` now included, or,
+        // if unregistering fails, forever; Rust code reaches a buffer only through its one
+        // `FixedBuf`.
+        unsafe { ring.kernel().register().clone_buffers(source) }?;
+        rings.push((ring.ring_id(), dup));
+        Ok(())
+    }
+
+    /// Whether the pool's buffers serve fixed ops on `ring`: it was registered with `ring` or
+    /// cloned into it ([`FixedBufs::clone_into`]).
+    pub fn is_registered_with(&self, ring: &impl AsRing) -> bool {
+        let rings = self
+            .pool
+            .rings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        rings.iter().any(|&(id, _)| id == ring.ring_id())
     }
 
     /// A free buffer (empty: length 0, capacity [`FixedBufs::buf_size`]), or `None` if all are

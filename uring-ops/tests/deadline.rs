@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::pipe;
+use common::{pipe, tagged_nop};
 use std::io::Write as _;
 use std::thread;
 use std::time::Duration;
-use uring_ops::ops::{Nop, PollAdd, PollEvents, Read};
+use uring_ops::ops::{PollAdd, PollEvents, Read};
 use uring_ops::{Context, Uring};
 
 /// Writes `data` into the pipe's write end after a short delay, from another thread, so that
@@ -77,8 +77,9 @@ fn context_wait_timeout_of_duration_max_waits_for_the_op() {
     writer.join().unwrap();
     assert_eq!(n.unwrap(), 4);
     assert_eq!(buf, b"late");
-    let nop = ctx.push(Nop::new().inject_result(3)).unwrap();
-    assert_eq!(ctx.wait_timeout(nop, Duration::MAX).unwrap().done().unwrap().unwrap(), 3);
+    let (nop, want) = tagged_nop(3);
+    let nop = ctx.push(nop).unwrap();
+    assert_eq!(ctx.wait_timeout(nop, Duration::MAX).unwrap().done().unwrap().unwrap(), want);
 }
 
 #[test]

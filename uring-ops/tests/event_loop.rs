@@ -206,7 +206,7 @@ fn run(ring: &mut impl Ring, file: &Fd, rx: &Fd, tx: OwnedFd) {
         }
     }
     assert_eq!((reads, fired, chains), (BLOCKS, TIMERS, CHAINS));
-    assert!(items >= 1 && items <= TIMERS, "{items} poll items for {TIMERS} bytes");
+    assert!((1..=TIMERS).contains(&items), "{items} poll items for {TIMERS} bytes");
     drop(poll);
 }
 

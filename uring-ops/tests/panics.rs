@@ -2,6 +2,9 @@
 //! never happened: no slot held for the op (which is dropped once, by the unwinding), no SQE
 //! queued, the in-flight count right, and the ring usable and promptly droppable afterwards.
 
+mod common;
+
+use common::tagged_nop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -71,9 +74,10 @@ fn uring_survives<T: uring_ops::Submit>(make: impl FnOnce(&Arc<AtomicUsize>) -> 
     assert_eq!(drops.load(Ordering::SeqCst), 1, "the op is dropped once");
     assert_eq!(ring.in_flight(), 0, "a phantom op is left in flight");
     // Nothing of the failed push reaches the kernel: one push, one SQE.
-    let t = ring.push(Nop::new().inject_result(5)).unwrap();
+    let (nop, want) = tagged_nop(5);
+    let t = ring.push(nop).unwrap();
     assert_eq!(ring.submit().unwrap(), 1);
-    assert_eq!(ring.wait(t).unwrap().unwrap(), 5);
+    assert_eq!(ring.wait(t).unwrap().unwrap(), want);
     assert_eq!(ring.in_flight(), 0);
     drops_promptly(ring);
 }
@@ -112,12 +116,14 @@ fn context_push_survives_a_panic_in_prepare() {
     assert_eq!(ctx.in_flight(), 0);
     // The context still works, from this thread and others (its locks were poisoned by the
     // panic, which it tolerates).
-    let t = ctx.push(Nop::new().inject_result(5)).unwrap();
-    assert_eq!(ctx.wait(t).unwrap().unwrap(), 5);
+    let (nop, want) = tagged_nop(5);
+    let t = ctx.push(nop).unwrap();
+    assert_eq!(ctx.wait(t).unwrap().unwrap(), want);
     std::thread::scope(|s| {
         s.spawn(|| {
-            let t = ctx.push(Nop::new().inject_result(6)).unwrap();
-            assert_eq!(ctx.wait(t).unwrap().unwrap(), 6);
+            let (nop, want) = tagged_nop(6);
+            let t = ctx.push(nop).unwrap();
+            assert_eq!(ctx.wait(t).unwrap().unwrap(), want);
         });
     });
     assert_eq!(ctx.in_flight(), 0);

@@ -3,15 +3,19 @@
 //! far past the end of another ring's slab, or a `Context`'s ticket, must be refused by that
 //! id before the slab is reached.
 
+mod common;
+
+use common::tagged_nop;
 use std::time::Duration;
 use uring_ops::ops::Nop;
 use uring_ops::{Context, Error, Ticket, Uring};
 
-/// Pushes `n` NOPs (growing the slab past its first chunks) and keeps the last ticket.
+/// Pushes `n` NOPs (growing the slab past its first chunks), each completing with its number
+/// where the kernel can inject a result, and keeps the last ticket.
 fn last_of(ring: &mut Uring, n: u32) -> Ticket<Nop> {
     let mut last = None;
     for i in 0..n {
-        if let Some(t) = last.replace(ring.push(Nop::new().inject_result(i as i32)).unwrap()) {
+        if let Some(t) = last.replace(ring.push(tagged_nop(i).0).unwrap()) {
             ring.detach(t);
         }
         ring.submit().unwrap();
@@ -47,7 +51,7 @@ fn a_ticket_from_another_uring_is_refused_everywhere() {
     let own = last_of(&mut fresh, 300);
     let t = last_of(&mut big, 1);
     assert!(matches!(fresh.try_take(t), Err(Error::UnknownTicket)));
-    assert_eq!(fresh.wait(own).unwrap().unwrap(), 299);
+    assert_eq!(fresh.wait(own).unwrap().unwrap(), tagged_nop(299).1);
     // The issuing ring still redeems its own.
     let t = last_of(&mut big, 1);
     assert_eq!(big.wait(t).unwrap().unwrap(), 0);
@@ -59,7 +63,7 @@ fn tickets_do_not_cross_between_uring_and_context() {
     let ctx = Context::new(128).unwrap();
     let mut ctx_last = None;
     for _ in 0..200 {
-        if let Some(t) = ctx_last.replace(ctx.push(Nop::new().inject_result(5)).unwrap()) {
+        if let Some(t) = ctx_last.replace(ctx.push(tagged_nop(5).0).unwrap()) {
             ctx.detach(t);
         }
         ctx.submit().unwrap();
@@ -74,8 +78,9 @@ fn tickets_do_not_cross_between_uring_and_context() {
     let ring_t = last_of(&mut ring, 200);
     assert!(!ctx.is_done(&ring_t));
     assert!(matches!(ctx.wait(ring_t), Err(Error::UnknownTicket)));
-    let t = ctx.push(Nop::new().inject_result(7)).unwrap();
-    assert_eq!(ctx.wait(t).unwrap().unwrap(), 7);
+    let (nop, want) = tagged_nop(7);
+    let t = ctx.push(nop).unwrap();
+    assert_eq!(ctx.wait(t).unwrap().unwrap(), want);
 }
 
 #[test]

@@ -8,8 +8,9 @@
 //!   are plain Rust integers (`__u32` is `u32`).
 //! - [`io_uring_setup`], [`io_uring_enter`], [`io_uring_enter_ext`] and [`io_uring_register`] are
 //!   thin wrappers over the syscalls that return [`std::io::Result`] carrying the kernel's errno.
-//! - [`opcode_name`] and [`feature_names`] name the UAPI's opcodes and feature bits, for the
-//!   messages and tools of every layer (generated from the bindings by the same command).
+//! - [`opcode_name`] and [`feature_names`] name the UAPI's opcodes and feature bits, and
+//!   [`REGISTER_OPS`] lists its register ops, for the messages, tools and coverage tests of every
+//!   layer (generated from the bindings by the same command).
 //!
 //! Memory safety of what the kernel does with the pointers handed to it (ring memory, buffers,
 //! iovecs) belongs to the layers above: `uring-core` for ring memory, `uring-ops` for op buffers.
@@ -30,7 +31,7 @@ pub use bindings::*;
 
 mod layout;
 mod names;
-pub use names::{feature_names, opcode_name};
+pub use names::{feature_names, opcode_name, REGISTER_OPS};
 
 // bindgen does not derive `Clone` for `io_uring_sqe`: its last union ends in a flexible array
 // (`cmd[]`). A bitwise clone is sound: the struct is plain integers.
@@ -205,6 +206,38 @@ pub unsafe fn io_uring_enter_raw(
     check(ret)
 }
 
+/// [`io_uring_register`] with a raw `fd`: `-1` for the register ops that take no ring
+/// (`IORING_REGISTER_SEND_MSG_RING`, `IORING_REGISTER_QUERY`, and the task-wide restrictions and
+/// BPF filters of newer kernels), or a registered ring index with
+/// `IORING_REGISTER_USE_REGISTERED_RING` in `opcode`.
+///
+/// # Safety
+///
+/// As for [`io_uring_register`].
+///
+/// # References
+///
+/// `io_uring_register(2)`.
+pub unsafe fn io_uring_register_raw(
+    fd: i32,
+    opcode: u32,
+    arg: *mut c_void,
+    nr_args: u32,
+) -> io::Result<u32> {
+    // SAFETY: forwarded to the caller: `arg` is valid for what `opcode` does with it; a bad
+    // `fd` is the kernel's to refuse (`EBADF`), no memory of ours is reached through it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            fd,
+            opcode as c_uint,
+            arg,
+            nr_args as c_uint,
+        )
+    };
+    check(ret)
+}
+
 /// Registers, updates or unregisters resources of a ring (`opcode` is an
 /// `IORING_REGISTER_*`/`IORING_UNREGISTER_*` value).
 ///
@@ -234,14 +267,5 @@ pub unsafe fn io_uring_register(
 ) -> io::Result<u32> {
     use std::os::fd::AsRawFd;
     // SAFETY: forwarded to the caller: `arg` is valid for what `opcode` does with it.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            fd.as_raw_fd(),
-            opcode as c_uint,
-            arg,
-            nr_args as c_uint,
-        )
-    };
-    check(ret)
+    unsafe { io_uring_register_raw(fd.as_raw_fd(), opcode, arg, nr_args) }
 }

@@ -5,7 +5,7 @@
 use crate::{run, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Checks that `apt-get` and `dpkg` exist, naming what to do instead in the error.
 pub(crate) fn require_tools(instead: &str) -> Result<()> {
@@ -23,55 +23,111 @@ pub(crate) fn require_tools(instead: &str) -> Result<()> {
 /// into `dir`, with apt's lists and cache kept under `dir/apt`. Returns the `.deb` files in
 /// `dir` afterwards.
 pub(crate) fn download(dir: &Path, suite: &str, packages: &[String]) -> Result<Vec<PathBuf>> {
-    let mirror = debian_mirror()?;
-    let apt = dir.join("apt");
-    for d in ["lists/partial", "cache/archives/partial"] {
-        fs::create_dir_all(apt.join(d)).map_err(|e| format!("creating {}: {e}", apt.display()))?;
+    Suite::update(dir, suite)?.download(dir, packages)
+}
+
+/// One suite of the machine's Debian archive, with a private apt state (lists and cache) kept
+/// under `dir/apt`: nothing is read from or written to the machine's own apt state.
+pub(crate) struct Suite {
+    name: String,
+    opts: Vec<String>,
+}
+
+impl Suite {
+    /// Creates the private state under `dir/apt` and runs `apt-get update` for `suite`.
+    pub(crate) fn update(dir: &Path, suite: &str) -> Result<Suite> {
+        let mirror = debian_mirror()?;
+        let apt = dir.join("apt");
+        for d in ["lists/partial", "cache/archives/partial"] {
+            fs::create_dir_all(apt.join(d))
+                .map_err(|e| format!("creating {}: {e}", apt.display()))?;
+        }
+        let sources = apt.join("sources.list");
+        fs::write(
+            &sources,
+            format!(
+                "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {suite} main\n"
+            ),
+        )
+        .map_err(|e| format!("writing {}: {e}", sources.display()))?;
+        let opts = vec![
+            format!("-oDir::Etc::SourceList={}", sources.display()),
+            "-oDir::Etc::SourceParts=/dev/null".to_string(),
+            format!("-oDir::State::Lists={}", apt.join("lists").display()),
+            format!("-oDir::Cache={}", apt.join("cache").display()),
+            "-oDir::State::status=/dev/null".to_string(),
+            "-oAPT::Sandbox::User=root".to_string(),
+            // Without this, `apt-get update` that cannot reach the archive exits 0 with a
+            // warning, and the failure shows up later as a confusing "Unable to locate package".
+            "-oAPT::Update::Error-Mode=any".to_string(),
+            "-qq".to_string(),
+        ];
+        run(
+            Command::new("apt-get").args(&opts).arg("update"),
+            &format!("apt-get update ({suite})"),
+        )?;
+        Ok(Suite {
+            name: suite.to_string(),
+            opts,
+        })
     }
-    let sources = apt.join("sources.list");
-    fs::write(
-        &sources,
-        format!(
-            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {suite} main\n"
-        ),
-    )
-    .map_err(|e| format!("writing {}: {e}", sources.display()))?;
-    let opts = [
-        format!("-oDir::Etc::SourceList={}", sources.display()),
-        "-oDir::Etc::SourceParts=/dev/null".to_string(),
-        format!("-oDir::State::Lists={}", apt.join("lists").display()),
-        format!("-oDir::Cache={}", apt.join("cache").display()),
-        "-oDir::State::status=/dev/null".to_string(),
-        "-oAPT::Sandbox::User=root".to_string(),
-        // Without this, `apt-get update` that cannot reach the archive exits 0 with a warning,
-        // and the failure shows up later as a confusing "Unable to locate package".
-        "-oAPT::Update::Error-Mode=any".to_string(),
-        "-qq".to_string(),
-    ];
-    run(
-        Command::new("apt-get").args(&opts).arg("update"),
-        &format!("apt-get update ({suite})"),
-    )?;
-    run(
-        Command::new("apt-get")
-            .args(&opts)
-            .arg("download")
-            .args(packages)
-            .current_dir(dir),
-        &format!("apt-get download {} from {suite}", packages.join(" ")),
-    )?;
-    let debs: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .collect();
-    if debs.is_empty() {
-        return Err(format!(
-            "apt-get download {} produced no .deb",
-            packages.join(" ")
-        ));
+
+    /// Downloads `packages` (`name` or `name=version`) into `dir`. Returns the `.deb` files in
+    /// `dir` afterwards.
+    pub(crate) fn download(&self, dir: &Path, packages: &[String]) -> Result<Vec<PathBuf>> {
+        run(
+            Command::new("apt-get")
+                .args(&self.opts)
+                .arg("download")
+                .args(packages)
+                .current_dir(dir),
+            &format!("apt-get download {} from {}", packages.join(" "), self.name),
+        )?;
+        let debs: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+            .collect();
+        if debs.is_empty() {
+            return Err(format!(
+                "apt-get download {} produced no .deb",
+                packages.join(" ")
+            ));
+        }
+        Ok(debs)
     }
-    Ok(debs)
+
+    /// The version apt would pick for `package` in this suite, and the names of the packages
+    /// it depends on (each alternative of an `a | b` counts).
+    pub(crate) fn candidate(&self, package: &str) -> Result<(String, Vec<String>)> {
+        let what = format!("apt-cache show {package} ({})", self.name);
+        let out = Command::new("apt-cache")
+            .args(&self.opts)
+            .args(["show", "--no-all-versions", package])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{what}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{what} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let version = field("Version").ok_or_else(|| format!("{what}: no Version"))?;
+        let depends = field("Depends")
+            .unwrap_or("")
+            .split([',', '|'])
+            .filter_map(|d| d.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        Ok((version.to_string(), depends))
+    }
 }
 
 /// Unpacks `deb` into `into` (`dpkg -x`).

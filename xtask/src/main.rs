@@ -5,9 +5,12 @@
 //! - `regen-bindings [--check | --update [VERSION] [--suite SUITE] | --update --headers DIR]`:
 //!   regenerate `uring-sys/src/bindings.rs` and `names.rs` from the Linux UAPI headers kept in
 //!   `uapi/` (see [`bindings`]), or replace those headers first (see [`uapi`]).
+//! - `kernel-matrix [--kernel K]... [--fs FS]... [--binary NAME]...`: run the test binaries
+//!   on each supported kernel, booted under qemu (see [`kernel_matrix`]).
 
 mod apt;
 mod bindings;
+mod kernel_matrix;
 mod names;
 mod uapi;
 
@@ -21,6 +24,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("regen-bindings") => bindings::regen_bindings(&args[1..]),
+        Some("kernel-matrix") => kernel_matrix::kernel_matrix(&args[1..]),
         Some("help") | Some("--help") | None => {
             print_help();
             Ok(())
@@ -49,7 +53,12 @@ fn print_help() {
          SUITE (default: {}), fetched with apt-get download, then regenerate\n  \
          regen-bindings --update --headers DIR\n      \
          replace uapi/ from a UAPI include tree (e.g. `make headers_install`), then\n      \
-         regenerate",
+         regenerate\n  \
+         kernel-matrix [--kernel 6.1|6.12|newest]... [--fs ext4|tmpfs]... [--binary NAME]...\n      \
+         run the workspace's test binaries on Debian's 6.1, 6.12 and newest kernels under\n      \
+         qemu (default: all three; kernels and images cached in target/kernel-matrix/)\n      \
+         --fs        where the tests' files go (TMPDIR); default: a run on each\n      \
+         --binary    only the test binaries whose source path contains NAME",
         uapi::DEFAULT_SUITE,
     );
 }

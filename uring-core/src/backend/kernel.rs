@@ -8,7 +8,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::raw::RingMemory;
+use crate::raw::{ArrayLayout, RingMemory};
 use crate::setup::{Builder, Features};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,14 +37,75 @@ pub struct Kernel {
     /// The process's [`crate::fork_generation`] at setup: a process where it differs is a
     /// forked descendant, which must not use the ring (see [`Kernel::is_inherited`]).
     generation: u64,
+    /// What `enter` compares the process's fork generation with: `generation`, or [`LOST`]
+    /// once a resize has left the ring without a mapping of its memory (see
+    /// [`Kernel::remap`]). One load either way, the same cost as a plain field.
+    gate: AtomicU64,
     /// Set once `IORING_REGISTER_ENABLE_RINGS` has succeeded through
     /// [`crate::Registrar`]: the ring no longer is disabled, whatever the setup flags say
     /// (see [`crate::Ring::info`]).
     enabled: AtomicBool,
-    sq_map: Mmap,
-    cq_map: Option<Mmap>,
-    sqe_map: Mmap,
+    /// A number no other ring of this process has had, for registrations that must be used
+    /// with this ring only (see [`crate::WaitArgs`]).
+    id: u64,
+    /// Whether the kernel maps the SQ and CQ rings as one (`IORING_FEAT_SINGLE_MMAP`).
+    single_mmap: bool,
+    /// How this kernel laid out the SQ index array at setup (`None`: no array, or a layout
+    /// this crate does not know): a resize, which does not report the array's place, needs it.
+    array_layout: Option<ArrayLayout>,
+    /// The ring memory's mappings. Read at setup and replaced by a resize, which holds both
+    /// queue halves (`&mut`), so no view into the old ones is left; the lock only keeps the
+    /// swap itself sound, since a `&Kernel` may be on other threads.
+    maps: Mutex<Maps>,
 }
+
+/// The mappings of a ring's memory: the SQ ring, the CQ ring (none when it shares the SQ
+/// ring's mapping) and the SQE array.
+#[derive(Debug)]
+pub(crate) struct Maps {
+    sq: Mmap,
+    cq: Option<Mmap>,
+    sqes: Mmap,
+}
+
+impl Maps {
+    /// Maps the rings of `fd` as `p` lays them out.
+    fn new(fd: BorrowedFd<'_>, p: &sys::io_uring_params, single: bool) -> Result<Maps> {
+        let cqe_size = std::mem::size_of::<sys::io_uring_cqe>()
+            << u32::from(p.flags & sys::IORING_SETUP_CQE32 != 0);
+        let sqe_size = std::mem::size_of::<sys::io_uring_sqe>()
+            << u32::from(p.flags & sys::IORING_SETUP_SQE128 != 0);
+        let mut sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
+        let mut cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * cqe_size;
+        if single {
+            sq_len = sq_len.max(cq_len);
+            cq_len = sq_len;
+        }
+        let sq = Mmap::new(fd, sys::IORING_OFF_SQ_RING, sq_len)?;
+        let cq = if single {
+            None
+        } else {
+            Some(Mmap::new(fd, sys::IORING_OFF_CQ_RING, cq_len)?)
+        };
+        let sqes = Mmap::new(fd, sys::IORING_OFF_SQES, p.sq_entries as usize * sqe_size)?;
+        Ok(Maps { sq, cq, sqes })
+    }
+
+    fn memory(&self) -> RingMemory {
+        let sq_ring = self.sq.ptr.as_ptr();
+        RingMemory {
+            sq_ring,
+            cq_ring: self.cq.as_ref().map_or(sq_ring, |m| m.ptr.as_ptr()),
+            sqes: self.sqes.ptr.as_ptr().cast(),
+        }
+    }
+}
+
+/// [`Kernel::gate`]'s value once the ring has lost its mapping: no fork generation reaches it.
+const LOST: u64 = u64::MAX;
+
+/// The source of [`Kernel::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,51 +151,77 @@ impl Kernel {
         let mut p = b.params;
         let fd =
             sys::io_uring_setup(b.entries, &mut p).map_err(|e| Error::os("io_uring_setup", e))?;
-        let features = Features::from_bits_retain(p.features);
-        let cqe_size = std::mem::size_of::<sys::io_uring_cqe>()
-            << u32::from(p.flags & sys::IORING_SETUP_CQE32 != 0);
-        let sqe_size = std::mem::size_of::<sys::io_uring_sqe>()
-            << u32::from(p.flags & sys::IORING_SETUP_SQE128 != 0);
-        let mut sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
-        let mut cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * cqe_size;
-        let single = features.contains(Features::SINGLE_MMAP);
-        if single {
-            sq_len = sq_len.max(cq_len);
-            cq_len = sq_len;
-        }
-        let sq_map = Mmap::new(fd.as_fd(), sys::IORING_OFF_SQ_RING, sq_len)?;
-        let cq_map = if single {
-            None
-        } else {
-            Some(Mmap::new(fd.as_fd(), sys::IORING_OFF_CQ_RING, cq_len)?)
-        };
-        let sqe_map = Mmap::new(
-            fd.as_fd(),
-            sys::IORING_OFF_SQES,
-            p.sq_entries as usize * sqe_size,
-        )?;
+        let single = Features::from_bits_retain(p.features).contains(Features::SINGLE_MMAP);
+        let array_layout = ArrayLayout::detect(&p);
+        let maps = Maps::new(fd.as_fd(), &p, single)?;
         let kernel = Kernel {
             fd,
             registered: AtomicU64::new(0),
             ring_fd_lock: Mutex::new(()),
             generation,
+            gate: AtomicU64::new(generation),
             #[cfg(any(test, feature = "test-util"))]
             enters: AtomicU64::new(0),
             enabled: AtomicBool::new(false),
-            sq_map,
-            cq_map,
-            sqe_map,
+            // Relaxed: only uniqueness matters.
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            single_mmap: single,
+            array_layout,
+            maps: Mutex::new(maps),
         };
         Ok((kernel, p))
     }
 
+    /// The ring memory as mapped now.
     pub(crate) fn memory(&self) -> RingMemory {
-        let sq_ring = self.sq_map.ptr.as_ptr();
-        RingMemory {
-            sq_ring,
-            cq_ring: self.cq_map.as_ref().map_or(sq_ring, |m| m.ptr.as_ptr()),
-            sqes: self.sqe_map.ptr.as_ptr().cast(),
+        self.lock_maps().memory()
+    }
+
+    fn lock_maps(&self) -> MutexGuard<'_, Maps> {
+        // A panic while holding it (only in `remap`, between two moves) leaves whole maps.
+        self.maps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// After `IORING_REGISTER_RESIZE_RINGS` succeeded with the layout `p`: maps the new rings,
+    /// makes them the ones [`Kernel::memory`] reports, and returns them with the old
+    /// mappings, which the caller keeps until it has copied what it needs out of them (the
+    /// kernel no longer uses them; they stay readable while mapped).
+    ///
+    /// If the new rings cannot be mapped, the ring is lost: the kernel moved to memory this
+    /// process cannot reach, so from then on every entry fails with `EBADFD` (rather than
+    /// submitting SQEs written where the kernel does not look, or waiting for completions
+    /// posted where the queues do not look), and the old mappings stay as they are.
+    pub(crate) fn remap(&self, p: &sys::io_uring_params) -> Result<(RingMemory, Maps)> {
+        match Maps::new(self.fd.as_fd(), p, self.single_mmap) {
+            Ok(new) => {
+                let memory = new.memory();
+                let old = std::mem::replace(&mut *self.lock_maps(), new);
+                Ok((memory, old))
+            }
+            Err(e) => {
+                self.mark_lost();
+                Err(e)
+            }
         }
+    }
+
+    /// Makes every later entry fail with `EBADFD`: the ring's memory is out of reach (see
+    /// [`Kernel::remap`]).
+    pub(crate) fn mark_lost(&self) {
+        // Relaxed: read by `enter` of any thread; it publishes no memory.
+        self.gate.store(LOST, Ordering::Relaxed);
+    }
+
+    /// How the kernel lays out this ring's SQ index array (see `array_layout`).
+    pub(crate) fn array_layout(&self) -> Option<ArrayLayout> {
+        self.array_layout
+    }
+
+    /// A number unique to this ring in the process.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// The index of the registered ring fd (`IORING_REGISTER_RING_FDS`), if one is
@@ -254,18 +341,6 @@ impl Backend for Kernel {
         flags: u32,
         timeout: Option<Duration>,
     ) -> io::Result<u32> {
-        if self.is_inherited() {
-            // A forked child: the kernel would consume the parent's SQEs for this process,
-            // or hand it the parent's completions (see `crate::fork`). The queues turn this
-            // into `Error::ForkedChild`. No system call is made, and none counted. Cost:
-            // a load and a comparison per system call.
-            return Err(io::Error::from_raw_os_error(libc::EPERM));
-        }
-        // Relaxed: a statistics counter; nothing is published through it. Counted only with
-        // feature `test-util`: one `lock xadd` per system call, and the counter's cache line
-        // moving between cores when both queue halves enter from two threads at once.
-        #[cfg(any(test, feature = "test-util"))]
-        self.enters.fetch_add(1, Ordering::Relaxed);
         let ts;
         let arg;
         let (flags, argp, argsz) = match timeout {
@@ -286,6 +361,50 @@ impl Backend for Kernel {
             }
             None => (flags, std::ptr::null(), 0),
         };
+        // SAFETY: the SQEs between head and tail were vouched for when committed; `argp` is
+        // null or points at `arg`/`ts`, alive for the call.
+        unsafe { self.enter_raw(to_submit, min_complete, flags, argp, argsz) }
+    }
+}
+
+impl Kernel {
+    /// `io_uring_enter` through the registered ring index on the thread that registered it,
+    /// the plain fd elsewhere; refused in a forked child (`EPERM`) and on a lost ring
+    /// (`EBADFD`, see [`Kernel::remap`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`uring_sys::io_uring_enter_raw`], for `argp`/`argsz` and what `flags` says of
+    /// them.
+    #[inline]
+    pub(crate) unsafe fn enter_raw(
+        &self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        argp: *const libc::c_void,
+        argsz: usize,
+    ) -> io::Result<u32> {
+        // Relaxed: `gate` is the setup generation (or LOST), written once; the fork handler
+        // moves the process's generation on in the child before `fork` returns there.
+        let gate = self.gate.load(Ordering::Relaxed);
+        if crate::fork::fork_generation() != gate {
+            // A forked child: the kernel would consume the parent's SQEs for this process,
+            // or hand it the parent's completions (see `crate::fork`). The queues turn this
+            // into `Error::ForkedChild`. No system call is made, and none counted. Cost:
+            // a load and a comparison per system call.
+            let errno = if gate == LOST {
+                libc::EBADFD
+            } else {
+                libc::EPERM
+            };
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        // Relaxed: a statistics counter; nothing is published through it. Counted only with
+        // feature `test-util`: one `lock xadd` per system call, and the counter's cache line
+        // moving between cores when both queue halves enter from two threads at once.
+        #[cfg(any(test, feature = "test-util"))]
+        self.enters.fetch_add(1, Ordering::Relaxed);
         // Relaxed: see `registered_index`. Index and thread come from one load, so they
         // always belong to the same registration.
         let reg = self.registered.load(Ordering::Relaxed);
@@ -293,9 +412,8 @@ impl Backend for Kernel {
         // kernel keeps the table per task, and a forked child's thread has a new id);
         // elsewhere the real fd is used. A thread without an id registered nothing.
         if reg != 0 && reg >> 32 == current_thread_id() {
-            // SAFETY: the SQEs between head and tail were vouched for when committed; `argp`
-            // is null or points at `arg`/`ts`, alive for the call.
-            let r = unsafe {
+            // SAFETY: forwarded to the caller; the index is this thread's registration.
+            return unsafe {
                 sys::io_uring_enter_raw(
                     reg as u32 as i32,
                     to_submit,
@@ -305,9 +423,8 @@ impl Backend for Kernel {
                     argsz,
                 )
             };
-            return r;
         }
-        // SAFETY: as above.
+        // SAFETY: forwarded to the caller.
         unsafe {
             sys::io_uring_enter_raw(
                 self.fd.as_raw_fd(),

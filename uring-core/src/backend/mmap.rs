@@ -9,14 +9,14 @@ use std::ptr::NonNull;
 /// A shared, read-write mapping of ring memory, unmapped on drop; recorded for the fork
 /// child handler while it lives (see `crate::fork`).
 #[derive(Debug)]
-pub(super) struct Mmap {
-    pub(super) ptr: NonNull<u8>,
+pub(crate) struct Mmap {
+    pub(crate) ptr: NonNull<u8>,
     len: usize,
     region: Option<Region>,
 }
 
 impl Mmap {
-    pub(super) fn new(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<Self> {
+    pub(crate) fn new(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<Self> {
         // SAFETY: a fresh shared mapping of the ring fd at an offset the kernel defines; the
         // result is checked before use.
         let ptr = unsafe {
@@ -46,6 +46,13 @@ impl Mmap {
                 .ok_or_else(|| Error::os("mmap", io::Error::from_raw_os_error(libc::ENOMEM)))?,
         );
         Ok(map)
+    }
+}
+
+impl Mmap {
+    /// The mapping's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 }
 

@@ -54,7 +54,7 @@ pub trait Backend: Sealed + Send + Sync + fmt::Debug + 'static {
 #[cfg(not(loom))]
 mod kernel;
 #[cfg(not(loom))]
-mod mmap;
+pub(crate) mod mmap;
 #[cfg(not(loom))]
 mod thread_id;
 

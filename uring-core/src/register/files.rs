@@ -73,6 +73,70 @@ impl Registrar<'_> {
         }
     }
 
+    /// `IORING_REGISTER_FILES2` with tags (Linux 5.13, `IORING_FEAT_RSRC_TAGS`): registers
+    /// `fds` as the ring's fixed files, as [`Registrar::register_files_raw`] (`-1` for an empty
+    /// slot), with `tags[i]` the tag of slot `i` (0: none). When the file of a tagged slot is
+    /// released (the slot is updated or the table unregistered, and no op in flight uses it
+    /// any more), the kernel posts a completion with user data `tags[i]`, result 0, flags 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Register`](crate::Error::Register) if `tags` and `fds` differ in length; from the kernel, as
+    /// [`Registrar::register_files_raw`] (`EBUSY`, `EBADF`), and `EINVAL` before Linux 5.13.
+    ///
+    /// # Safety
+    ///
+    /// Each non-zero tag becomes the user data of a completion of this ring: it must not be
+    /// one that whoever reaps the ring could take for one of its own requests' (a `uring-ops`
+    /// ring routes completions by user data alone, and would take it for an op's), as for an
+    /// SQE posting into another ring (see [`crate::Reservation::commit`]).
+    pub unsafe fn register_files_tagged(&self, fds: &[RawFd], tags: &[u64]) -> Result<()> {
+        // SAFETY: `fds` holds its length of fds, which the kernel only reads; the tags are the
+        // caller's promise (above).
+        unsafe {
+            self.register_tagged(
+                "IORING_REGISTER_FILES2",
+                sys::IORING_REGISTER_FILES2,
+                (fds.as_ptr() as u64, fds.len()),
+                tags,
+                "one tag per file is needed (tags and fds differ in length)",
+            )
+        }
+    }
+
+    /// `IORING_REGISTER_FILES_UPDATE2` (Linux 5.13): as [`Registrar::update_files_raw`] (`-1`
+    /// empties a slot, `IORING_REGISTER_FILES_SKIP` leaves it), giving each updated slot the
+    /// tag `tags[i]` (see [`Registrar::register_files_tagged`]). Returns how many slots were
+    /// updated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Register`](crate::Error::Register) if `tags` and `fds` differ in length; from the kernel: `ENXIO`
+    /// without a file table, `EINVAL` past its end, `EBADF` for a bad fd, and `EINVAL` before
+    /// Linux 5.13.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Registrar::register_files_tagged`].
+    pub unsafe fn update_files_tagged(
+        &self,
+        offset: u32,
+        fds: &[RawFd],
+        tags: &[u64],
+    ) -> Result<u32> {
+        // SAFETY: as in `register_files_tagged`.
+        unsafe {
+            self.update_tagged(
+                "IORING_REGISTER_FILES_UPDATE2",
+                sys::IORING_REGISTER_FILES_UPDATE2,
+                offset,
+                (fds.as_ptr() as u64, fds.len()),
+                tags,
+                "one tag per file is needed (tags and fds differ in length)",
+            )
+        }
+    }
+
     /// `IORING_UNREGISTER_FILES` (Linux 5.1): drops the fixed-file table (`ENXIO` if there is
     /// none).
     pub fn unregister_files(&self) -> Result<()> {

@@ -40,6 +40,12 @@ impl Probe {
 /// every register op and every SQE opcode not allowed here, and every SQE whose flags are not
 /// within the allowed ones or lack a required one. An SQE refused this way completes with
 /// `-EACCES` and does nothing else.
+///
+/// Since Linux 7.0 the two kinds are separate: register ops are restricted only when the set
+/// has at least one [`Restriction::RegisterOp`], SQEs only when it has at least one of the
+/// others. Before, any restriction restricted both. To refuse every register op on every
+/// kernel, allow one that is harmless once the ring runs, such as
+/// `IORING_REGISTER_ENABLE_RINGS` (an enabled ring refuses it with `EBADFD`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Restriction {
     /// Allow this register op (`IORING_REGISTER_*`) after the ring is enabled
@@ -74,13 +80,30 @@ impl Restriction {
     }
 }
 
+mod bpf;
 mod buffers;
 mod cancel;
+mod clock;
 mod files;
+mod msg_ring;
+mod napi;
+mod query;
+mod region;
+mod resize;
 mod ring_fd;
 mod tasks;
+mod zcrx;
 
+pub use bpf::{register_task_bpf_filter, BpfFilter};
+pub use buffers::CloneBuffers;
 pub use cancel::Cancel;
+pub use clock::Clock;
+pub use msg_ring::send_msg_ring;
+pub use napi::{Napi, NapiTracking};
+pub use query::{query_opcodes, query_scq, query_zcrx, QueryOpcodes, QueryScq, QueryZcrx};
+pub use region::WaitArgs;
+pub use resize::Resize;
+pub use zcrx::{ZcrxArea, ZcrxIfq, ZcrxIfqReg};
 
 /// Registration on a kernel ring; obtained from [`Ring::register`] or [`Kernel::register`].
 ///
@@ -111,6 +134,113 @@ impl Kernel {
 /// kernel refuses over-long tables.
 fn count(call: &'static str, len: usize) -> Result<u32> {
     u32::try_from(len).map_err(|_| Error::os(call, io::Error::from_raw_os_error(libc::EINVAL)))
+}
+
+/// `size_of::<T>()` as the `u32` some register ops take as `nr_args`.
+const fn size_u32<T>() -> u32 {
+    let n = size_of::<T>();
+    assert!(n <= u32::MAX as usize);
+    n as u32
+}
+
+/// A register op that takes no ring (`fd` -1): `IORING_REGISTER_SEND_MSG_RING`,
+/// `IORING_REGISTER_QUERY`, the task-wide BPF filters.
+///
+/// # Safety
+///
+/// As for [`Registrar::raw`].
+unsafe fn blind(
+    name: &'static str,
+    opcode: u32,
+    arg: *mut libc::c_void,
+    nr_args: u32,
+) -> Result<u32> {
+    // SAFETY: forwarded to the caller.
+    unsafe { sys::io_uring_register_raw(-1, opcode, arg, nr_args) }.map_err(|e| Error::os(name, e))
+}
+
+impl Registrar<'_> {
+    /// A tagged table registration (`IORING_REGISTER_FILES2`, `IORING_REGISTER_BUFFERS2`):
+    /// the `len` entries at `data`, `tags[i]` the tag of entry `i`; `mismatch` says what a
+    /// different number of tags is.
+    ///
+    /// # Safety
+    ///
+    /// `data` points at `len` readable entries of what `opcode` takes, valid as that op
+    /// requires; the tags are the caller's promise of [`Registrar::register_files_tagged`].
+    unsafe fn register_tagged(
+        &self,
+        name: &'static str,
+        opcode: u32,
+        (data, len): (u64, usize),
+        tags: &[u64],
+        mismatch: &'static str,
+    ) -> Result<()> {
+        if tags.len() != len {
+            return Err(Error::Register {
+                op: name,
+                why: mismatch,
+            });
+        }
+        let mut rr = sys::io_uring_rsrc_register {
+            nr: count(name, len)?,
+            data,
+            tags: tags.as_ptr() as u64,
+            ..Default::default()
+        };
+        // SAFETY: `rr` is a live `io_uring_rsrc_register` (its size as `nr_args`) naming `nr`
+        // entries and tags, which the kernel only reads; the rest is the caller's promise.
+        unsafe {
+            self.raw(
+                name,
+                opcode,
+                (&mut rr as *mut sys::io_uring_rsrc_register).cast(),
+                size_u32::<sys::io_uring_rsrc_register>(),
+            )
+        }?;
+        Ok(())
+    }
+
+    /// A tagged table update (`IORING_REGISTER_FILES_UPDATE2`, `IORING_REGISTER_BUFFERS_UPDATE`)
+    /// of the slots from `offset`, as [`Registrar::register_tagged`]; returns how many slots
+    /// were updated.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Registrar::register_tagged`].
+    unsafe fn update_tagged(
+        &self,
+        name: &'static str,
+        opcode: u32,
+        offset: u32,
+        (data, len): (u64, usize),
+        tags: &[u64],
+        mismatch: &'static str,
+    ) -> Result<u32> {
+        if tags.len() != len {
+            return Err(Error::Register {
+                op: name,
+                why: mismatch,
+            });
+        }
+        let mut up = sys::io_uring_rsrc_update2 {
+            offset,
+            data,
+            tags: tags.as_ptr() as u64,
+            nr: count(name, len)?,
+            ..Default::default()
+        };
+        // SAFETY: `up` is a live `io_uring_rsrc_update2` (its size as `nr_args`) naming `nr`
+        // entries and tags, which the kernel only reads; the rest is the caller's promise.
+        unsafe {
+            self.raw(
+                name,
+                opcode,
+                (&mut up as *mut sys::io_uring_rsrc_update2).cast(),
+                size_u32::<sys::io_uring_rsrc_update2>(),
+            )
+        }
+    }
 }
 
 impl Registrar<'_> {

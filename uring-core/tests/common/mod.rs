@@ -13,6 +13,18 @@ pub fn skip(test: &str, why: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
 }
 
+/// Whether the running kernel is at least `major.minor` (from its release), for behaviour no
+/// probe or errno shows.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
 /// Builds a ring, or reports the test skipped when the kernel refuses the setup with
 /// `EINVAL`/`EPERM`/`EOPNOTSUPP` (a flag it does not know or does not allow).
 pub fn build_or_skip(test: &str, b: &uring_core::Builder) -> Option<Ring> {
@@ -62,6 +74,11 @@ impl Tally {
         self.seen.len()
     }
 
+    /// Whether a completion with this user data was seen.
+    pub fn contains(&self, user_data: u64) -> bool {
+        self.seen.contains(&user_data)
+    }
+
     /// Records one completion; panics on a duplicate or a failed NOP.
     pub fn add(&mut self, cqe: Cqe) {
         self.add_expecting(cqe, 0);
@@ -95,10 +112,22 @@ impl Tally {
 /// panics at the deadline. Enters the kernel with short timed waits so overflowed completions
 /// are flushed in.
 pub fn reap_until<B: Backend>(ring: &mut Ring<B>, tally: &mut Tally, n: usize, within: Duration) {
+    reap_until_expecting(ring, tally, n, within, |_| 0);
+}
+
+/// As [`reap_until`], each completion's result being `res(&cqe)`.
+pub fn reap_until_expecting<B: Backend>(
+    ring: &mut Ring<B>,
+    tally: &mut Tally,
+    n: usize,
+    within: Duration,
+    res: impl Fn(&Cqe) -> i32,
+) {
     let deadline = Instant::now() + within;
     while tally.count() < n {
         for cqe in ring.cq().batch() {
-            tally.add(cqe);
+            let want = res(&cqe);
+            tally.add_expecting(cqe, want);
         }
         if tally.count() >= n {
             break;

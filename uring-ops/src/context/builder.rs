@@ -19,8 +19,10 @@ use uring_core::{sys, Builder, Kernel, Restriction, Ring, SetupFlags, SqeFlags};
 /// them, the ring is restricted: it is created disabled (`IORING_SETUP_R_DISABLED`), the
 /// allowed opcodes (perhaps none) are registered as `IORING_RESTRICTION_SQE_OP` restrictions
 /// (with every `IOSQE_*` flag allowed, and the register ops given to
-/// [`ContextBuilder::allow_register`]), and the ring is enabled: the kernel refuses any other
-/// opcode, and any other registration, with `EACCES`, and [`Context::push`] refuses an op
+/// [`ContextBuilder::allow_register`], plus `IORING_REGISTER_ENABLE_RINGS`, which an enabled
+/// ring refuses anyway: naming one register op is what makes Linux 7.0 and later refuse the
+/// others), and the ring is enabled: the kernel refuses any other opcode, and any other
+/// registration, with `EACCES`, and [`Context::push`] refuses an op
 /// that is not allowed first with [`Error::NotAllowed`], handing the op back.
 ///
 /// The context's own SQEs need two opcodes, which are therefore always registered with the
@@ -229,6 +231,13 @@ fn restrict(ring: &Ring<Kernel>, allowed: OpSet, register_ops: &[u8]) -> Result<
         .map(Restriction::SqeOp)
         .collect();
     rs.push(Restriction::SqeFlagsAllowed(SqeFlags::all()));
+    // Since Linux 7.0 the kernel restricts register ops only when the allowlist names at least
+    // one ("io_uring: track restrictions separately for IORING_OP and IORING_REGISTER"); before,
+    // any restriction refused every register op not named. Naming ENABLE_RINGS, which an
+    // enabled ring refuses anyway (EBADFD), keeps every other register op refused on both.
+    rs.push(Restriction::RegisterOp(
+        sys::IORING_REGISTER_ENABLE_RINGS as u8,
+    ));
     rs.extend(register_ops.iter().map(|&op| Restriction::RegisterOp(op)));
     let reg = ring.register();
     reg.register_restrictions(&rs)?;

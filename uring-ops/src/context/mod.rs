@@ -228,7 +228,7 @@ pub struct Context {
     info: RingInfo,
     /// The kernel's ring (its fd, for registration), which both queue halves share.
     kernel: Arc<Kernel>,
-    id: u64,
+    pub(crate) id: u64,
     /// The process's fork generation when the ring was set up: a forked child's copy of the
     /// context refuses every use before it takes a lock (see "Fork").
     generation: u64,

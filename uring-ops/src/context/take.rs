@@ -45,9 +45,8 @@ impl Context {
                 self.reap();
             }
             let taken = take_entry(&mut lock(&self.shared), &t);
-            match taken {
-                Some(out) => return out.map(Outcome::Done),
-                None => {}
+            if let Some(out) = taken {
+                return out.map(Outcome::Done);
             }
         }
         Ok(Outcome::Pending(t))

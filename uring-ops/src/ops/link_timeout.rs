@@ -16,6 +16,15 @@ op! {
     /// guarded link completes first, the timer is disarmed. Either way the timeout then leaves
     /// the chain; its own result never cancels anything.
     ///
+    /// The kernel starts the timer when the guarded link's first attempt returns. When the link
+    /// before it finished in an io-wq worker (as reads of tmpfs files do: Linux 6.12 and later
+    /// hand them all to a worker), the kernel may start the guarded link in that worker,
+    /// blocking: a read of an empty pipe or socket then waits inside that first attempt, the
+    /// timer never starts, and the chain waits until the read completes or is cancelled (seen
+    /// with a tmpfs read before a pipe read on Linux 6.1, 6.12, 6.18 and 7.3).
+    /// [`crate::SqeOptions::asynchronous`] on the guarded link avoids it: a worker waits for a
+    /// pollable file by polling, after the timer has started.
+    ///
     /// Usable only inside a chain, right after the link it guards ([`crate::Chain::link_timeout`]
     /// or [`crate::Chain::then`]): [`crate::Uring::push`] refuses it alone
     /// ([`crate::Error::LinkTimeoutAlone`]), as the first link, or right after another link

@@ -41,7 +41,8 @@ impl Default for Nop {
 impl Nop {
     /// Completes with `res` instead of 0 (`IORING_NOP_INJECT_RESULT`, Linux 6.12): a count,
     /// or a negative errno (-1 to -4095). A push refuses any other negative value with
-    /// [`Error::NotAnErrno`].
+    /// [`Error::NotAnErrno`]. Older kernels refuse the flag (6.1 refuses any NOP flag): the NOP
+    /// then fails with `EINVAL` as it is prepared, which in a chain fails the whole chain.
     pub fn inject_result(mut self, res: i32) -> Self {
         self.inject = Some(res);
         self

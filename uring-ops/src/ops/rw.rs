@@ -97,12 +97,12 @@ impl<B: IoBuf> Write<B> {
 ///
 /// The kernel uses the pages it pinned at registration instead of mapping the buffer for each
 /// read. The buffer must come from the [`crate::FixedBufs`] registered with the ring the op is
-/// pushed to; one from another ring's pool fails with `EFAULT` (the kernel checks the address
-/// range against its own registration).
+/// pushed to, or cloned into it ([`crate::FixedBufs::clone_into`]); one from another ring's
+/// pool fails with `EFAULT` (the kernel checks the address range against its own table).
 pub type ReadFixed = Read<FixedBuf>;
 
 /// [`Write`] from a registered buffer (`IORING_OP_WRITE_FIXED`, Linux 5.1); as for
-/// [`ReadFixed`], the buffer must come from the pool registered with this ring.
+/// [`ReadFixed`], the buffer must come from a pool registered with (or cloned into) this ring.
 pub type WriteFixed = Write<FixedBuf>;
 
 op! {

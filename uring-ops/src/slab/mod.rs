@@ -396,8 +396,13 @@ impl Slab {
         {
             return Completed::Stale;
         }
-        // SAFETY: the slot is live (in flight or detached); a tagged one's link is its tag.
-        let tag = (kind & QUIET == 0).then(|| unsafe { slot.link.tag });
+        // The union is read only for a tagged slot, whose link holds the tag.
+        let tag = if kind & QUIET == 0 {
+            // SAFETY: the slot is live (in flight or detached) and tagged: its link is its tag.
+            Some(unsafe { slot.link.tag })
+        } else {
+            None
+        };
         match slot.vtable.and_then(|vt| Some((vt, vt.on_cqe?))) {
             None => slot.result = pack_result(res, flags),
             Some((vt, on_cqe)) => {

@@ -15,7 +15,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use uring_core::{deadline_after, Builder, Kernel, Ring, RingInfo, SetupFlags};
+use uring_core::{deadline_after, Builder, Kernel, Resize, Ring, RingInfo, SetupFlags};
 
 /// How long dropping a ring with ops in flight waits for them after cancelling them. What has
 /// not completed by then is leaked, never freed.
@@ -221,6 +221,24 @@ impl Uring {
     /// Whether the running kernel supports `opcode` (`IORING_OP_*`).
     pub fn supports(&self, opcode: u8) -> bool {
         self.ops.supports(opcode)
+    }
+
+    /// The ring's process-unique id (the one its tickets carry).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Resizes the ring's queues, keeping every op in flight: their completions arrive in the
+    /// new CQ, and their tickets redeem as before. See [`Ring::resize`]
+    /// (`IORING_REGISTER_RESIZE_RINGS`, Linux 6.13) for the kernel's rules: only rings set up
+    /// with `DEFER_TASKRUN` (by [`Uring::with_builder`]), and only from their thread.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Ring::resize`], as [`Error::Core`]; nothing changes on an error from the
+    /// kernel.
+    pub fn resize(&mut self, new: &Resize) -> Result<RingInfo> {
+        Ok(self.ring.resize(new)?)
     }
 
     /// Ops pushed whose completions have not all arrived.

@@ -4,7 +4,9 @@
 use std::io::Write as _;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use uring_ops::{Fd, Target};
+use std::sync::OnceLock;
+use uring_ops::ops::Nop;
+use uring_ops::{Fd, Target, Uring};
 
 /// A temp file that is removed when dropped.
 pub struct TempFile {
@@ -64,6 +66,39 @@ pub fn kernel_at_least(major: u32, minor: u32) -> bool {
     (a, b) >= (major, minor)
 }
 
+/// Whether the running kernel's NOP takes `IORING_NOP_INJECT_RESULT` (Linux 6.1's refuses every
+/// NOP flag: the NOP fails with `EINVAL`). Probed once per test binary.
+pub fn nop_injects() -> bool {
+    static INJECTS: OnceLock<bool> = OnceLock::new();
+    *INJECTS.get_or_init(|| {
+        let mut ring = Uring::new(2).unwrap();
+        let t = ring.push(Nop::new().inject_result(1)).unwrap();
+        match ring.wait(t).unwrap() {
+            Ok(1) => true,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => false,
+            other => panic!("a NOP injecting 1 gave {other:?}"),
+        }
+    })
+}
+
+/// A NOP that completes with `tag` where the kernel can inject a result, else a plain one;
+/// with the result to expect from it. For tests that tell completions apart by their results
+/// where they can, and check plain NOPs where they cannot.
+pub fn tagged_nop(tag: u32) -> (Nop, u32) {
+    if nop_injects() {
+        return (Nop::new().inject_result(tag as i32), tag);
+    }
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        skip(format_args!(
+            "{}: completions told apart by injected NOP results: the running kernel's NOP \
+             refuses IORING_NOP_INJECT_RESULT (EINVAL), so they are checked as plain NOPs",
+            module_path!().trim_end_matches("::common")
+        ))
+    });
+    (Nop::new(), 0)
+}
+
 /// Reports a test that could not run here. Written straight to the process's stderr (not
 /// through `eprintln!`, which the test harness captures), so it shows in a plain `cargo test`.
 pub fn skip(why: impl std::fmt::Display) {
@@ -84,6 +119,23 @@ macro_rules! require_op {
             return;
         }
     };
+}
+
+/// Says that the part of a test that needs `IORING_NOP_INJECT_RESULT` did not run, when the
+/// kernel lacks it; evaluates to whether it has it.
+#[macro_export]
+macro_rules! nop_injects_or_skip {
+    ($what:expr) => {{
+        let injects = $crate::common::nop_injects();
+        if !injects {
+            $crate::common::skip(format_args!(
+                "{}: {}: the running kernel's NOP refuses IORING_NOP_INJECT_RESULT (EINVAL)",
+                module_path!(),
+                $what
+            ));
+        }
+        injects
+    }};
 }
 
 /// Returns from the test, saying why, when the kernel is older than `major.minor`.
