@@ -205,12 +205,20 @@ pub enum Error {
     /// (Boxed: the details would make every `Error`, hence every push's result, larger.)
     #[error("{0}")]
     OutOfRange(Box<RangeError>),
-    /// Memory could not be allocated (for a [`crate::FixedBufs`] pool): the allocator refused
-    /// `bytes` bytes. Nothing was registered.
+    /// Memory could not be allocated (for a [`crate::FixedBufs`] pool, an
+    /// [`crate::AlignedBuf`]): the allocator refused `bytes` bytes, or they cannot be asked of
+    /// it (more than `isize::MAX`). Nothing was allocated (or registered).
     #[error("out of memory: could not allocate {bytes} bytes")]
     OutOfMemory {
         /// The size of the refused allocation.
         bytes: usize,
+    },
+    /// A buffer alignment that is not a power of two (0 included) ([`crate::AlignedBuf::new`]).
+    /// `EINVAL`.
+    #[error("alignment {align} is not a power of two")]
+    BadAlignment {
+        /// The alignment given.
+        align: usize,
     },
     /// The ring layer failed.
     #[error(transparent)]
@@ -243,7 +251,8 @@ impl Error {
             | Error::FixedBufShape { .. }
             | Error::BadSockAddr { .. }
             | Error::BadArgument { .. }
-            | Error::ProvidedBufShape { .. } => libc::EINVAL,
+            | Error::ProvidedBufShape { .. }
+            | Error::BadAlignment { .. } => libc::EINVAL,
             Error::NoBufGroupId => libc::EBUSY,
             Error::InteriorNul { .. } | Error::OutOfRange { .. } => libc::EINVAL,
             Error::OutOfMemory { .. } => libc::ENOMEM,

@@ -11,7 +11,9 @@
 //!   ([`Target`]: a share of an [`Fd`], or a registered-file index) until its completion is
 //!   reaped, however late the kernel looks the descriptor up.
 //! - Buffers are anything implementing [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, ...,
-//!   and registered buffers ([`FixedBuf`], from a [`FixedBufs`] pool) for the fixed ops.
+//!   and registered buffers ([`FixedBuf`], from a [`FixedBufs`] pool) for the fixed ops;
+//!   [`AlignedBuf`] is aligned for direct I/O (`O_DIRECT`), to what the file asks
+//!   ([`DioAlign`]).
 //! - Multishot ops ([`Multishot`]) stay in flight across many completions; [`Uring::drain`]
 //!   takes what has arrived without ending them.
 //! - Receives can take their buffer from a provided-buffer ring ([`BufRing`]) as data
@@ -30,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod addr;
+mod aligned;
 mod as_ring;
 mod buf;
 mod chain;
@@ -52,6 +55,7 @@ mod slab;
 mod uring;
 
 pub use addr::SockAddr;
+pub use aligned::{AlignedBuf, DioAlign, DioSource, DIO_FALLBACK_ALIGN};
 pub use as_ring::AsRing;
 pub use buf::{IoBuf, IoBufMut};
 pub use chain::{Chain, Linked, MAX_LINKS};
