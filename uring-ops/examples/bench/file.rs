@@ -1,16 +1,14 @@
-//! The file the `read` mode reads, and the aligned buffers it reads into.
+//! The file the `read` mode reads.
 
-use std::alloc::{self, Layout};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Seek, SeekFrom, Write as _};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
-use uring_ops::{IoBuf, IoBufMut};
 
-/// Bytes per read, and the alignment of every buffer and offset (`O_DIRECT` needs the logical
-/// block size of the device; 4096 covers every common one).
+/// Bytes per read, and the alignment of every buffer and offset (`O_DIRECT` needs the file's
+/// direct-I/O alignment, `uring_ops::DioAlign`; 4096 covers every common one, and keeps every
+/// layer and every file system reading alike).
 pub const BLOCK: usize = 4096;
 
 /// Size of the temporary file made when no `--file` is given.
@@ -161,70 +159,4 @@ fn fs_name(file: &File) -> String {
         _ => return format!("file system {magic:#x}"),
     };
     name.to_string()
-}
-
-/// A 4096-byte buffer aligned to 4096 bytes, as `O_DIRECT` wants, for every layer alike.
-///
-/// (`uring-ops` has no aligned buffer type yet, so the example implements the buffer traits
-/// itself; the core and `io-uring` loops read into the same buffers through their pointers.)
-pub struct AlignedBuf {
-    ptr: NonNull<u8>,
-    /// Bytes holding data: 0 or up to [`BLOCK`].
-    len: usize,
-}
-
-const LAYOUT: Layout = match Layout::from_size_align(BLOCK, BLOCK) {
-    Ok(l) => l,
-    Err(_) => panic!("a 4096-byte block is a valid layout"),
-};
-
-impl AlignedBuf {
-    /// A zeroed buffer.
-    pub fn new() -> Self {
-        // SAFETY: the layout's size is not zero.
-        let ptr = unsafe { alloc::alloc_zeroed(LAYOUT) };
-        let Some(ptr) = NonNull::new(ptr) else {
-            alloc::handle_alloc_error(LAYOUT);
-        };
-        AlignedBuf { ptr, len: 0 }
-    }
-
-    /// The buffer's address, for the loops that write SQEs themselves.
-    pub fn addr(&mut self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, and freed only here.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), LAYOUT) };
-    }
-}
-
-// SAFETY: the buffer is a heap block owned by this value alone; nothing else points into it.
-unsafe impl Send for AlignedBuf {}
-
-// SAFETY: the heap block does not move with the value and lives until it is dropped; it is
-// valid for `BLOCK` bytes, all initialised (zeroed at allocation).
-unsafe impl IoBuf for AlignedBuf {
-    fn stable_ptr(&self) -> *const u8 {
-        self.ptr.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len
-    }
-    fn bytes_total(&self) -> usize {
-        BLOCK
-    }
-}
-
-// SAFETY: as above; only this value reaches the block, so the kernel may write all of it.
-unsafe impl IoBufMut for AlignedBuf {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-    unsafe fn set_init(&mut self, n: usize) {
-        self.len = self.len.max(n.min(BLOCK));
-    }
 }

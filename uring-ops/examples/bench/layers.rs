@@ -1,13 +1,13 @@
 //! The `core`, `ops` and `io-uring` layers' side of the loop ([`Driver`]), and the typed work
 //! (a NOP, or a read into a slot's buffer) that the `ops` and `ctx` layers push.
 
-use crate::file::{AlignedBuf, BLOCK};
+use crate::file::BLOCK;
 use crate::run::{raw_result, Driver};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 use uring_core::{sys, Builder, Ring, SqeFlags};
 use uring_ops::ops::{Nop, Read};
-use uring_ops::{FixedBuf, FixedBufs, IoBufMut, Op, Target, Uring};
+use uring_ops::{AlignedBuf, FixedBuf, FixedBufs, IoBufMut, Op, Target, Uring};
 
 /// How long an idle SQPOLL poller spins before it sleeps (it never idles during a run).
 pub const SQPOLL_IDLE: Duration = Duration::from_secs(2);
@@ -98,9 +98,11 @@ impl<B: IoBufMut> Work for Reads<B> {
     }
 }
 
-/// `depth` aligned buffers, one per slot.
-pub fn aligned_bufs(depth: u32) -> Vec<AlignedBuf> {
-    (0..depth).map(|_| AlignedBuf::new()).collect()
+/// `depth` buffers of [`BLOCK`] bytes aligned to [`BLOCK`], one per slot.
+pub fn aligned_bufs(depth: u32) -> Result<Vec<AlignedBuf>, String> {
+    (0..depth)
+        .map(|_| AlignedBuf::new(BLOCK, BLOCK).map_err(|e| format!("a read buffer: {e}")))
+        .collect()
 }
 
 /// `depth` registered buffers of 4 KiB from a pool registered with `ring`.
@@ -124,7 +126,7 @@ fn raw_read_setup(
     let Some(file) = file.filter(|_| read) else {
         return Ok((Vec::new(), -1));
     };
-    let mut bufs = aligned_bufs(depth);
+    let mut bufs = aligned_bufs(depth)?;
     let fd = file.as_raw_fd();
     if !fixed {
         return Ok((bufs, fd));
@@ -132,7 +134,7 @@ fn raw_read_setup(
     let iovecs: Vec<libc::iovec> = bufs
         .iter_mut()
         .map(|b| libc::iovec {
-            iov_base: b.addr().cast(),
+            iov_base: b.stable_mut_ptr().cast(),
             iov_len: BLOCK,
         })
         .collect();
@@ -221,7 +223,7 @@ impl<const READ: bool> Driver for Core<READ> {
             let (slot, offset) = next();
             let sqe = r.get(i).expect("reserved");
             if READ {
-                let addr = self.bufs[slot as usize].addr() as u64;
+                let addr = self.bufs[slot as usize].stable_mut_ptr() as u64;
                 sqe.set_fd(self.fd)
                     .set_addr(addr)
                     .set_len(BLOCK as u32)
@@ -429,7 +431,7 @@ impl<const READ: bool> Driver for IoUringLayer<READ> {
         for _ in 0..n {
             let (slot, offset) = next();
             let e = if READ {
-                let addr = self.bufs[slot as usize].addr();
+                let addr = self.bufs[slot as usize].stable_mut_ptr();
                 if self.fixed {
                     opcode::ReadFixed::new(types::Fixed(0), addr, BLOCK as u32, slot as u16)
                         .offset(offset)

@@ -26,9 +26,9 @@
 //!   xorshift generator. Every result is checked (0 for a NOP, 4096 for a read) and every
 //!   completion counted. One ring per thread, of `--depth` SQ entries and twice that in CQ
 //!   entries; the same file descriptor.
-//! - **buffers**: one 4 KiB buffer per slot, aligned to 4096 for `O_DIRECT`, reused by the
-//!   slot's next op: `core` and `io-uring` write its address into the SQE; `ops` and `ctx`
-//!   move it into the op and get it back with the result. With `--fixed` the same buffers
+//! - **buffers**: one 4 KiB buffer per slot (`uring_ops::AlignedBuf`), aligned to 4096 for
+//!   `O_DIRECT`, reused by the slot's next op: `core` and `io-uring` write its address into
+//!   the SQE; `ops` and `ctx` move it into the op and get it back with the result. With `--fixed` the same buffers
 //!   (for `ops`: a `FixedBufs` pool, page-aligned) are registered, with the file as
 //!   registered file 0, and the reads are `READ_FIXED`.
 //! - **queueing**: `core` reserves the batch's SQEs at once and fills them in place;
@@ -56,7 +56,7 @@ mod file;
 mod layers;
 mod run;
 
-use file::{AlignedBuf, BenchFile};
+use file::BenchFile;
 use layers::{aligned_bufs, fixed_bufs, ops_register_file, ops_ring, Core, IoUringLayer, NopWork};
 use layers::{Ops, Reads};
 use run::{drive, on_threads, result_line, share, Driver, Layer, Length, Mode, Outcome, Plan};
@@ -343,8 +343,9 @@ fn run_one(p: &Plan, fd: Option<&Fd>, progress: bool) -> Result<Outcome, String>
                     go(d, &p, i, start, c)
                 }
                 Some(fd) => {
-                    let work = Reads::new(Target::from(fd), aligned_bufs(depth));
-                    go(Ok(Ops::new(ring, work)), &p, i, start, c)
+                    let d = aligned_bufs(depth)
+                        .map(|b| Ops::new(ring, Reads::new(Target::from(fd), b)));
+                    go(d, &p, i, start, c)
                 }
             }
         }),
@@ -356,8 +357,9 @@ fn run_one(p: &Plan, fd: Option<&Fd>, progress: bool) -> Result<Outcome, String>
             match &fd {
                 None => go(Ok(ctx::Ctx1::new(ctx, NopWork)), &p, i, start, c),
                 Some(fd) => {
-                    let work = Reads::new(Target::from(fd), aligned_bufs(depth));
-                    go(Ok(ctx::Ctx1::new(ctx, work)), &p, i, start, c)
+                    let d = aligned_bufs(depth)
+                        .map(|b| ctx::Ctx1::new(ctx, Reads::new(Target::from(fd), b)));
+                    go(d, &p, i, start, c)
                 }
             }
         }),
@@ -374,8 +376,8 @@ fn run_one(p: &Plan, fd: Option<&Fd>, progress: bool) -> Result<Outcome, String>
                 Some(fd) => {
                     // One slot's work each: a share of the file and one buffer.
                     let works = (0..slots)
-                        .map(|_| Reads::new(Target::from(&fd), vec![AlignedBuf::new()]))
-                        .collect();
+                        .map(|_| aligned_bufs(1).map(|b| Reads::new(Target::from(&fd), b)))
+                        .collect::<Result<_, _>>()?;
                     let t = Arc::new(ctx::Threaded::new(ctx, p, works));
                     on_threads(threads, &label, progress, move |i, s, c| t.thread(i, s, c))
                 }
