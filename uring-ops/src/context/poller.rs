@@ -10,7 +10,7 @@ use crate::uring::queue_link_cancels;
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
-use uring_core::{CompletionQueue, Kernel, SetupFlags, SubmissionQueue};
+use uring_core::{CompletionQueue, Kernel, SubmissionQueue};
 
 /// What the threads share under the `shared` lock.
 pub(crate) struct Shared {
@@ -74,15 +74,16 @@ impl Context {
         Ok(())
     }
 
-    /// Hands queued SQEs over before a wait. On an SQPOLL ring, not if another thread holds the
-    /// SQ: every holder publishes what it commits and wakes the poller before it lets go, so
-    /// there is nothing a waiter must hand over, and the holder may itself be waiting for the
-    /// poller to make room (a push into a full SQ), which a waiter, whose op may be done
-    /// already, must not wait behind.
+    /// Hands queued SQEs over before a wait, unless another thread holds the SQ: every holder
+    /// hands over what it queued before it lets go (a push submits, a batch at its submit or
+    /// drop; on an SQPOLL ring it publishes and wakes the poller), so there is nothing a
+    /// waiter must hand over, and a waiter, whose op may be done already, must not wait
+    /// behind a batch being filled or a push waiting for the SQPOLL thread to make room. SQEs
+    /// the kernel refused for lack of room in the CQ (`EBUSY`) stay queued only while
+    /// completions wait to be reaped, so a waiter does not sleep past them: after reaping it
+    /// comes back here.
     pub(super) fn submit_before_waiting(&self) -> Result<()> {
-        if !self.info.flags.contains(SetupFlags::SQPOLL) {
-            return self.submit().map(drop);
-        }
+        self.check_process()?;
         let mut sq = match self.sq.try_lock() {
             Ok(sq) => sq,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),

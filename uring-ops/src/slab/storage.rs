@@ -122,7 +122,9 @@ pub(super) fn wrong_type<E: Entry>(slot: &Slot) -> crate::Error {
         expected: std::any::type_name::<E>(),
         found: slot
             .vtable
-            .map_or("an untagged op, whose type is not recorded", |v| (v.type_name)()),
+            .map_or("an untagged op, whose type is not recorded", |v| {
+                (v.type_name)()
+            }),
     }
 }
 

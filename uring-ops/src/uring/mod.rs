@@ -442,7 +442,11 @@ impl Uring {
     /// # Errors
     ///
     /// As for [`Uring::wait`].
-    pub fn wait_timeout<T: Submit>(&mut self, t: Ticket<T>, timeout: Duration) -> Result<Outcome<T>> {
+    pub fn wait_timeout<T: Submit>(
+        &mut self,
+        t: Ticket<T>,
+        timeout: Duration,
+    ) -> Result<Outcome<T>> {
         let deadline = deadline_after(timeout);
         if t.ring != self.id || !self.slab.is_live(t.key) {
             return Err(Error::UnknownTicket);
