@@ -383,8 +383,9 @@ fn context_registers_and_runs_fixed_buffers_like_a_uring() {
         .unwrap();
     let (n, buf) = ctx.wait(t).unwrap();
     assert_eq!((n.unwrap(), &buf[..]), (8, &[9u8; 8][..]));
-    // Information the same way as on a Uring.
+    // Information and registration the same way as on a Uring.
     let ring = Uring::new(8).unwrap();
+    ring.register().register_files(&[f.fd.as_fd()]).unwrap();
     assert_eq!(ctx.info().sq_entries, ring.info().sq_entries);
     assert_eq!(ctx.info().features, ring.info().features);
 }

@@ -340,7 +340,7 @@ impl Context {
     }
 
     /// Registration on the context's ring (files, buffers, eventfd, personalities, ...), as
-    /// [`crate::Uring::ring`]`().register()` on a `Uring`. For registered buffers the ops take,
+    /// [`crate::Uring::register`] on a `Uring`. For registered buffers the ops take,
     /// use [`crate::FixedBufs::register`], and for provided buffers [`crate::BufRing`], which
     /// take a context as they take a `Uring`.
     ///

@@ -213,6 +213,13 @@ impl Uring {
         self.ring.info()
     }
 
+    /// Registration on the ring (files, buffers, eventfd, personalities, ...), as
+    /// [`crate::Context::register`] on a context. For registered buffers the ops take, use
+    /// [`crate::FixedBufs::register`], and for provided buffers [`crate::BufRing`].
+    pub fn register(&self) -> uring_core::Registrar<'_> {
+        self.ring.register()
+    }
+
     /// The underlying ring, for its setup information, fd and registration.
     pub fn ring(&self) -> &Ring<Kernel> {
         &self.ring
