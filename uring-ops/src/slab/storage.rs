@@ -128,6 +128,14 @@ pub(super) fn wrong_type<E: Entry>(slot: &Slot) -> crate::Error {
     }
 }
 
+/// Whether the slot's vtable is `E`'s own (the same address): it surely holds an `E`. (Not
+/// conversely: a vtable may be instantiated once per codegen unit; see [`holds`].)
+#[inline]
+pub(super) fn is_vtable_of<E: Entry>(slot: &Slot) -> bool {
+    slot.vtable
+        .is_some_and(|v| std::ptr::eq(v, &Table::<E>::VTABLE))
+}
+
 /// Whether the slot's vtable says it holds an `E`, with no doubt left: it must have one.
 #[inline]
 pub(super) fn surely_holds<E: Entry>(slot: &Slot) -> bool {
