@@ -96,6 +96,28 @@ fn typed(ring: &mut Uring, batches: u64) -> u64 {
     sum
 }
 
+/// As [`typed`], through the completion path: each NOP pushed with a tag, its output redeemed
+/// from its completion record (no ticket kept).
+fn typed_records(ring: &mut Uring, batches: u64) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..batches {
+        for i in 0..BATCH {
+            let _ticket = ring
+                .push_tagged(Nop::new(), u64::from(i))
+                .expect("room for a batch");
+        }
+        ring.submit_and_wait(BATCH).expect("submit");
+        let mut n = 0;
+        while let Some(c) = ring.next_completion() {
+            let r = ring.take::<Nop>(&c).expect("a reported NOP redeems");
+            sum += u64::from(r.expect("a NOP succeeds")) + c.tag;
+            n += 1;
+        }
+        assert_eq!(n, BATCH, "a record per NOP");
+    }
+    sum
+}
+
 /// Typed 64-byte reads of `/dev/zero`, batch 32, each op's buffer reused by the next batch.
 fn typed_read(ring: &mut Uring, batches: u64) -> u64 {
     let f = uring_ops::Fd::new(std::fs::File::open("/dev/zero").expect("/dev/zero"));
@@ -128,13 +150,16 @@ fn main() {
         .collect();
     let entries = 2 * BATCH;
     match args.first().map(String::as_str) {
-        Some(mode @ ("raw" | "raw-each" | "raw-one" | "typed" | "typed-read")) => {
+        Some(
+            mode @ ("raw" | "raw-each" | "raw-one" | "typed" | "typed-records" | "typed-read"),
+        ) => {
             let batches: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
             let s = match mode {
                 "raw" => raw(&mut Builder::new(entries).build().expect("ring"), batches),
                 "raw-each" => raw_each(&mut Builder::new(entries).build().expect("ring"), batches),
                 "raw-one" => raw_one(&mut Builder::new(entries).build().expect("ring"), batches),
                 "typed-read" => typed_read(&mut Uring::new(entries).expect("ring"), batches),
+                "typed-records" => typed_records(&mut Uring::new(entries).expect("ring"), batches),
                 _ => typed(&mut Uring::new(entries).expect("ring"), batches),
             };
             black_box(s);

@@ -10,7 +10,6 @@
 //! A short read (the source shrank) fails its link, so the write is cancelled and the copy stops
 //! with the offset that failed.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -19,9 +18,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use uring_ops::ops::{Fsync, Read, Write};
-use uring_ops::{Chain, Fd, Linked, SharedBuf, Ticket, Uring};
+use uring_ops::{Chain, Fd, Linked, SharedBuf, Uring};
 
 type CopyChain = Chain<(Read<SharedBuf<Vec<u8>>>, Write<SharedBuf<Vec<u8>>>)>;
 
@@ -92,12 +91,41 @@ where
     }
 }
 
-/// One chain in flight: the ticket, where it copies, and which buffer it uses.
-struct InFlight {
-    ticket: Ticket<CopyChain>,
+/// What a chain in flight copies (kept by the index of its buffer, which is its tag).
+#[derive(Clone, Copy, Default)]
+struct Block {
     offset: u64,
     len: usize,
-    buf: usize,
+}
+
+/// The outcome of the chain that copied `len` bytes at offset `at`, as an error message if it
+/// did not copy them all.
+fn check(
+    read: Linked<(std::io::Result<usize>, SharedBuf<Vec<u8>>)>,
+    write: Linked<(std::io::Result<usize>, SharedBuf<Vec<u8>>)>,
+    at: u64,
+    len: usize,
+) -> Result<(), String> {
+    match read {
+        Linked::Ran((Ok(n), _)) if n == len => {}
+        Linked::Ran((Ok(n), _)) => {
+            return Err(format!(
+            "copy failed at offset {at}: short read ({n} of {len} bytes; did the source shrink?)"
+        ))
+        }
+        Linked::Ran((Err(e), _)) | Linked::Cancelled((Err(e), _)) => {
+            return Err(format!("copy failed at offset {at}: read: {e}"))
+        }
+        Linked::Cancelled(_) => return Err(format!("copy failed at offset {at}: read cancelled")),
+    }
+    match write {
+        Linked::Ran((Ok(n), _)) if n == len => Ok(()),
+        Linked::Ran((Ok(n), _)) => Err(format!(
+            "copy failed at offset {at}: short write ({n} of {len} bytes)"
+        )),
+        Linked::Ran((Err(e), _)) => Err(format!("copy failed at offset {at}: write: {e}")),
+        Linked::Cancelled(_) => Err(format!("copy failed at offset {at}: write cancelled")),
+    }
 }
 
 fn copy(args: &Args) -> Result<(u64, f64), String> {
@@ -132,68 +160,37 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
         .map(|_| SharedBuf::new(vec![0u8; args.block]))
         .collect();
     let mut free: Vec<usize> = (0..bufs.len()).collect();
-    let mut queue: VecDeque<InFlight> = VecDeque::new();
+    let mut blocks = vec![Block::default(); bufs.len()];
     let mut next = 0u64;
 
-    while next < size || !queue.is_empty() {
-        // Keep `depth` chains in flight.
+    while next < size || free.len() < bufs.len() {
+        // Keep `depth` chains in flight, each tagged with its buffer's index.
         while next < size {
             let Some(b) = free.pop() else { break };
             let len = block.min(size - next) as usize;
             let chain = Chain::new(Read::new(&src, bufs[b].clone(), next).len(len as u32))
                 .then(Write::new(&dst, bufs[b].clone(), next).len(len as u32));
-            let ticket = ring
-                .push(chain)
+            // The completion record brings the output back: the ticket is not needed.
+            let _ticket = ring
+                .push_tagged(chain, b as u64)
                 .map_err(|e| format!("queueing the copy at offset {next}: {e}"))?;
-            queue.push_back(InFlight {
-                ticket,
-                offset: next,
-                len,
-                buf: b,
-            });
+            blocks[b] = Block { offset: next, len };
             next += len as u64;
         }
-        ring.submit()
-            .map_err(|e| format!("submitting at offset {next}: {e}"))?;
-        let Some(oldest) = queue.pop_front() else {
-            break;
-        };
-        let (read, write) = ring
-            .wait(oldest.ticket)
-            .map_err(|e| format!("waiting at offset {}: {e}", oldest.offset))?;
-        let at = oldest.offset;
-        match read {
-            Linked::Ran((Ok(n), _)) if n == oldest.len => {}
-            Linked::Ran((Ok(n), _)) => {
-                return Err(format!(
-                "copy failed at offset {at}: short read ({n} of {} bytes; did the source shrink?)",
-                oldest.len
-            ))
-            }
-            Linked::Ran((Err(e), _)) | Linked::Cancelled((Err(e), _)) => {
-                return Err(format!("copy failed at offset {at}: read: {e}"))
-            }
-            Linked::Cancelled(_) => {
-                return Err(format!("copy failed at offset {at}: read cancelled"))
-            }
+        // Submits, and waits until at least one chain has finished.
+        ring.wait_completions(Duration::MAX)
+            .map_err(|e| format!("waiting at offset {next}: {e}"))?;
+        while let Some(c) = ring.next_completion() {
+            let b = c.tag as usize;
+            let Block { offset: at, len } = blocks[b];
+            let (read, write) = ring
+                .take::<CopyChain>(&c)
+                .map_err(|e| format!("collecting the copy at offset {at}: {e}"))?;
+            check(read, write, at, len)?;
+            // The chain's handles are dropped with its output: the buffer can take the next
+            // block.
+            free.push(b);
         }
-        match write {
-            Linked::Ran((Ok(n), _)) if n == oldest.len => {}
-            Linked::Ran((Ok(n), _)) => {
-                return Err(format!(
-                    "copy failed at offset {at}: short write ({n} of {} bytes)",
-                    oldest.len
-                ))
-            }
-            Linked::Ran((Err(e), _)) => {
-                return Err(format!("copy failed at offset {at}: write: {e}"))
-            }
-            Linked::Cancelled(_) => {
-                return Err(format!("copy failed at offset {at}: write cancelled"))
-            }
-        }
-        // The chain's handles are dropped with its output: the buffer can take the next block.
-        free.push(oldest.buf);
     }
 
     let t = ring

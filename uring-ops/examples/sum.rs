@@ -400,7 +400,10 @@ fn sum_ring(files: &[Entry], next: &AtomicUsize, depth: u32, buf: usize) -> Resu
             .map_err(|e| format!("waiting: {e}"))?;
         while let Some(c) = ring.next_completion() {
             let s = &mut slots[c.tag as usize];
-            let p = s.pending.take().ok_or("a record for a slot with nothing in flight")?;
+            let p = s
+                .pending
+                .take()
+                .ok_or("a record for a slot with nothing in flight")?;
             if let Some(p) = step(&mut ring, s, p, files, &mut sum)? {
                 s.pending = Some(p);
             } else {
@@ -440,7 +443,10 @@ fn start(
         s.offset = 0;
         s.pending = Some(if want == e.len {
             let chain = Chain::new(open).then(read).then_hard(Close::slot(slot));
-            Pending::Whole(ring.push_tagged(chain, s.tag()).map_err(|e| format!("queueing: {e}"))?)
+            Pending::Whole(
+                ring.push_tagged(chain, s.tag())
+                    .map_err(|e| format!("queueing: {e}"))?,
+            )
         } else {
             Pending::Head(
                 ring.push_tagged(Chain::new(open).then(read), s.tag())
@@ -541,9 +547,15 @@ fn step(
     let read = Read::new(s.fixed, buf, s.offset).len(want as u32);
     Ok(Some(if want == left {
         let chain = Chain::new(read).then_hard(Close::slot(s.fixed));
-        Pending::Tail(ring.push_tagged(chain, s.tag()).map_err(|e| format!("queueing: {e}"))?)
+        Pending::Tail(
+            ring.push_tagged(chain, s.tag())
+                .map_err(|e| format!("queueing: {e}"))?,
+        )
     } else {
-        Pending::Middle(ring.push_tagged(read, s.tag()).map_err(|e| format!("queueing: {e}"))?)
+        Pending::Middle(
+            ring.push_tagged(read, s.tag())
+                .map_err(|e| format!("queueing: {e}"))?,
+        )
     }))
 }
 

@@ -62,7 +62,14 @@ pub struct Completion {
 impl Completion {
     /// A record of ring `ring` (its full id; the low half is kept).
     #[inline]
-    pub(crate) fn new(ring: u64, key: u64, tag: u64, res: i32, flags: u32, item: Option<u32>) -> Self {
+    pub(crate) fn new(
+        ring: u64,
+        key: u64,
+        tag: u64,
+        res: i32,
+        flags: u32,
+        item: Option<u32>,
+    ) -> Self {
         Completion {
             key,
             tag,

@@ -2,9 +2,9 @@
 //! (`IORING_REGISTER_BUFFERS`), for [`crate::ops::ReadFixed`] and [`crate::ops::WriteFixed`].
 //! Why the memory outlives everything that can reach it: see [`FixedBufs`].
 
+use crate::as_ring::{dup_ring_fd, AsRing};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::error::{Error, Result};
-use crate::as_ring::{dup_ring_fd, AsRing};
 use std::alloc::{self, Layout};
 use std::fmt;
 use std::ops::{Deref, DerefMut};

@@ -341,4 +341,3 @@ fn push_waits_for_the_sqpoll_thread_to_make_room() {
     }
     assert_eq!(ring.in_flight(), 0);
 }
-

@@ -9,9 +9,7 @@ use std::io::{Read as _, Write as _};
 use std::os::fd::AsFd;
 use std::time::Duration;
 use uring_ops::ops::{AsyncCancel, Nop, PollAdd, PollEvents, Read, ReadFixed, Timeout};
-use uring_ops::{
-    Chain, Completion, Context, Error, FixedBufs, Linked, Multishot, Outcome, Uring,
-};
+use uring_ops::{Chain, Completion, Context, Error, FixedBufs, Linked, Multishot, Outcome, Uring};
 
 /// Every record queued so far on `ring`, waiting for at least `n` (at most 5 s).
 fn records(ring: &mut Uring, n: usize) -> Vec<Completion> {
@@ -19,7 +17,11 @@ fn records(ring: &mut Uring, n: usize) -> Vec<Completion> {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while got.len() < n {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(!left.is_zero(), "{} of {n} records in 5 s: {got:?}", got.len());
+        assert!(
+            !left.is_zero(),
+            "{} of {n} records in 5 s: {got:?}",
+            got.len()
+        );
         ring.wait_completions_into(&mut got, left).unwrap();
     }
     got
@@ -111,7 +113,10 @@ fn a_record_redeems_only_as_its_own_type_and_only_on_its_ring() {
     ring.reap();
     let mut forged = c;
     forged.key = t.user_data();
-    assert!(matches!(ring.take::<Nop>(&forged), Err(Error::WrongType { .. })));
+    assert!(matches!(
+        ring.take::<Nop>(&forged),
+        Err(Error::WrongType { .. })
+    ));
     assert_eq!(ring.try_take(t).unwrap().done().unwrap().unwrap(), 0);
 }
 
@@ -216,11 +221,12 @@ fn multishot_items_come_as_records_and_are_taken_once() {
         Err(Error::NotAnItem)
     ));
     let out = ring.take::<Multishot<PollAdd>>(&fin).unwrap();
-    assert_eq!(out.items.len(), items.len() - 2, "the untaken ones, each once");
     assert_eq!(
-        out.last.unwrap_err().raw_os_error(),
-        Some(libc::ECANCELED)
+        out.items.len(),
+        items.len() - 2,
+        "the untaken ones, each once"
     );
+    assert_eq!(out.last.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
     // Its items went with the output.
     assert!(matches!(
         ring.take_item::<PollAdd>(&items[1]),
@@ -235,10 +241,7 @@ fn waiting_for_records_times_out_and_untagged_completions_do_not_end_it() {
     let mut ring = Uring::new(8).unwrap();
     let nop = ring.push(Nop::new()).unwrap();
     let start = std::time::Instant::now();
-    assert_eq!(
-        ring.wait_completions(Duration::from_millis(30)).unwrap(),
-        0
-    );
+    assert_eq!(ring.wait_completions(Duration::from_millis(30)).unwrap(), 0);
     assert!(start.elapsed() >= Duration::from_millis(30));
     // The untagged NOP completed meanwhile, and was routed to its op.
     assert!(ring.is_done(&nop));
@@ -279,7 +282,11 @@ fn context_records_redeem_under_one_lock_or_one_by_one() {
     let ctx = Context::new(32).unwrap();
     let mut batch = ctx.batch().unwrap();
     for i in 0..16u64 {
-        drop(batch.push_tagged(Nop::new().inject_result(i as i32), i).unwrap());
+        drop(
+            batch
+                .push_tagged(Nop::new().inject_result(i as i32), i)
+                .unwrap(),
+        );
     }
     assert_eq!(batch.queued(), 16);
     assert_eq!(batch.submit().unwrap(), 16);
@@ -325,18 +332,26 @@ fn context_multishot_items_by_record_and_by_ticket() {
         .push_tagged(PollAdd::new(&rx, PollEvents::IN).multishot(), 5)
         .unwrap();
     tx.write_all(b"a").unwrap();
-    let got = ctx.wait_completions_timeout(Duration::from_secs(5)).unwrap();
+    let got = ctx
+        .wait_completions_timeout(Duration::from_secs(5))
+        .unwrap();
     assert!(!got.is_empty(), "no item in 5 s");
     let c = got[0];
     assert!(c.more);
-    assert!(ctx.take_item::<PollAdd>(&c).unwrap().unwrap().contains(PollEvents::IN));
+    assert!(ctx
+        .take_item::<PollAdd>(&c)
+        .unwrap()
+        .unwrap()
+        .contains(PollEvents::IN));
     rx_file.read_exact(&mut [0u8; 1]).unwrap();
     // By ticket: drain and wait_items, as on a Uring.
     tx.write_all(b"b").unwrap();
     let items = ctx.wait_items(&t, Duration::from_secs(5)).unwrap();
     assert!(!items.is_empty());
     // The records of items drained by ticket find them gone.
-    let recs = ctx.wait_completions_timeout(Duration::from_secs(5)).unwrap();
+    let recs = ctx
+        .wait_completions_timeout(Duration::from_secs(5))
+        .unwrap();
     for c in &recs {
         assert!(matches!(ctx.take_item::<PollAdd>(c), Err(Error::ItemTaken)));
     }
@@ -368,8 +383,9 @@ fn context_registers_and_runs_fixed_buffers_like_a_uring() {
         .unwrap();
     let (n, buf) = ctx.wait(t).unwrap();
     assert_eq!((n.unwrap(), &buf[..]), (8, &[9u8; 8][..]));
-    // Information the same way as on a Uring.
+    // Information and registration the same way as on a Uring.
     let ring = Uring::new(8).unwrap();
+    ring.register().register_files(&[f.fd.as_fd()]).unwrap();
     assert_eq!(ctx.info().sq_entries, ring.info().sq_entries);
     assert_eq!(ctx.info().features, ring.info().features);
 }

@@ -15,11 +15,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use uring_ops::Outcome;
 use uring_ops::core::{Builder as CoreBuilder, Error as CoreError, SetupFlags as CoreSetupFlags};
 use uring_ops::ops::{
     Fallocate, FallocateMode, Fsync, Nop, PollAdd, PollEvents, Read, Readv, Write, Writev,
 };
+use uring_ops::Outcome;
 use uring_ops::{Completion, Context, ContextBuilder, Error, Fd, Op, DROP_DRAIN_TIMEOUT};
 
 /// Runs `f` on its own thread and fails the test if it takes longer than `limit`.
@@ -538,7 +538,9 @@ fn ticket_waited_from_another_thread() {
         let t = ctx.push(Read::new(&rx_fd, vec![0u8; 5], 0)).unwrap();
         let t = ctx
             .wait_timeout(t, Duration::from_millis(30))
-            .unwrap().pending().unwrap();
+            .unwrap()
+            .pending()
+            .unwrap();
         assert!(!ctx.is_done(&t));
         assert_eq!(ctx.in_flight(), 1);
         let waiter = {
@@ -782,7 +784,9 @@ fn ops_belong_to_the_thread_that_pushed_them() {
         });
         let orphan = ctx
             .wait_timeout(orphan, Duration::from_millis(20))
-            .unwrap().pending().unwrap();
+            .unwrap()
+            .pending()
+            .unwrap();
         tx_file.write_all(b"left").unwrap();
         let (n, _) = ctx.wait(orphan).unwrap();
         assert_eq!(n.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
@@ -920,7 +924,9 @@ fn sqpoll_ops_outlive_the_thread_that_pushed_them() {
         });
         let orphan = ctx
             .wait_timeout(orphan, Duration::from_millis(20))
-            .unwrap().pending().unwrap();
+            .unwrap()
+            .pending()
+            .unwrap();
         tx_file.write_all(b"kept").unwrap();
         let (n, buf) = ctx.wait(orphan).unwrap();
         assert_eq!((n.unwrap(), &buf[..]), (4, &b"kept"[..]));

@@ -79,7 +79,14 @@ fn context_wait_timeout_of_duration_max_waits_for_the_op() {
     assert_eq!(buf, b"late");
     let (nop, want) = tagged_nop(3);
     let nop = ctx.push(nop).unwrap();
-    assert_eq!(ctx.wait_timeout(nop, Duration::MAX).unwrap().done().unwrap().unwrap(), want);
+    assert_eq!(
+        ctx.wait_timeout(nop, Duration::MAX)
+            .unwrap()
+            .done()
+            .unwrap()
+            .unwrap(),
+        want
+    );
 }
 
 #[test]

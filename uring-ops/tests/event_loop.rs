@@ -115,8 +115,11 @@ fn run(ring: &mut impl Ring, file: &Fd, rx: &Fd, tx: OwnedFd) {
     }
     for i in 0..CHAINS {
         let off = (BLOCKS + i) * BLOCK as u64;
-        let chain = Chain::new(Write::new(file, block(100 + i), off))
-            .then(Read::new(file, Vec::with_capacity(BLOCK), off));
+        let chain = Chain::new(Write::new(file, block(100 + i), off)).then(Read::new(
+            file,
+            Vec::with_capacity(BLOCK),
+            off,
+        ));
         drop(ring.push(chain, tag(CHAIN, i)));
         live.insert(tag(CHAIN, i), "chain");
     }
@@ -160,13 +163,19 @@ fn run(ring: &mut impl Ring, file: &Fd, rx: &Fd, tx: OwnedFd) {
                 assert!(n > 0 || (n < 0 && again), "read of the pipe: {n}");
                 continue;
             }
-            assert!(live.remove(&c.tag).is_some(), "reported twice or never pushed: {c:?}");
+            assert!(
+                live.remove(&c.tag).is_some(),
+                "reported twice or never pushed: {c:?}"
+            );
             match kind {
                 WRITE => {
                     let (n, buf) = ring.take::<Write<Vec<u8>>>(c).unwrap();
                     assert_eq!((n.unwrap(), buf), (BLOCK, block(i)));
                     let off = i * BLOCK as u64;
-                    drop(ring.push(Read::new(file, Vec::with_capacity(BLOCK), off), tag(READ, i)));
+                    drop(ring.push(
+                        Read::new(file, Vec::with_capacity(BLOCK), off),
+                        tag(READ, i),
+                    ));
                     live.insert(tag(READ, i), "read");
                 }
                 READ => {
@@ -182,7 +191,9 @@ fn run(ring: &mut impl Ring, file: &Fd, rx: &Fd, tx: OwnedFd) {
                     poked += 1;
                 }
                 CHAIN => {
-                    let (w, r) = ring.take::<Chain<(Write<Vec<u8>>, Read<Vec<u8>>)>>(c).unwrap();
+                    let (w, r) = ring
+                        .take::<Chain<(Write<Vec<u8>>, Read<Vec<u8>>)>>(c)
+                        .unwrap();
                     let (Linked::Ran((wn, _)), Linked::Ran((rn, buf))) = (w, r) else {
                         panic!("a link was cancelled: chain {i}");
                     };
@@ -206,7 +217,10 @@ fn run(ring: &mut impl Ring, file: &Fd, rx: &Fd, tx: OwnedFd) {
         }
     }
     assert_eq!((reads, fired, chains), (BLOCKS, TIMERS, CHAINS));
-    assert!((1..=TIMERS).contains(&items), "{items} poll items for {TIMERS} bytes");
+    assert!(
+        (1..=TIMERS).contains(&items),
+        "{items} poll items for {TIMERS} bytes"
+    );
     drop(poll);
 }
 
@@ -238,6 +252,14 @@ fn an_event_loop_on_a_context_runs_on_records_alone() {
     require_kernel!(5, 13, "multishot poll (IORING_POLL_ADD_MULTI)");
     let f = common::temp_file("event-loop-context", &[]);
     let (rx, tx) = nonblocking_pipe();
-    run(&mut Batched { ctx: &ctx, batch: None }, &f.fd, &rx, tx);
+    run(
+        &mut Batched {
+            ctx: &ctx,
+            batch: None,
+        },
+        &f.fd,
+        &rx,
+        tx,
+    );
     assert_eq!(ctx.in_flight(), 0);
 }

@@ -11,9 +11,9 @@ mod common;
 use common::pipe;
 use std::thread;
 use std::time::{Duration, Instant};
-use uring_ops::Outcome;
 use uring_ops::ops::{LinkTimeout, LinkTimeoutOutcome, Read, Timeout, TimeoutFired};
 use uring_ops::Fd;
+use uring_ops::Outcome;
 use uring_ops::{Chain, Context, Linked, Uring};
 
 /// The chain of the tests: a read of a pipe nobody writes, with a 10 ms link timeout.
@@ -64,7 +64,9 @@ fn a_context_chain_pushed_by_an_exited_thread_completes() {
     let start = Instant::now();
     match ctx.wait_timeout(t, Duration::from_secs(5)) {
         Ok(Outcome::Done(out)) => check("Context", out, start.elapsed()),
-        Ok(Outcome::Pending(_)) => panic!("the chain did not complete in 5 s: its read was never cancelled"),
+        Ok(Outcome::Pending(_)) => {
+            panic!("the chain did not complete in 5 s: its read was never cancelled")
+        }
         Err(e) => panic!("{e}"),
     }
     assert_eq!(ctx.in_flight(), 0);
@@ -85,7 +87,9 @@ fn a_uring_chain_submitted_by_an_exited_thread_completes() {
     let start = Instant::now();
     match ring.wait_timeout(t, Duration::from_secs(5)) {
         Ok(Outcome::Done(out)) => check("Uring", out, start.elapsed()),
-        Ok(Outcome::Pending(_)) => panic!("the chain did not complete in 5 s: its read was never cancelled"),
+        Ok(Outcome::Pending(_)) => {
+            panic!("the chain did not complete in 5 s: its read was never cancelled")
+        }
         Err(e) => panic!("{e}"),
     }
     assert_eq!(ring.in_flight(), 0);
@@ -130,7 +134,11 @@ fn a_read_of_an_exited_thread_is_cancelled_when_its_pipe_becomes_ready() {
         other => panic!("the read completed before its pipe was written: {other:?}"),
     };
     std::io::Write::write_all(&mut std::fs::File::from(tx), b"data").unwrap();
-    let (res, buf) = ctx.wait_timeout(t, Duration::from_secs(5)).unwrap().done().unwrap();
+    let (res, buf) = ctx
+        .wait_timeout(t, Duration::from_secs(5))
+        .unwrap()
+        .done()
+        .unwrap();
     assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
     assert!(buf.is_empty(), "{buf:?}");
 }
@@ -140,6 +148,10 @@ fn a_read_of_an_exited_thread_is_cancelled_when_its_pipe_becomes_ready() {
 fn a_timeout_of_an_exited_thread_fires() {
     let ctx = Context::new(8).unwrap();
     let t = push_from_exiting_thread(&ctx, Timeout::new(Duration::from_millis(20)));
-    let fired = ctx.wait_timeout(t, Duration::from_secs(5)).unwrap().done().unwrap();
+    let fired = ctx
+        .wait_timeout(t, Duration::from_secs(5))
+        .unwrap()
+        .done()
+        .unwrap();
     assert_eq!(fired.unwrap(), TimeoutFired::Expired);
 }

@@ -20,9 +20,9 @@ use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use uring_ops::Outcome;
 use uring_ops::core::Builder;
 use uring_ops::ops::{Nop, Read};
+use uring_ops::Outcome;
 use uring_ops::{Context, Error, Fd, Ticket, Uring};
 
 /// One fork at a time in this process.
@@ -38,11 +38,8 @@ trait TestRing: Sized {
     /// Pushes a NOP and detaches its ticket.
     fn push_nop(&mut self) -> Result<(), Error>;
     fn submit(&mut self) -> Result<u32, Error>;
-    fn wait_timeout(
-        &mut self,
-        t: ReadTicket,
-        d: Duration,
-    ) -> Result<Outcome<Read<Vec<u8>>>, Error>;
+    fn wait_timeout(&mut self, t: ReadTicket, d: Duration)
+        -> Result<Outcome<Read<Vec<u8>>>, Error>;
 }
 
 impl TestRing for Uring {

@@ -93,9 +93,9 @@ use std::io::{self, Write as _};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use uring_ops::Outcome;
 use uring_ops::core::Sqe;
 use uring_ops::ops::{AsyncCancel, LinkTimeout, LinkTimeoutOutcome, Nop, Read};
+use uring_ops::Outcome;
 use uring_ops::{Chain, Error, Fd, Linked, Links, Op, Target, Ticket, Uring};
 
 const FILE_LEN: usize = 200;

@@ -6,8 +6,8 @@ use common::pipe;
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsFd;
 use std::time::Duration;
-use uring_ops::Outcome;
 use uring_ops::ops::{PollAdd, PollEvents, PollRemove};
+use uring_ops::Outcome;
 use uring_ops::Uring;
 
 #[test]

@@ -3,8 +3,8 @@
 mod common;
 
 use std::time::{Duration, Instant};
-use uring_ops::Outcome;
 use uring_ops::ops::{Clock, Nop, Timeout, TimeoutFired, TimeoutRemove};
+use uring_ops::Outcome;
 use uring_ops::Uring;
 
 const ASKED: Duration = Duration::from_millis(50);

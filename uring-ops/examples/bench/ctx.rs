@@ -10,7 +10,7 @@ use crate::file::BLOCK;
 use crate::layers::{builder, Work};
 use crate::run::{bad_result, thread_cpu, Done, Driver, Mode, Offsets, Plan};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{mpsc, Barrier, Mutex, PoisonError};
+use std::sync::{Barrier, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use uring_core::MAX_CQ_ENTRIES;
 use uring_ops::{Context, ContextBuilder};
@@ -97,8 +97,9 @@ pub struct Threaded<W: Work> {
     /// Slot `pusher * depth + i`; its tag is its index.
     slots: Vec<Mutex<Slot<W>>>,
     /// Freed slots, back to their pusher.
-    to_pusher: Vec<mpsc::Sender<u32>>,
-    from_reapers: Vec<Mutex<Option<mpsc::Receiver<u32>>>>,
+    /// Freed slots, back to their pusher: handed over a reaper's round at a time, with one
+    /// wake-up per pusher per round.
+    returned: Vec<Returned>,
     pushed: AtomicU64,
     completed: AtomicU64,
     pushers_left: AtomicU32,
@@ -115,12 +116,6 @@ impl<W: Work> Threaded<W> {
     /// slot each: `depth` per pusher, in order).
     pub fn new(ctx: Context, plan: Plan, works: Vec<W>) -> Self {
         let pushers = plan.threads;
-        let (to_pusher, from_reapers) = (0..pushers)
-            .map(|_| {
-                let (tx, rx) = mpsc::channel();
-                (tx, Mutex::new(Some(rx)))
-            })
-            .unzip();
         Threaded {
             ctx,
             pushers,
@@ -128,8 +123,7 @@ impl<W: Work> Threaded<W> {
                 .into_iter()
                 .map(|work| Mutex::new(Slot { work }))
                 .collect(),
-            to_pusher,
-            from_reapers,
+            returned: (0..pushers).map(|_| Returned::default()).collect(),
             pushed: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             pushers_left: AtomicU32::new(pushers),
@@ -178,12 +172,11 @@ impl<W: Work> Threaded<W> {
 
     fn pusher(&self, i: u32, start: &Barrier) -> Result<Done, String> {
         let p = &self.plan;
-        let rx = lock(&self.from_reapers[i as usize]).take();
+        let returned = &self.returned[i as usize];
         start.wait();
         let cpu = thread_cpu();
         let t0 = Instant::now();
         let r = (|| {
-            let rx = rx.ok_or("a pusher's channel is gone")?;
             let quota = match p.length {
                 crate::run::Length::Ops(n) => crate::run::share(n, i, self.pushers),
                 crate::run::Length::Secs(_) => u64::MAX,
@@ -202,14 +195,10 @@ impl<W: Work> Threaded<W> {
                     None => true,
                 }
             {
-                if free.is_empty() {
-                    match rx.recv_timeout(Duration::from_millis(50)) {
-                        Ok(s) => free.push(s),
-                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    }
+                let wait = free.is_empty();
+                if !returned.take_into(&mut free, wait) {
+                    continue;
                 }
-                free.extend(rx.try_iter());
                 let k = (free.len() as u64)
                     .min(u64::from(p.batch))
                     .min(quota - pushed);
@@ -262,6 +251,7 @@ impl<W: Work> Threaded<W> {
         let mut end = t0;
         let mut n = 0u64;
         let mut outs: Vec<(usize, <W::Op as uring_ops::Op>::Output)> = Vec::new();
+        let mut back: Vec<Vec<u32>> = (0..self.pushers).map(|_| Vec::new()).collect();
         while !self.finished.load(Ordering::SeqCst) {
             {
                 // Many records redeemed under one lock; the slots' locks after it.
@@ -283,7 +273,10 @@ impl<W: Work> Threaded<W> {
                     return Err(bad_result(self.plan.mode, res, expect));
                 }
                 let depth = self.plan.depth as usize;
-                let _ = self.to_pusher[g / depth].send((g % depth) as u32);
+                back[g / depth].push((g % depth) as u32);
+            }
+            for (r, slots) in self.returned.iter().zip(&mut back) {
+                r.give(slots);
             }
             if got > 0 {
                 n += got;
@@ -303,5 +296,52 @@ impl<W: Work> Threaded<W> {
             enters: None,
             cpu: thread_cpu().saturating_sub(cpu),
         })
+    }
+}
+
+/// A pusher's freed slots, handed back by the reapers.
+#[derive(Default)]
+struct Returned {
+    slots: Mutex<Vec<u32>>,
+    ready: Condvar,
+}
+
+impl Returned {
+    /// Hands `slots` over (emptying it), waking the pusher if it waits.
+    fn give(&self, slots: &mut Vec<u32>) {
+        if slots.is_empty() {
+            return;
+        }
+        let mut g = lock(&self.slots);
+        let was_empty = g.is_empty();
+        g.append(slots);
+        drop(g);
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Moves the returned slots into `free`; if `wait`, waits (at most 50 ms, so the pusher
+    /// rechecks its deadline) for at least one. Returns whether `free` has any.
+    fn take_into(&self, free: &mut Vec<u32>, wait: bool) -> bool {
+        let mut g = lock(&self.slots);
+        // With more threads than cores, yielding a few times first lets a reaper run and
+        // hand slots back without a sleep and a wake-up.
+        let mut spins = 0;
+        while wait && g.is_empty() && spins < 8 {
+            drop(g);
+            std::thread::yield_now();
+            spins += 1;
+            g = lock(&self.slots);
+        }
+        if wait && g.is_empty() {
+            g = self
+                .ready
+                .wait_timeout(g, Duration::from_millis(50))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        free.append(&mut g);
+        !free.is_empty()
     }
 }

@@ -140,7 +140,11 @@ fn run<L: Links>(c: Chain<L>, results: &[(u32, i32)]) -> L::Output {
     let mut e = c.into_entry();
     let n = results.len();
     for (k, &(sub, res)) in results.iter().enumerate() {
-        assert_eq!(e.on_cqe(sub, res, 0).is_done(), k + 1 == n, "completion {k}");
+        assert_eq!(
+            e.on_cqe(sub, res, 0).is_done(),
+            k + 1 == n,
+            "completion {k}"
+        );
     }
     e.finish()
 }
@@ -150,7 +154,10 @@ fn finishes_on_the_last_completion_in_any_order() {
     let c = Chain::new(Nop::new()).then(Nop::new()).then(Nop::new());
     let mut e = c.into_entry();
     assert!(!e.on_cqe(2, 0, 0).is_done());
-    assert!(!e.on_cqe(0, 0, sys::IORING_CQE_F_MORE).is_done(), "not final");
+    assert!(
+        !e.on_cqe(0, 0, sys::IORING_CQE_F_MORE).is_done(),
+        "not final"
+    );
     assert!(!e.on_cqe(0, 0, 0).is_done());
     assert!(e.on_cqe(1, 0, 0).is_done());
 }

@@ -21,7 +21,7 @@ use uring_core::{Kernel, SubmissionQueue};
 /// # Threads
 ///
 /// Nothing but the batch hands its SQEs to the kernel: other threads' submits and pushes wait
-/// for the SQ lock, and waits submit only under it. So the kernel ties every op of a batch to
+/// for the SQ lock, and waits leave what a holder of the SQ queued to that holder. So the kernel ties every op of a batch to
 /// the thread that submits it, which is the thread that holds the batch (a batch is not
 /// `Send`), as it ties a [`Context::push`] to the pushing thread (see "Threads" on
 /// [`Context`]; on an SQPOLL ring, the kernel's poller thread issues them all). One exception
@@ -33,8 +33,8 @@ use uring_core::{Kernel, SubmissionQueue};
 ///
 /// # Caveats
 ///
-/// While a batch lives, other threads' pushes, submits and waits wait for it, and reapers for
-/// its first push to be submitted: keep it short. The thread holding it pushes through the
+/// While a batch lives, other threads' pushes and submits wait for it, and threads that reap
+/// completions wait from its first push until it submits: keep it short. The thread holding it pushes through the
 /// batch only: its other calls to the context fail with [`crate::Error::Reentrant`] (or
 /// panic, those that return no `Result`) rather than deadlock. Drop the batch before waiting.
 ///
@@ -117,7 +117,11 @@ impl Batch<'_> {
     }
 
     #[inline(always)]
-    fn push_inner<T: Submit>(&mut self, op: T, tag: Option<u64>) -> Result<Ticket<T>, PushError<T>> {
+    fn push_inner<T: Submit>(
+        &mut self,
+        op: T,
+        tag: Option<u64>,
+    ) -> Result<Ticket<T>, PushError<T>> {
         let entry = op.into_entry();
         // The fork check was made when the batch started: a batch lives in one process.
         let n = match push::check(&entry, &self.ctx.ops) {

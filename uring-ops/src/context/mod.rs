@@ -64,9 +64,9 @@ use crate::op::{OpCheck, OpSet, Submit};
 use crate::push;
 use crate::slab::Slab;
 use crate::uring::{cancel_all, next_ring_id, Ticket, DROP_DRAIN_TIMEOUT, WAKE};
+use std::cell::Cell;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use uring_core::{
@@ -340,7 +340,7 @@ impl Context {
     }
 
     /// Registration on the context's ring (files, buffers, eventfd, personalities, ...), as
-    /// [`crate::Uring::ring`]`().register()` on a `Uring`. For registered buffers the ops take,
+    /// [`crate::Uring::register`] on a `Uring`. For registered buffers the ops take,
     /// use [`crate::FixedBufs::register`], and for provided buffers [`crate::BufRing`], which
     /// take a context as they take a `Uring`.
     ///

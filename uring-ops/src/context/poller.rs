@@ -10,7 +10,10 @@ use crate::uring::queue_link_cancels;
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
-use uring_core::{CompletionQueue, Kernel, SetupFlags, SubmissionQueue};
+use uring_core::{CompletionQueue, Kernel, SubmissionQueue};
+
+/// How many times a poller yields the CPU, watching the CQ, before it sleeps in the kernel.
+const SPIN_YIELDS: u32 = 8;
 
 /// What the threads share under the `shared` lock.
 pub(crate) struct Shared {
@@ -74,15 +77,16 @@ impl Context {
         Ok(())
     }
 
-    /// Hands queued SQEs over before a wait. On an SQPOLL ring, not if another thread holds the
-    /// SQ: every holder publishes what it commits and wakes the poller before it lets go, so
-    /// there is nothing a waiter must hand over, and the holder may itself be waiting for the
-    /// poller to make room (a push into a full SQ), which a waiter, whose op may be done
-    /// already, must not wait behind.
+    /// Hands queued SQEs over before a wait, unless another thread holds the SQ: every holder
+    /// hands over what it queued before it lets go (a push submits, a batch at its submit or
+    /// drop; on an SQPOLL ring it publishes and wakes the poller), so there is nothing a
+    /// waiter must hand over, and a waiter, whose op may be done already, must not wait
+    /// behind a batch being filled or a push waiting for the SQPOLL thread to make room. SQEs
+    /// the kernel refused for lack of room in the CQ (`EBUSY`) stay queued only while
+    /// completions wait to be reaped, so a waiter does not sleep past them: after reaping it
+    /// comes back here.
     pub(super) fn submit_before_waiting(&self) -> Result<()> {
-        if !self.info.flags.contains(SetupFlags::SQPOLL) {
-            return self.submit().map(drop);
-        }
+        self.check_process()?;
         let mut sq = match self.sq.try_lock() {
             Ok(sq) => sq,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -270,6 +274,19 @@ impl Context {
         loop {
             if self.drain_cq(&mut cq) > 0 || lock(&self.shared).reaps != seen {
                 return Ok(());
+            }
+            // Before sleeping in the kernel, let the threads that are ready run a few times:
+            // with more threads than cores, the one whose SQEs this wait is for often runs
+            // now, and the wait ends without a sleep and a wake-up (each costs a context
+            // switch). With nothing else to run, `sched_yield` returns at once: a few system
+            // calls before an idle sleep.
+            let mut spins = 0;
+            while spins < SPIN_YIELDS && cq.ready() == 0 {
+                std::thread::yield_now();
+                spins += 1;
+            }
+            if spins > 0 && cq.ready() > 0 {
+                continue;
             }
             // We hold the CQ and nothing was dispatched since the caller looked: nothing can be
             // until a CQE arrives, which ends this wait.

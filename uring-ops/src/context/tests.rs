@@ -1,6 +1,6 @@
-use std::time::Duration;
 use super::*;
 use crate::ops::{Nop, Readv, Writev};
+use std::time::Duration;
 use std::time::Instant;
 
 /// On an SQPOLL ring a waiter does not wait for the SQ lock before waiting: its holder may

@@ -8,9 +8,7 @@ use super::sendrecv::{fails_sendrecv, prepare_send};
 use crate::addr::SockAddr;
 use crate::buf::IoBuf;
 use crate::error::Result;
-use crate::op::{
-    check_op, prepare_op, res_to_io, sealed, Entry, Op, OpCheck, Progress, Submit,
-};
+use crate::op::{check_op, prepare_op, res_to_io, sealed, Entry, Op, OpCheck, Progress, Submit};
 use std::fmt;
 use std::io;
 use uring_core::{sys, Sqe};
@@ -321,7 +319,9 @@ mod tests {
             .report_usage()
             .into_entry();
         assert!(!e.on_cqe(0, 4, more).is_done(), "a notification follows");
-        assert!(e.on_cqe(0, sys::IORING_NOTIF_USAGE_ZC_COPIED as i32, notif).is_done());
+        assert!(e
+            .on_cqe(0, sys::IORING_NOTIF_USAGE_ZC_COPIED as i32, notif)
+            .is_done());
         let out = e.finish();
         assert_eq!(out.result.unwrap(), 4);
         assert_eq!(out.buf, [1; 4]);

@@ -1,8 +1,8 @@
 //! [`BufRing`]: a registered provided-buffer ring.
 
 use super::{alloc_group_id, free_group_id, Mode, Pool};
-use crate::error::Result;
 use crate::as_ring::AsRing;
+use crate::error::Result;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, OwnedFd};
@@ -95,7 +95,11 @@ impl BufRingBuilder {
             // are pushed only by `Pool::publish`, which keeps `BufRingMem::push`'s promises; the
             // id is one no other pool of this process holds, and the only reader of this
             // group's completions is the pool (module documentation).
-            let r = unsafe { ring.kernel().register().register_pbuf_ring(&mem, bgid, flags) };
+            let r = unsafe {
+                ring.kernel()
+                    .register()
+                    .register_pbuf_ring(&mem, bgid, flags)
+            };
             match r {
                 Ok(()) => break bgid,
                 Err(e) => {

@@ -40,7 +40,6 @@ use crate::error::Error;
 use crate::op::{Entry, Progress};
 use crate::uring::WAKE;
 use key::*;
-use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 use storage::*;
@@ -64,7 +63,7 @@ pub(crate) struct Slab {
     to_cancel: Vec<u64>,
     /// The records of tagged entries' completions, oldest first, until handed out
     /// ([`Slab::next_completion`]). Reused: it allocates only to grow.
-    done: VecDeque<Completion>,
+    done: Records,
     /// The id of the ring the slab belongs to, which its records carry.
     ring: u64,
     /// Completions with the user data [`WAKE`] seen (wrapping): a context's wake-ups.
@@ -96,6 +95,48 @@ pub(crate) enum Completed {
     Freed,
     /// No live entry has this key.
     Stale,
+}
+
+/// The completion records not handed out yet, oldest first: a `Vec` read from `head` on, emptied
+/// (keeping its memory) when the last is read. Cheaper per record than a `VecDeque`, whose
+/// indices wrap; records are handed out soon after they are queued, so the queue rarely grows
+/// past a batch.
+#[derive(Default)]
+struct Records {
+    queue: Vec<Completion>,
+    head: usize,
+}
+
+impl Records {
+    #[inline]
+    fn push(&mut self, c: Completion) {
+        self.queue.push(c);
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Completion> {
+        let c = *self.queue.get(self.head)?;
+        self.head += 1;
+        if self.head == self.queue.len() {
+            self.queue.clear();
+            self.head = 0;
+        }
+        Some(c)
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.queue.len() - self.head
+    }
+
+    /// Moves every record to the end of `into`; returns how many.
+    fn move_into(&mut self, into: &mut Vec<Completion>) -> usize {
+        let n = self.len();
+        into.extend_from_slice(&self.queue[self.head..]);
+        self.queue.clear();
+        self.head = 0;
+        n
+    }
 }
 
 /// Moves the `E` out of a live slot keyed `key` and marks it free, linked to `free`.
@@ -131,7 +172,7 @@ impl Slab {
             in_flight: 0,
             max_chunks: MAX_CHUNKS,
             to_cancel: Vec::new(),
-            done: VecDeque::new(),
+            done: Records::default(),
             ring,
             wakes: 0,
         }
@@ -146,7 +187,7 @@ impl Slab {
     /// The oldest completion record not handed out yet.
     #[inline]
     pub(crate) fn next_completion(&mut self) -> Option<Completion> {
-        self.done.pop_front()
+        self.done.pop()
     }
 
     /// How many completion records wait to be handed out.
@@ -157,9 +198,7 @@ impl Slab {
 
     /// Moves every queued record to the end of `into`. Returns how many.
     pub(crate) fn move_completions(&mut self, into: &mut Vec<Completion>) -> usize {
-        let n = self.done.len();
-        into.extend(self.done.drain(..));
-        n
+        self.done.move_into(into)
     }
 
     /// Wake-up completions ([`WAKE`]) seen so far (wrapping).
@@ -172,7 +211,7 @@ impl Slab {
     #[inline]
     fn record(&mut self, key: u64, tag: u64, res: i32, flags: u32, item: Option<u32>) {
         self.done
-            .push_back(Completion::new(self.ring, key, tag, res, flags, item));
+            .push(Completion::new(self.ring, key, tag, res, flags, item));
     }
 
     /// Whether SQEs wait to be cancelled ([`Slab::take_links_to_cancel`]).
@@ -348,6 +387,18 @@ impl Slab {
                 if slot.tag == ud.wrapping_add(FAST) {
                     slot.result = pack_result(cqe.raw_result(), cqe.raw_flags());
                     slot.tag = ud.wrapping_add(QUIET | SINGLE | DONE);
+                    continue;
+                }
+                // A tagged single-CQE entry: as in `complete_slow`, without the call.
+                if slot.tag == ud.wrapping_add(SINGLE | IN_FLIGHT) && ud & SUB_MASK == 0 {
+                    let (res, flags) = (cqe.raw_result(), cqe.raw_flags());
+                    slot.result = pack_result(res, flags);
+                    slot.tag = ud.wrapping_add(QUIET | SINGLE | DONE);
+                    // SAFETY: the slot held a tagged entry in flight (`QUIET` clear): its
+                    // link is the tag.
+                    let tag = unsafe { slot.link.tag };
+                    self.done
+                        .push(Completion::new(self.ring, ud, tag, res, flags, None));
                     continue;
                 }
             }
@@ -562,7 +613,36 @@ impl Slab {
     /// [`Error::UnknownTicket`] if `key` names no live entry; [`Error::NotFinished`] if it is
     /// in flight; [`Error::WrongType`] if it is not an `E` (or may not be: one recorded
     /// without its type, which only untagged entries are).
+    #[inline]
     pub(crate) fn take_checked<E: Entry>(&mut self, key: u64) -> Result<E::Output, Error> {
+        // The common case in one compare of the tag and one of the vtable: a finished entry
+        // of type `E` keyed exactly `key` (with no SQE number or state bits, which would make
+        // the sum name another tag).
+        if let Some(p) = self.slot_ptr(key) {
+            // SAFETY: a slot of a live chunk (bounds-checked); `&mut self` excludes every
+            // other access to it.
+            let slot = unsafe { &mut *p };
+            if key_of(key) == key
+                && slot.tag
+                    == key.wrapping_add(QUIET | if E::SINGLE { SINGLE | DONE } else { DONE })
+                && is_vtable_of::<E>(slot)
+            {
+                let (e, res, flags) = read_out_slot::<E>(slot, key, self.free);
+                self.free = p;
+                return Ok(if E::SINGLE {
+                    e.finish_with(res, flags)
+                } else {
+                    e.finish()
+                });
+            }
+        }
+        self.take_checked_slow::<E>(key)
+    }
+
+    /// [`Slab::take_checked`] for every case but the common one: the errors, and a type told
+    /// by its `TypeId` (the vtable's address may differ between codegen units).
+    #[inline(never)]
+    fn take_checked_slow<E: Entry>(&mut self, key: u64) -> Result<E::Output, Error> {
         let slot = self.checked_slot::<E>(key)?;
         if slot.tag & STATE_MASK != DONE {
             return Err(Error::NotFinished);

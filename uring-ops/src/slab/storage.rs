@@ -122,8 +122,18 @@ pub(super) fn wrong_type<E: Entry>(slot: &Slot) -> crate::Error {
         expected: std::any::type_name::<E>(),
         found: slot
             .vtable
-            .map_or("an untagged op, whose type is not recorded", |v| (v.type_name)()),
+            .map_or("an untagged op, whose type is not recorded", |v| {
+                (v.type_name)()
+            }),
     }
+}
+
+/// Whether the slot's vtable is `E`'s own (the same address): it surely holds an `E`. (Not
+/// conversely: a vtable may be instantiated once per codegen unit; see [`holds`].)
+#[inline]
+pub(super) fn is_vtable_of<E: Entry>(slot: &Slot) -> bool {
+    slot.vtable
+        .is_some_and(|v| std::ptr::eq(v, &Table::<E>::VTABLE))
 }
 
 /// Whether the slot's vtable says it holds an `E`, with no doubt left: it must have one.

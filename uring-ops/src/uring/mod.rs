@@ -213,6 +213,13 @@ impl Uring {
         self.ring.info()
     }
 
+    /// Registration on the ring (files, buffers, eventfd, personalities, ...), as
+    /// [`crate::Context::register`] on a context. For registered buffers the ops take, use
+    /// [`crate::FixedBufs::register`], and for provided buffers [`crate::BufRing`].
+    pub fn register(&self) -> uring_core::Registrar<'_> {
+        self.ring.register()
+    }
+
     /// The underlying ring, for its setup information, fd and registration.
     pub fn ring(&self) -> &Ring<Kernel> {
         &self.ring
@@ -442,7 +449,11 @@ impl Uring {
     /// # Errors
     ///
     /// As for [`Uring::wait`].
-    pub fn wait_timeout<T: Submit>(&mut self, t: Ticket<T>, timeout: Duration) -> Result<Outcome<T>> {
+    pub fn wait_timeout<T: Submit>(
+        &mut self,
+        t: Ticket<T>,
+        timeout: Duration,
+    ) -> Result<Outcome<T>> {
         let deadline = deadline_after(timeout);
         if t.ring != self.id || !self.slab.is_live(t.key) {
             return Err(Error::UnknownTicket);
