@@ -23,7 +23,7 @@ pub const DIO_FALLBACK_ALIGN: usize = 4096;
 /// The kernel reports these since Linux 6.1 (`stx_dio_mem_align`, `stx_dio_offset_align`), for
 /// the file systems that fill them in (ext4, xfs, f2fs from 6.1, block devices from 6.11, ...).
 /// Where it does not, both are [`DIO_FALLBACK_ALIGN`] and [`DioAlign::source`] says so.
-/// (Linux 6.16 can also report a smaller offset alignment for reads alone,
+/// (Linux 6.14 can also report a smaller offset alignment for reads alone,
 /// `STATX_DIO_READ_ALIGN`; [`DioAlign::offset_align`] holds for reads and writes alike, so it
 /// is the one given here.)
 ///
