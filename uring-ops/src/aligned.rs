@@ -21,7 +21,8 @@ pub const DIO_FALLBACK_ALIGN: usize = 4096;
 /// file systems, quietly goes through the page cache).
 ///
 /// The kernel reports these since Linux 6.1 (`stx_dio_mem_align`, `stx_dio_offset_align`), for
-/// the file systems that fill them in (ext4, xfs, f2fs from 6.1, block devices from 6.11, ...).
+/// block devices and the file systems that fill them in (ext4, xfs and f2fs from 6.1; others
+/// since).
 /// Where it does not, both are [`DIO_FALLBACK_ALIGN`] and [`DioAlign::source`] says so.
 /// (Linux 6.14 can also report a smaller offset alignment for reads alone,
 /// `STATX_DIO_READ_ALIGN`; [`DioAlign::offset_align`] holds for reads and writes alike, so it
