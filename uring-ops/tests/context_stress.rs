@@ -37,6 +37,9 @@ const STALL: Duration = Duration::from_secs(30);
 const REAP_WAIT: Duration = Duration::from_millis(50);
 /// The bytes each pipe write carries.
 const LEN: usize = 8;
+/// Pushers pause between units while more ops than this are pushed and not reported: each
+/// pipe op holds descriptors until it is redeemed, and a test process may have only 1024.
+const MAX_IN_FLIGHT: u64 = 256;
 
 /// What an op is, in the low bits of its tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,8 +201,9 @@ struct Pusher<'a> {
     /// The open batch, while a unit pushes through one.
     batch: Option<Batch<'a>>,
     tickets: Vec<TicketCheck<'a>>,
-    /// Write ends of the guarded reads' pipes: open until the end, so that those reads wait.
-    keep_open: Vec<OwnedFd>,
+    /// The pipe the guarded reads wait on, which nobody writes: its write end stays open
+    /// until the end, so that those reads wait (a closed pipe reads as end of file at once).
+    guarded: (Fd, OwnedFd),
 }
 
 impl<'a> Pusher<'a> {
@@ -212,7 +216,7 @@ impl<'a> Pusher<'a> {
             rng: (id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             batch: None,
             tickets: Vec::new(),
-            keep_open: Vec::new(),
+            guarded: common::pipe(),
         }
     }
 
@@ -370,10 +374,10 @@ impl<'a> Pusher<'a> {
                 self.keep(t, tag);
             }
             _ => {
-                let (rx, tx) = common::pipe();
                 let targeted = self.rand(3) == 0;
                 let tag = self.tag(Kind::GuardedRead, targeted);
                 let after = Duration::from_micros(500 + self.rand(2500));
+                let rx = &self.guarded.0;
                 let chain = Chain::new(Read::new(rx, Vec::with_capacity(LEN), u64::MAX))
                     .link_timeout(after);
                 let t = self.push(chain, tag);
@@ -382,9 +386,6 @@ impl<'a> Pusher<'a> {
                     self.cancel(&t);
                 }
                 self.keep(t, tag);
-                // The pipe's only write end: it must outlive the read (a closed pipe reads
-                // as end of file at once).
-                self.keep_open.push(tx);
             }
         }
     }
@@ -411,6 +412,18 @@ impl<'a> Pusher<'a> {
 
     fn run(mut self) {
         for _ in 0..UNITS {
+            while self
+                .st
+                .pushed
+                .load(SeqCst)
+                .saturating_sub(self.st.reaped.load(SeqCst))
+                > MAX_IN_FLIGHT
+            {
+                if self.st.abort.load(SeqCst) {
+                    return;
+                }
+                thread::sleep(Duration::from_micros(100));
+            }
             if self.st.abort.load(SeqCst) {
                 return;
             }
