@@ -154,7 +154,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// # Threads
 ///
 /// The kernel ties each request to the thread that submitted it. Because `push` submits, that
-/// is always the thread that pushed, never a thread that happened to submit or wait later.
+/// is always the thread that pushed, never a thread that happened to submit or wait later; and
+/// because only a [`Batch`] submits what it queued, an op pushed through a batch belongs to
+/// the thread that holds the batch (`tests/batch_thread_exit.rs` checks both).
 /// Completions reach, and tickets are redeemed by, any thread; but what becomes of a request
 /// once its thread has exited depends on what it is waiting for (as observed on Linux 6.18,
 /// and checked by `tests/exited_thread.rs`):
