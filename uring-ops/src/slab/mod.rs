@@ -6,9 +6,11 @@
 //! completion: ops may hand the kernel pointers into themselves (a timespec, an iovec array).
 //!
 //! The key of a slot is its index plus a generation that changes on every reuse, so a stale or
-//! duplicated key can never reach a live entry. A slot is freed only through its key (taking or
-//! detaching), so while a key exists its slot holds the entry it was issued for; the entry's
-//! type is therefore checked only in debug builds.
+//! duplicated key can never reach a live entry. A slot is freed through its key (taking or
+//! detaching, by ticket or by completion record), and a slot whose generation would wrap is
+//! retired rather than reused, so a key never comes to name a later entry: while a ticket
+//! exists, its slot holds the entry it was issued for or is free. A ticket's entry type is
+//! therefore checked only in debug builds; a record's, which may come from anywhere, always.
 //!
 //! A key is already in the shape of the user data of its entry's SQEs (see [`SUB_BITS`]):
 //! generation in the high 32 bits, index in bits 8..32, the SQE's number within its entry in
@@ -139,12 +141,13 @@ impl Records {
     }
 }
 
-/// Moves the `E` out of a live slot keyed `key` and marks it free, linked to `free`.
+/// Moves the `E` out of a live slot keyed `key`; the caller frees the slot at once
+/// ([`Slab::release`]).
 #[inline]
-fn read_out_slot<E: Entry>(slot: &mut Slot, key: u64, free: *mut Slot) -> (E, i32, u32) {
+fn read_out_slot<E: Entry>(slot: &mut Slot, key: u64) -> (E, i32, u32) {
     debug_assert_eq!(key_of(slot.tag), key);
     debug_assert!(holds::<E>(slot));
-    // SAFETY: the slot holds a live `E`; it is moved out once and the slot marked free.
+    // SAFETY: the slot holds a live `E`; it is moved out once and the slot freed by the caller.
     let e = unsafe {
         let p = entry_ptr::<E>(&mut slot.storage);
         if fits::<E>() {
@@ -153,16 +156,36 @@ fn read_out_slot<E: Entry>(slot: &mut Slot, key: u64, free: *mut Slot) -> (E, i3
             *Box::from_raw(p)
         }
     };
-    // A free slot's tag is its next key: state and SINGLE bits zero (`insert` relies on
-    // it), the generation one up (wrapping). Its stale vtable is never read: every reader
-    // checks the state first.
-    slot.tag = key.wrapping_add(GEN_ONE);
-    slot.link = Link { next_free: free };
     let (res, flags) = unpack_result(slot.result);
     (e, res, flags)
 }
 
 impl Slab {
+    /// Frees slot `p` (`slot`), keyed `key`, whose entry is gone: its tag becomes its next key
+    /// (state and `SINGLE` bits zero, which `insert` relies on; the generation one up), and it
+    /// goes on the free list. Its stale vtable is never read: every reader checks the state
+    /// first.
+    ///
+    /// Unless the generation would wrap: a ticket may outlive its entry (the entry was taken
+    /// through its completion record), and after 2^32 reuses the slot's key would be that
+    /// ticket's again, naming an entry of any type. Such a slot is retired instead, never
+    /// used again (one slot per 2^32 uses of it).
+    #[inline]
+    fn release(&mut self, p: *mut Slot, slot: &mut Slot, key: u64) {
+        let next = key.wrapping_add(GEN_ONE);
+        slot.tag = next;
+        if next < GEN_ONE {
+            slot.link = Link {
+                next_free: ptr::null_mut(),
+            };
+            return;
+        }
+        slot.link = Link {
+            next_free: self.free,
+        };
+        self.free = p;
+    }
+
     /// An empty slab for the ring with id `ring`.
     pub(crate) fn new(ring: u64) -> Self {
         Slab {
@@ -335,8 +358,8 @@ impl Slab {
         // entry (nothing frees a slot whose key was not handed out); `&mut self` excludes every
         // other access to it.
         let slot = unsafe { &mut *p };
-        let (e, _, _) = read_out_slot::<E>(slot, key, self.free);
-        self.free = p;
+        let (e, _, _) = read_out_slot::<E>(slot, key);
+        self.release(p, slot, key);
         self.in_flight -= 1;
         drop(e);
     }
@@ -490,12 +513,8 @@ impl Slab {
             // SAFETY: the slot holds a live, finished entry of the vtable's type.
             unsafe { (vt.discard)(&mut slot.storage, res, flags) };
         }
-        slot.tag = key.wrapping_add(GEN_ONE);
         slot.vtable = None;
-        slot.link = Link {
-            next_free: self.free,
-        };
-        self.free = p;
+        self.release(p, slot, key);
         Completed::Freed
     }
 
@@ -561,8 +580,8 @@ impl Slab {
         if slot.tag != key.wrapping_add(QUIET | if E::SINGLE { SINGLE | DONE } else { DONE }) {
             return Err(key_of(slot.tag) == key && slot.tag & STATE_MASK == IN_FLIGHT);
         }
-        let (e, res, flags) = read_out_slot::<E>(slot, key, self.free);
-        self.free = p;
+        let (e, res, flags) = read_out_slot::<E>(slot, key);
+        self.release(p, slot, key);
         Ok(if E::SINGLE {
             e.finish_with(res, flags)
         } else {
@@ -627,8 +646,8 @@ impl Slab {
                     == key.wrapping_add(QUIET | if E::SINGLE { SINGLE | DONE } else { DONE })
                 && is_vtable_of::<E>(slot)
             {
-                let (e, res, flags) = read_out_slot::<E>(slot, key, self.free);
-                self.free = p;
+                let (e, res, flags) = read_out_slot::<E>(slot, key);
+                self.release(p, slot, key);
                 return Ok(if E::SINGLE {
                     e.finish_with(res, flags)
                 } else {
@@ -682,10 +701,10 @@ impl Slab {
         let slot = unsafe { &mut *p };
         match state {
             DONE => {
-                let (e, res, flags) = read_out_slot::<E>(slot, key, self.free);
+                let (e, res, flags) = read_out_slot::<E>(slot, key);
                 // On the free list before the entry is discarded, so that a panic in its `Drop`
                 // does not lose the slot.
-                self.free = p;
+                self.release(p, slot, key);
                 e.discard(res, flags);
             }
             IN_FLIGHT => slot.tag = key | (slot.tag & (SINGLE | QUIET)) | DETACHED,

@@ -195,11 +195,42 @@ fn generation_wraps() {
     assert_eq!(slab.complete(key, 0, 0), Completed::Stale);
     assert_eq!(slab.complete(old, 3, 0), Completed::Done);
     assert_eq!(slab.take::<Single<Nop>>(old).ok().unwrap().unwrap(), 3);
+    // The slot is retired, not reused with generation 0: a ticket of its first use (key
+    // `key`) may still exist, taken by its completion record, and must not name a new entry.
     let (again, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
-    assert_eq!(again, key, "generation 0 again, same index");
+    assert_ne!(
+        slot_index(again),
+        slot_index(key),
+        "a retired slot is not reused"
+    );
     assert_eq!(slab.take::<Single<Nop>>(old).err(), Some(false));
+    assert_eq!(slab.take::<Single<Nop>>(key).err(), Some(false));
+    assert!(!slab.detach::<Single<Nop>>(key));
+    assert_eq!(slab.complete(key, 0, 0), Completed::Stale);
     assert!(slab.detach::<Single<Nop>>(again));
     assert_eq!(slab.complete(again, 0, 0), Completed::Freed);
+}
+
+/// The same through a record: a tagged entry taken by its record frees its slot while its
+/// ticket lives on; at the last generation the slot is retired, so the ticket never finds a
+/// new entry of another type there.
+#[test]
+fn a_slot_freed_by_record_at_the_last_generation_is_retired() {
+    let mut slab = Slab::new(1);
+    let (key, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
+    // SAFETY: the slot is live and in flight; only its generation bits change.
+    unsafe { (*slab.slot_ptr(key).unwrap()).tag |= !0 << 32 };
+    let old = key | (!0 << 32);
+    assert_eq!(slab.complete(old, 0, 0), Completed::Done);
+    assert!(
+        slab.take_checked::<Single<Nop>>(old).is_err(),
+        "untyped: refused by record"
+    );
+    assert!(slab.detach::<Single<Nop>>(old));
+    for _ in 0..2 * CHUNK {
+        let (k, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
+        assert_ne!(slot_index(k), slot_index(key));
+    }
 }
 
 fn multi_entries<const N: usize>() {
