@@ -393,3 +393,31 @@ fn context_registers_and_runs_fixed_buffers_like_a_uring() {
     assert_eq!(ctx.info().sq_entries, ring.info().sq_entries);
     assert_eq!(ctx.info().features, ring.info().features);
 }
+
+#[test]
+fn holds_of_two_contexts_may_end_in_any_order() {
+    let (c1, c2) = (Context::new(8).unwrap(), Context::new(8).unwrap());
+    // c2's records held, then a batch of c1; the records end first.
+    let records = c2.completions();
+    let mut batch = c1.batch().unwrap();
+    drop(records);
+    // c1 is still held by the batch: a push on it from this thread is refused (it would
+    // deadlock), while c2 is free again.
+    assert!(matches!(
+        c1.push(Nop::new()).map_err(|e| e.error),
+        Err(Error::Reentrant)
+    ));
+    let t = c2.push(Nop::new()).unwrap();
+    assert_eq!(c2.wait(t).unwrap().unwrap(), 0);
+    let t = batch.push(Nop::new()).unwrap();
+    drop(batch);
+    assert_eq!(c1.wait(t).unwrap().unwrap(), 0);
+    // The other order: a batch of c1, then c2's records; the batch ends first.
+    let batch = c1.batch().unwrap();
+    let records = c2.completions();
+    drop(batch);
+    assert!(c1.submit().is_ok(), "c1 is not held any more");
+    assert_eq!(c1.in_flight(), 0);
+    drop(records);
+    assert!(c2.submit().is_ok());
+}

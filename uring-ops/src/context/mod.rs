@@ -64,7 +64,7 @@ use crate::op::{OpCheck, OpSet, Submit};
 use crate::push;
 use crate::slab::Slab;
 use crate::uring::{cancel_all, next_ring_id, Ticket, DROP_DRAIN_TIMEOUT, WAKE};
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::AtomicBool;
@@ -77,36 +77,40 @@ use uring_core::{
 const BUSY_RETRIES: u32 = 16;
 
 thread_local! {
-    /// The id of the context whose locks the thread holds through a [`Batch`] or a
-    /// [`crate::Completions`] (0: none).
-    static HELD: Cell<u64> = const { Cell::new(0) };
+    /// The ids of the contexts whose locks the thread holds through a [`Batch`] or a
+    /// [`crate::Completions`], one entry per hold (usually none or one).
+    static HELD: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A thread's hold of a context's locks, for as long as a [`Batch`] or a
 /// [`crate::Completions`] lives: calling the context again from that thread would deadlock,
-/// so the calls check it first ([`Context::check_process`]).
+/// so the calls check it first ([`Context::check_process`]). Holds of several contexts may
+/// end in any order: each removes its own entry.
 #[derive(Debug)]
 pub(crate) struct Held {
-    /// What the thread held before (a guard of another context), restored on drop.
-    prev: u64,
+    id: u64,
 }
 
 impl Held {
     pub(crate) fn enter(id: u64) -> Self {
-        Held {
-            prev: HELD.with(|h| h.replace(id)),
-        }
+        HELD.with(|h| h.borrow_mut().push(id));
+        Held { id }
     }
 
     #[inline]
     fn by_this_thread(id: u64) -> bool {
-        HELD.with(|h| h.get() == id)
+        HELD.with(|h| h.borrow().contains(&id))
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        HELD.with(|h| h.set(self.prev));
+        HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some(i) = h.iter().rposition(|&x| x == self.id) {
+                h.swap_remove(i);
+            }
+        });
     }
 }
 
