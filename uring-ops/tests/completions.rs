@@ -241,6 +241,10 @@ fn multishot_items_come_as_records_and_are_taken_once() {
 fn waiting_for_records_times_out_and_untagged_completions_do_not_end_it() {
     let mut ring = Uring::new(8).unwrap();
     let nop = ring.push(Nop::new()).unwrap();
+    // A tagged op that will not finish during the test, so that a record could still come.
+    let long = ring
+        .push_tagged(Timeout::new(Duration::from_secs(60)), 9)
+        .unwrap();
     let start = std::time::Instant::now();
     assert_eq!(ring.wait_completions(Duration::from_millis(30)).unwrap(), 0);
     assert!(start.elapsed() >= Duration::from_millis(30));
@@ -255,6 +259,17 @@ fn waiting_for_records_times_out_and_untagged_completions_do_not_end_it() {
     assert!(ring.take::<Timeout>(&c).unwrap().is_ok());
     assert!(ring.next_completion().is_none());
     drop((t, ring.wait(nop)));
+    assert_eq!(
+        ring.cancel_all(Duration::from_secs(5)),
+        0,
+        "nothing left in flight"
+    );
+    let c = ring
+        .next_completion()
+        .expect("the cancelled timeout's record");
+    assert_eq!((c.tag, c.res), (9, -libc::ECANCELED));
+    assert!(ring.take::<Timeout>(&c).is_ok());
+    drop(long);
 }
 
 #[test]
@@ -420,4 +435,17 @@ fn holds_of_two_contexts_may_end_in_any_order() {
     assert_eq!(c1.in_flight(), 0);
     drop(records);
     assert!(c2.submit().is_ok());
+}
+
+#[test]
+fn a_uring_wait_for_records_ends_when_nothing_is_left_in_flight() {
+    let mut ring = Uring::new(4).unwrap();
+    // Nothing at all in flight.
+    assert_eq!(ring.wait_completions(Duration::MAX).unwrap(), 0);
+    // Only an untagged op, which reports no record: the wait routes its completion, then
+    // ends, instead of sleeping for a record that cannot come.
+    let t = ring.push(Nop::new()).unwrap();
+    ring.detach(t);
+    assert_eq!(ring.wait_completions(Duration::MAX).unwrap(), 0);
+    assert_eq!(ring.in_flight(), 0);
 }

@@ -59,7 +59,8 @@ impl Uring {
 
     /// Hands queued SQEs to the kernel, and waits, at most `timeout`, until at least one record
     /// is queued (untagged completions are routed to their ops meanwhile). Returns how many
-    /// records are queued: 0 when the time ran out. A timeout too long for `Instant`
+    /// records are queued: 0 when the time ran out, or when nothing is in flight any more
+    /// (so no record can come). A timeout too long for `Instant`
     /// ([`Duration::MAX`]) is no deadline.
     ///
     /// # Errors
@@ -74,6 +75,11 @@ impl Uring {
             let n = self.slab.completions_queued();
             if n > 0 {
                 return Ok(n);
+            }
+            if self.slab.in_flight() == 0 {
+                // Nothing could report a record: waiting would never end (a `Uring` has no
+                // wake-up from another thread).
+                return Ok(0);
             }
             match self.ring.cq().wait_deadline(1, deadline) {
                 Ok(_) => {}
