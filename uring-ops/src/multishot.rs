@@ -189,6 +189,10 @@ unsafe impl<O: MultishotOp> Entry for MultiEntry<O> {
         Progress::Done
     }
 
+    fn drop_items(&mut self) {
+        drop(self.take_items());
+    }
+
     fn finish(self) -> MultishotOutput<O> {
         MultishotOutput {
             items: self.items.into_iter().flatten().collect(),

@@ -211,6 +211,10 @@ pub unsafe trait Entry: sealed::Sealed + Send + 'static {
         let _ = (sub, res);
         None
     }
+    /// Drops what the entry keeps for its owner and no SQE names (a multishot op's items),
+    /// because nobody will take it: the entry was detached. Called for an in-flight entry, so
+    /// it must not touch memory the kernel may use. Default: nothing.
+    fn drop_items(&mut self) {}
     /// The output, once finished.
     fn finish(self) -> Self::Output;
 

@@ -331,3 +331,68 @@ fn a_detached_accept_closes_the_connection_it_made() {
     let mut b = [0u8; 1];
     assert_eq!(client.read(&mut b).unwrap(), 0);
 }
+
+/// Whether the server end of `client` is closed: its read sees end-of-file (waiting at most
+/// `wait`), driving `ring` meanwhile so that completions are routed to their ops.
+fn closed_by_server(client: &mut TcpStream, ring: &mut Uring, wait: Duration) -> bool {
+    use std::io::Read as _;
+    client
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < wait {
+        ring.submit().unwrap();
+        ring.reap();
+        match client.read(&mut [0u8; 1]) {
+            Ok(0) => return true,
+            Ok(_) => panic!("the server sent nothing"),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("client read: {e}"),
+        }
+    }
+    false
+}
+
+/// A detached multishot op's items are nobody's: those made before the detach are dropped at
+/// the detach, later ones as they come, so a detached multishot accept does not keep the
+/// connections it accepted open until it ends.
+#[test]
+fn a_detached_multishot_accept_closes_what_it_accepts() {
+    let mut ring = Uring::new(16).unwrap();
+    require_op!(ring, Accept);
+    require_kernel!(5, 19, "multishot accept");
+    let listener = TcpListener::bind(local()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = ring
+        .push_tagged(Accept::new(listener).multishot(), 7)
+        .unwrap();
+    let mut a = TcpStream::connect(addr).unwrap();
+    // A's connection is accepted: its record says so, the item stays in the op.
+    assert_eq!(ring.wait_completions(Duration::from_secs(5)).unwrap(), 1);
+    let c = ring.next_completion().unwrap();
+    assert!(c.more && c.res >= 0, "{c:?}");
+    assert!(!closed_by_server(
+        &mut a,
+        &mut ring,
+        Duration::from_millis(100)
+    ));
+    ring.detach(t);
+    assert!(
+        closed_by_server(&mut a, &mut ring, Duration::from_secs(5)),
+        "A's item was kept"
+    );
+    let mut b = TcpStream::connect(addr).unwrap();
+    assert!(
+        closed_by_server(&mut b, &mut ring, Duration::from_secs(5)),
+        "B's item was kept"
+    );
+    assert!(
+        ring.next_completion().is_none(),
+        "no record after the detach"
+    );
+    assert_eq!(ring.cancel_all(Duration::from_secs(5)), 0);
+}

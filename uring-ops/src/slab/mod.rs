@@ -488,9 +488,14 @@ impl Slab {
                     {
                         self.to_cancel.push(key | u64::from(other));
                     }
-                    if let (Progress::Item(n), Some(tag)) = (progress, tag) {
-                        // The items of a detached op are not the caller's any more.
-                        if state == IN_FLIGHT {
+                    if let Progress::Item(n) = progress {
+                        if state == DETACHED {
+                            // Nobody will take the items of a detached op: drop each as it
+                            // comes (an accepted socket is closed now, not when the op ends).
+                            // SAFETY: the slot holds a live entry of the vtable's type, not
+                            // borrowed any more.
+                            unsafe { (vt.drop_items)(&mut slot.storage) };
+                        } else if let Some(tag) = tag {
                             self.record(key, tag, res, flags, Some(n));
                         }
                     }
@@ -707,7 +712,16 @@ impl Slab {
                 self.release(p, slot, key);
                 e.discard(res, flags);
             }
-            IN_FLIGHT => slot.tag = key | (slot.tag & (SINGLE | QUIET)) | DETACHED,
+            IN_FLIGHT => {
+                slot.tag = key | (slot.tag & (SINGLE | QUIET)) | DETACHED;
+                // The items it made so far are nobody's now (later ones are dropped as they
+                // come: see `complete_slow`).
+                if let Some(vt) = slot.vtable {
+                    // SAFETY: the slot holds a live entry of the vtable's type; `drop_items`
+                    // touches no memory an SQE names.
+                    unsafe { (vt.drop_items)(&mut slot.storage) };
+                }
+            }
             _ => return false,
         }
         true

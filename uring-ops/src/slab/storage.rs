@@ -26,6 +26,8 @@ pub(super) struct VTable {
     pub(super) on_cqe: Option<OnCqe>,
     /// Asked when `on_cqe` says the entry needs more completions.
     pub(super) link_to_cancel: LinkToCancel,
+    /// [`Entry::drop_items`] of the entry at the storage: it was detached.
+    pub(super) drop_items: unsafe fn(*mut Storage),
     /// The entry's type, for redeeming by key ([`super::Slab::take_checked`]), where only a
     /// run-time check stands between a caller's claim and the slot's contents.
     pub(super) type_id: fn() -> TypeId,
@@ -72,6 +74,11 @@ pub(super) unsafe fn on_cqe_entry<E: Entry>(
 ) -> Progress {
     // SAFETY: the caller guarantees `s` holds a live `E`, not otherwise borrowed.
     unsafe { (*entry_ptr::<E>(s)).on_cqe(sub, res, flags) }
+}
+
+pub(super) unsafe fn drop_items_entry<E: Entry>(s: *mut Storage) {
+    // SAFETY: the caller guarantees `s` holds a live `E`, not otherwise borrowed.
+    unsafe { (*entry_ptr::<E>(s)).drop_items() }
 }
 
 pub(super) unsafe fn link_to_cancel_entry<E: Entry>(
@@ -152,6 +159,7 @@ impl<E: Entry> Table<E> {
             Some(on_cqe_entry::<E>)
         },
         link_to_cancel: link_to_cancel_entry::<E>,
+        drop_items: drop_items_entry::<E>,
         type_id: TypeId::of::<E>,
         type_name: std::any::type_name::<E>,
     };
