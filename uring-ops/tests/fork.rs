@@ -308,3 +308,36 @@ fn a_forked_childs_drop_leaves_the_parents_uring_alone() {
 fn a_forked_childs_drop_leaves_the_parents_context_alone() {
     child_drop_is_harmless("Context", Context::new(8).unwrap());
 }
+
+/// Registration from a forked child is refused: the kernel's ring is the parent's too, and
+/// unregistering its buffers would break the parent's pool behind its back.
+#[test]
+fn a_forked_child_cannot_register_on_an_inherited_context() {
+    let _one = FORKING.lock().unwrap_or_else(|p| p.into_inner());
+    let ctx = Context::new(8).unwrap();
+    let pool = uring_ops::FixedBufs::register(&ctx, 1, 4096).unwrap();
+    let code = fork_and_wait(|| {
+        let unregister = ctx.register().unregister_buffers();
+        let files = ctx.register().register_files_sparse(4);
+        let refused = |r: &Result<(), uring_ops::core::Error>| {
+            matches!(r, Err(uring_ops::core::Error::ForkedChild))
+        };
+        i32::from(!(refused(&unregister) && refused(&files)))
+    });
+    assert_eq!(
+        code, 0,
+        "a child's registration was not refused with ForkedChild"
+    );
+    // The parent's pool still serves fixed reads.
+    let f = common::temp_file("fork-register", &[5u8; 64]);
+    let t = ctx
+        .push(uring_ops::ops::ReadFixed::new(
+            &f.fd,
+            pool.get().unwrap(),
+            0,
+        ))
+        .unwrap();
+    let (n, buf) = ctx.wait(t).unwrap();
+    assert_eq!(n.unwrap(), 64);
+    assert!(buf.iter().all(|&b| b == 5));
+}

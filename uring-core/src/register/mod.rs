@@ -108,7 +108,8 @@ pub use zcrx::{ZcrxArea, ZcrxIfq, ZcrxIfqReg};
 /// Registration on a kernel ring; obtained from [`Ring::register`] or [`Kernel::register`].
 ///
 /// All methods take `&self`: the kernel serialises register calls on a ring, and none of them
-/// touches the ring memory this crate manages.
+/// touches the ring memory this crate manages. In a child forked after the ring was set up,
+/// every call is refused with [`Error::ForkedChild`]: the kernel's ring is the parent's too.
 #[derive(Debug, Clone, Copy)]
 pub struct Registrar<'a> {
     kernel: &'a Kernel,
@@ -261,6 +262,12 @@ impl Registrar<'_> {
         arg: *mut libc::c_void,
         nr_args: u32,
     ) -> Result<u32> {
+        // A forked child shares the kernel's ring with its parent: registering or
+        // unregistering from it would change the parent's ring behind the parent's back
+        // (unregistering the buffers of a live pool, for one).
+        if self.kernel.is_inherited() {
+            return Err(Error::ForkedChild);
+        }
         // SAFETY: forwarded to the caller.
         let r = unsafe { sys::io_uring_register(self.kernel.as_fd(), opcode, arg, nr_args) }
             .map_err(|e| Error::os(name, e))?;
