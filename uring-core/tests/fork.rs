@@ -19,7 +19,7 @@
 
 mod common;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 use uring_core::{sys, Backend, Error, Ring, Sqe};
 
@@ -38,6 +38,7 @@ const REAPED: i32 = 12;
 const FLUSHED: i32 = 13;
 const ENTERED: i32 = 14;
 const SHARED: i32 = 15;
+const REGISTERED: i32 = 16;
 /// An error with an errno `e` exits with `ERRNO + e` (errnos of interest are below 100).
 const ERRNO: i32 = 100;
 const USER_DATA: u64 = 0x5EED;
@@ -147,7 +148,8 @@ fn child(mut ring: Ring, index: u32) -> i32 {
         _ => return STALE_UNREGISTER,
     }
     // The child registers the ring in its own table at the parent's index, behind the ring's
-    // back. Dropping the ring must leave that entry alone.
+    // back (the raw system call: the ring's registrar refuses every registration in a child).
+    // Dropping the ring must leave that entry alone.
     let mut up = sys::io_uring_rsrc_update {
         offset: index,
         resv: 0,
@@ -155,9 +157,21 @@ fn child(mut ring: Ring, index: u32) -> i32 {
     };
     // SAFETY: `up` is a live io_uring_rsrc_update, one entry: the kernel reads the fd and
     // writes the index back.
-    let registered = unsafe {
+    let refused = unsafe {
         ring.register().raw(
             "IORING_REGISTER_RING_FDS",
+            sys::IORING_REGISTER_RING_FDS,
+            (&mut up as *mut sys::io_uring_rsrc_update).cast(),
+            1,
+        )
+    };
+    if !matches!(refused, Err(Error::ForkedChild)) {
+        return REGISTERED;
+    }
+    // SAFETY: as above.
+    let registered = unsafe {
+        sys::io_uring_register(
+            ring.backend().as_fd(),
             sys::IORING_REGISTER_RING_FDS,
             (&mut up as *mut sys::io_uring_rsrc_update).cast(),
             1,
@@ -194,6 +208,7 @@ fn describe(code: i32) -> String {
         WRONG_COMPLETION => "a completion with the wrong user data or result".into(),
         STALE_UNREGISTER => "unregistering the parent's ring fd was not refused".into(),
         CHILD_REGISTER => "the child could not register the ring at the parent's index".into(),
+        REGISTERED => "the ring's registrar was not refused with ForkedChild in the child".into(),
         DROP_UNREGISTERED => "dropping the ring removed the child's own registration".into(),
         RESERVED => "reserve failed in the child's copy of the ring".into(),
         PUSHED => "push failed in the child's copy of the ring".into(),
