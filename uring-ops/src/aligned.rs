@@ -191,12 +191,17 @@ unsafe impl Send for AlignedBuf {}
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
+    /// The largest alignment [`AlignedBuf::new`] takes: 1 GiB, the largest huge page (no file
+    /// system asks for more than a page).
+    pub const MAX_ALIGN: usize = 1 << 30;
+
     /// An empty buffer (length 0) of `capacity` zeroed bytes whose start is a multiple of
     /// `align`.
     ///
     /// # Errors
     ///
-    /// [`Error::BadAlignment`] when `align` is not a power of two (0 included);
+    /// [`Error::BadAlignment`] when `align` is not a power of two (0 included) or is above
+    /// [`AlignedBuf::MAX_ALIGN`];
     /// [`Error::OutOfRange`] for a capacity of 0; [`Error::OutOfMemory`] when the allocator
     /// refuses it, or `capacity` rounded up to `align` passes `isize::MAX` (`ENOMEM`).
     ///
@@ -214,7 +219,7 @@ impl AlignedBuf {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn new(capacity: usize, align: usize) -> Result<Self> {
-        if !align.is_power_of_two() {
+        if !align.is_power_of_two() || align > Self::MAX_ALIGN {
             return Err(Error::BadAlignment { align });
         }
         if capacity == 0 {

@@ -213,9 +213,9 @@ pub enum Error {
         /// The size of the refused allocation.
         bytes: usize,
     },
-    /// A buffer alignment that is not a power of two (0 included) ([`crate::AlignedBuf::new`]).
-    /// `EINVAL`.
-    #[error("alignment {align} is not a power of two")]
+    /// A buffer alignment that is not a power of two (0 included), or above
+    /// [`crate::AlignedBuf::MAX_ALIGN`] ([`crate::AlignedBuf::new`]). `EINVAL`.
+    #[error("alignment {align} is not a power of two of at most 1 GiB")]
     BadAlignment {
         /// The alignment given.
         align: usize,

@@ -168,8 +168,9 @@ impl Context {
     /// while it lives, so that each is redeemed without another lock
     /// ([`Completions::redeem`]). Empty when the time ran out, or a wake-up came with none.
     ///
-    /// While it lives, other threads' pushes and reaps wait for it, and this thread must not
-    /// call the context (that would deadlock): take what is needed, then drop it.
+    /// While it lives, other threads' pushes and reaps wait for it, and this thread's other
+    /// calls to the context fail with [`Error::Reentrant`] (or panic, those that return no
+    /// `Result`) rather than deadlock: take what is needed, then drop it.
     ///
     /// # Errors
     ///
