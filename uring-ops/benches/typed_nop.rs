@@ -110,7 +110,7 @@ fn typed_records(ring: &mut Uring, batches: u64) -> u64 {
         let mut n = 0;
         while let Some(c) = ring.next_completion() {
             let r = ring.take::<Nop>(&c).expect("a reported NOP redeems");
-            sum += u64::from(r.expect("a NOP succeeds")) + c.tag;
+            sum += u64::from(r.expect("a NOP succeeds")) + c.tag();
             n += 1;
         }
         assert_eq!(n, BATCH, "a record per NOP");

@@ -181,7 +181,7 @@ fn copy(args: &Args) -> Result<(u64, f64), String> {
         ring.wait_completions(Duration::MAX)
             .map_err(|e| format!("waiting at offset {next}: {e}"))?;
         while let Some(c) = ring.next_completion() {
-            let b = c.tag as usize;
+            let b = c.tag() as usize;
             let Block { offset: at, len } = blocks[b];
             let (read, write) = ring
                 .take::<CopyChain>(&c)

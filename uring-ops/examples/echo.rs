@@ -228,7 +228,7 @@ pub fn serve(
         // tag), and redeems its op's output or item. No ticket is scanned.
         s.ring.wait_completions(Duration::MAX)?;
         while let Some(c) = s.ring.next_completion() {
-            match Event::of(c.tag) {
+            match Event::of(c.tag()) {
                 Event::Accept => s.on_accept(&c)?,
                 Event::Recv(conn) => s.on_recv(conn, &c)?,
                 Event::Send(conn) => s.on_send(conn, &c)?,
@@ -265,7 +265,7 @@ impl Server {
     }
 
     fn on_accept(&mut self, c: &Completion) -> std::io::Result<()> {
-        if c.more {
+        if c.more() {
             match self.ring.take_item::<Accept>(c)? {
                 Ok(fd) => self.add_conn(fd)?,
                 Err(e) => eprintln!("accept: {e}"),
@@ -333,7 +333,7 @@ impl Server {
         let Some(conn) = self.conns[c].as_mut() else {
             return Ok(());
         };
-        let finished = !rec.more;
+        let finished = !rec.more();
         let got = if finished {
             // The receive ended: its output (the items not taken, none here, and its end).
             conn.recv = None;

@@ -399,7 +399,7 @@ fn sum_ring(files: &[Entry], next: &AtomicUsize, depth: u32, buf: usize) -> Resu
         ring.wait_completions(Duration::MAX)
             .map_err(|e| format!("waiting: {e}"))?;
         while let Some(c) = ring.next_completion() {
-            let s = &mut slots[c.tag as usize];
+            let s = &mut slots[c.tag() as usize];
             let p = s
                 .pending
                 .take()

@@ -43,16 +43,16 @@ use std::sync::MutexGuard;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Completion {
     /// The key the library assigned to the submission: its ticket's [`Ticket::user_data`].
-    pub key: u64,
+    key: u64,
     /// The caller's tag, given at push.
-    pub tag: u64,
+    tag: u64,
     /// The raw result of the completion (a negative errno on failure). For a finished chain,
     /// that of its last completion; the typed output has each link's.
-    pub res: i32,
+    res: i32,
     /// The completion's flags (`IORING_CQE_F_*`).
-    pub flags: u32,
+    flags: u32,
     /// Whether the submission keeps running: an item of a multishot op.
-    pub more: bool,
+    more: bool,
     /// For an item, its number within its op (wrapping).
     item: u32,
     /// The low half of the id of the ring that made the record.
@@ -60,6 +60,37 @@ pub struct Completion {
 }
 
 impl Completion {
+    /// The key the library assigned to the submission: its ticket's [`Ticket::user_data`].
+    #[inline]
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The caller's tag, given at push.
+    #[inline]
+    pub fn tag(&self) -> u64 {
+        self.tag
+    }
+
+    /// The raw result of the completion (a negative errno on failure). For a finished chain,
+    /// that of its last completion; the typed output has each link's.
+    #[inline]
+    pub fn res(&self) -> i32 {
+        self.res
+    }
+
+    /// The completion's flags (`IORING_CQE_F_*`).
+    #[inline]
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// Whether the submission keeps running: an item of a multishot op.
+    #[inline]
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
     /// A record of ring `ring` (its full id; the low half is kept).
     #[inline]
     pub(crate) fn new(
@@ -210,7 +241,7 @@ impl Slab {
 ///     ring.detach(t); // the record says when it is done; the ticket is not needed
 /// }
 /// ring.submit_and_wait(3)?;
-/// let tags: Vec<u64> = ring.completions().map(|c| c.tag).collect();
+/// let tags: Vec<u64> = ring.completions().map(|c| c.tag()).collect();
 /// assert_eq!(tags, [0, 1, 2]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -59,7 +59,7 @@ fn collect(ctx: &Context, n: usize) -> Vec<Completion> {
         all.extend(ctx.wait_completions().unwrap());
     }
     assert_eq!(all.len(), n, "more completions than submissions");
-    let keys: HashSet<u64> = all.iter().map(|c| c.key).collect();
+    let keys: HashSet<u64> = all.iter().map(|c| c.key()).collect();
     assert_eq!(keys.len(), n, "a completion was reported twice");
     all
 }
@@ -129,14 +129,17 @@ fn read_and_readv_alternate() {
                 .unwrap();
             let c = ctx.wait_completions().unwrap();
             assert_eq!(c.len(), 1);
-            assert_eq!((c[0].tag, c[0].key, c[0].res), (i, t.user_data(), 0x1000));
+            assert_eq!(
+                (c[0].tag(), c[0].key(), c[0].res()),
+                (i, t.user_data(), 0x1000)
+            );
             let (_, buf) = ctx.try_take(t).unwrap().done().unwrap();
             assert!(buf.iter().all(|&b| b == (i % 2) as u8 + 7));
             let t = ctx
                 .push_tagged(Readv::new(&f.fd, vec![vec![0u8; 0x1000]], off), i)
                 .unwrap();
             let c = ctx.wait_completions().unwrap();
-            assert_eq!((c.len(), c[0].tag, c[0].res), (1, i, 0x1000));
+            assert_eq!((c.len(), c[0].tag(), c[0].res()), (1, i, 0x1000));
             let (_, bufs) = ctx.try_take(t).unwrap().done().unwrap();
             assert!(bufs[0].iter().all(|&b| b == (i % 2) as u8 + 7));
         }
@@ -155,7 +158,7 @@ fn readv_several_buffers() {
         let t = ctx.push_tagged(Readv::new(&f.fd, bufs, 0), 55).unwrap();
         let c = ctx.wait_completions().unwrap();
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].tag, c[0].key), (55, t.user_data()));
+        assert_eq!((c[0].tag(), c[0].key()), (55, t.user_data()));
         assert_eq!(c[0].result().unwrap(), (3 * BUF) as u32);
         let (n, bufs) = ctx.try_take(t).unwrap().done().unwrap();
         assert_eq!(n.unwrap(), 3 * BUF);
@@ -178,7 +181,7 @@ fn writev_then_read_back() {
             .push_tagged(Writev::new(&f.fd, bufs, OFFSET), 55)
             .unwrap();
         let c = ctx.wait_completions().unwrap();
-        assert_eq!((c.len(), c[0].tag), (1, 55));
+        assert_eq!((c.len(), c[0].tag()), (1, 55));
         assert_eq!(c[0].result().unwrap(), (3 * BUF) as u32);
         let (n, bufs) = ctx.wait(t).unwrap();
         assert_eq!((n.unwrap(), bufs.len()), (3 * BUF, 3));
@@ -226,9 +229,9 @@ fn fallocate_writes_fsync_punch_hole() {
         let mut calls = 0;
         while !pending.is_empty() && calls < 10 {
             for c in ctx.wait_completions().unwrap() {
-                let want = if c.tag == 70 { 0 } else { 4096 };
-                assert_eq!(c.result().unwrap(), want, "tag {}", c.tag);
-                assert_eq!(pending.remove(&c.tag), Some(c.key));
+                let want = if c.tag() == 70 { 0 } else { 4096 };
+                assert_eq!(c.result().unwrap(), want, "tag {}", c.tag());
+                assert_eq!(pending.remove(&c.tag()), Some(c.key()));
             }
             calls += 1;
         }
@@ -262,8 +265,8 @@ fn dev_zero_readable() {
             .push_tagged(PollAdd::new(&f, PollEvents::IN), 454)
             .unwrap();
         let c = ctx.wait_completions().unwrap();
-        assert_eq!((c.len(), c[0].tag), (1, 454));
-        assert_eq!(c[0].res, libc::POLLIN as i32);
+        assert_eq!((c.len(), c[0].tag()), (1, 454));
+        assert_eq!(c[0].res(), libc::POLLIN as i32);
         let events = ctx.try_take(t).unwrap().done().unwrap().unwrap();
         assert!(events.contains(PollEvents::IN));
     });
@@ -288,10 +291,10 @@ fn queue_past_the_cq_size() {
         }
         ctx.detach(ctx.push_tagged(poll(), 48).unwrap());
         let all = collect(&ctx, 49);
-        let mut tags: Vec<u64> = all.iter().map(|c| c.tag).collect();
+        let mut tags: Vec<u64> = all.iter().map(|c| c.tag()).collect();
         tags.sort_unstable();
         assert_eq!(tags, (0..49).collect::<Vec<_>>());
-        assert!(all.iter().all(|c| c.res == libc::POLLIN as i32));
+        assert!(all.iter().all(|c| c.res() == libc::POLLIN as i32));
         assert_eq!(ctx.in_flight(), 0);
         assert!(ctx
             .wait_completions_timeout(Duration::from_millis(1))
@@ -317,13 +320,13 @@ fn wake_a_waiter_with_a_nop() {
                     .unwrap();
                 tx.send(()).unwrap();
                 let c = ctx.wait_completions().unwrap();
-                assert_eq!((c.len(), c[0].tag, c[0].res), (1, 1, 0), "the NOP");
+                assert_eq!((c.len(), c[0].tag(), c[0].res()), (1, 1, 0), "the NOP");
                 tx.send(()).unwrap();
                 let c = ctx.wait_completions().unwrap();
                 assert!(c.is_empty(), "woken by wake(): {c:?}");
                 tx.send(()).unwrap();
                 let c = ctx.wait_completions().unwrap();
-                assert_eq!((c.len(), c[0].tag), (1, 0));
+                assert_eq!((c.len(), c[0].tag()), (1, 0));
                 assert_eq!(c[0].result().unwrap(), DATA.len() as u32);
                 let (_, buf) = ctx.try_take(t).unwrap().done().unwrap();
                 assert_eq!(buf, DATA);
@@ -381,11 +384,11 @@ fn complete_from_seven_threads() {
         });
         let seen = seen.into_inner().unwrap();
         assert_eq!(seen.len(), TOTAL);
-        let tags: HashSet<u64> = seen.iter().map(|c| c.tag).collect();
+        let tags: HashSet<u64> = seen.iter().map(|c| c.tag()).collect();
         assert_eq!(tags, (0..TOTAL as u64).collect());
-        let keys: HashSet<u64> = seen.iter().map(|c| c.key).collect();
+        let keys: HashSet<u64> = seen.iter().map(|c| c.key()).collect();
         assert_eq!(keys.len(), TOTAL);
-        assert!(seen.iter().all(|c| c.res == 0));
+        assert!(seen.iter().all(|c| c.res() == 0));
     });
 }
 
@@ -439,12 +442,12 @@ fn submit_from_seven_threads() {
         });
         assert_eq!(seen.len(), THREADS * ITERATIONS);
         assert_eq!(*in_flight.lock().unwrap(), 0);
-        let keys: HashSet<u64> = seen.iter().map(|c| c.key).collect();
+        let keys: HashSet<u64> = seen.iter().map(|c| c.key()).collect();
         assert_eq!(keys.len(), seen.len(), "a completion was reported twice");
         let mut got: HashMap<u64, usize> = HashMap::new();
         for c in &seen {
-            assert_eq!(c.res, 0);
-            *got.entry(c.tag).or_default() += 1;
+            assert_eq!(c.res(), 0);
+            *got.entry(c.tag()).or_default() += 1;
         }
         let mut want: HashMap<u64, usize> = HashMap::new();
         for idx in 0..THREADS {
@@ -512,16 +515,16 @@ fn seven_submitters_three_completers_200_times() {
             },
         );
         assert_eq!(seen.len(), TOTAL, "round {round}: lost completions");
-        let mut tags: Vec<u64> = seen.iter().map(|c| c.tag).collect();
+        let mut tags: Vec<u64> = seen.iter().map(|c| c.tag()).collect();
         tags.sort_unstable();
         assert_eq!(tags, (0..TOTAL as u64).collect::<Vec<_>>(), "round {round}");
-        let keys: HashSet<u64> = seen.iter().map(|c| c.key).collect();
+        let keys: HashSet<u64> = seen.iter().map(|c| c.key()).collect();
         assert_eq!(
             keys.len(),
             TOTAL,
             "round {round}: a completion reported twice"
         );
-        assert!(seen.iter().all(|c| c.res == 0));
+        assert!(seen.iter().all(|c| c.res() == 0));
     }
     eprintln!(
         "200 rounds of 7 × 113 NOPs, 3 completers: {:?}",
@@ -580,7 +583,7 @@ fn duplicate_tags_never_free_a_live_buffer() {
         assert_ne!(a.user_data(), b.user_data());
         b_tx.write_all(b"bbb").unwrap();
         let c = ctx.wait_completions().unwrap();
-        assert_eq!((c.len(), c[0].tag, c[0].key), (1, 7, b.user_data()));
+        assert_eq!((c.len(), c[0].tag(), c[0].key()), (1, 7, b.user_data()));
         let a = ctx.try_take(a).unwrap().pending().unwrap();
         let (_, buf) = ctx.try_take(b).unwrap().done().unwrap();
         assert_eq!(buf, b"bbb");
@@ -588,7 +591,7 @@ fn duplicate_tags_never_free_a_live_buffer() {
         let (_, buf) = ctx.wait(a).unwrap();
         assert_eq!(buf, b"aaa");
         let c = ctx.wait_completions().unwrap();
-        assert_eq!((c.len(), c[0].tag), (1, 7));
+        assert_eq!((c.len(), c[0].tag()), (1, 7));
     });
 }
 
@@ -677,7 +680,7 @@ fn ring_fd_polls_readable() {
         ctx.submit().unwrap();
         assert!(poll(5000));
         let c = ctx.wait_completions().unwrap();
-        assert_eq!((c.len(), c[0].tag, c[0].res), (1, 55, 4096));
+        assert_eq!((c.len(), c[0].tag(), c[0].res()), (1, 55, 4096));
         ctx.detach(t);
         assert!(!poll(1));
     });
@@ -749,7 +752,7 @@ fn tickets_and_completions_mixed() {
                 }
             });
             let seen = seen.into_inner().unwrap();
-            let mut tags: Vec<u64> = seen.iter().map(|c| c.tag).collect();
+            let mut tags: Vec<u64> = seen.iter().map(|c| c.tag()).collect();
             tags.sort_unstable();
             assert_eq!(tags, (0..(SUBMITTERS * NOPS) as u64).collect::<Vec<_>>());
             assert_eq!(ctx.in_flight(), 0);
@@ -874,14 +877,14 @@ fn sqpoll_two_submitting_threads() {
                 })
                 .collect();
             let all = collect(&ctx, 2 * PER_THREAD as usize);
-            let tags: HashSet<u64> = all.iter().map(|c| c.tag).collect();
+            let tags: HashSet<u64> = all.iter().map(|c| c.tag()).collect();
             let want: HashSet<u64> = (0..2)
                 .flat_map(|t| (0..PER_THREAD).map(move |i| t * 1000 + i))
                 .collect();
             assert_eq!(tags, want);
             for c in &all {
-                let len = if c.tag % 2 == 0 { 0 } else { BLOCK as i32 };
-                assert_eq!(c.res, len, "tag {}", c.tag);
+                let len = if c.tag() % 2 == 0 { 0 } else { BLOCK as i32 };
+                assert_eq!(c.res(), len, "tag {}", c.tag());
             }
             for h in pushers {
                 let (nops, reads) = h.join().unwrap();

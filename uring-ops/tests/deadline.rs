@@ -100,6 +100,6 @@ fn context_wait_completions_timeout_of_duration_max_waits_for_a_completion() {
     let done = ctx.wait_completions_timeout(Duration::MAX).unwrap();
     writer.join().unwrap();
     assert_eq!(done.len(), 1);
-    assert_eq!((done[0].tag, done[0].res), (42, 2));
+    assert_eq!((done[0].tag(), done[0].res()), (42, 2));
     assert_eq!(ctx.wait(t).unwrap().1, b"ok");
 }

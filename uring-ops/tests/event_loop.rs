@@ -139,8 +139,8 @@ fn run(ring: &mut impl Ring, file: &Fd, rx: &Fd, tx: OwnedFd) {
         recs.clear();
         ring.records(&mut recs);
         for c in &recs {
-            let (kind, i) = (c.tag >> 32, c.tag & 0xffff_ffff);
-            if c.more {
+            let (kind, i) = (c.tag() >> 32, c.tag() & 0xffff_ffff);
+            if c.more() {
                 assert_eq!(kind, POLL, "only the poll has items: {c:?}");
                 let ev = ring.take_item::<PollAdd>(c).unwrap().unwrap();
                 assert!(ev.contains(PollEvents::IN), "{ev:?}");
@@ -164,7 +164,7 @@ fn run(ring: &mut impl Ring, file: &Fd, rx: &Fd, tx: OwnedFd) {
                 continue;
             }
             assert!(
-                live.remove(&c.tag).is_some(),
+                live.remove(&c.tag()).is_some(),
                 "reported twice or never pushed: {c:?}"
             );
             match kind {

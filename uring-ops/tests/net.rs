@@ -374,7 +374,7 @@ fn a_detached_multishot_accept_closes_what_it_accepts() {
     // A's connection is accepted: its record says so, the item stays in the op.
     assert_eq!(ring.wait_completions(Duration::from_secs(5)).unwrap(), 1);
     let c = ring.next_completion().unwrap();
-    assert!(c.more && c.res >= 0, "{c:?}");
+    assert!(c.more() && c.res() >= 0, "{c:?}");
     assert!(!closed_by_server(
         &mut a,
         &mut ring,

@@ -76,7 +76,7 @@ impl<W: Work> Driver for Ctx1<W> {
             let out = records
                 .redeem::<W::Op>(&c)
                 .map_err(|e| format!("redeeming a completion: {e}"))?;
-            let slot = c.tag as u32;
+            let slot = c.tag() as u32;
             done(slot, self.work.finish(slot, out));
             n += 1;
         }
@@ -263,7 +263,7 @@ impl<W: Work> Threaded<W> {
                     let out = records
                         .redeem::<W::Op>(&c)
                         .map_err(|e| format!("redeeming a completion: {e}"))?;
-                    outs.push((c.tag as usize, out));
+                    outs.push((c.tag() as usize, out));
                 }
             }
             let got = outs.len() as u64;

@@ -350,7 +350,7 @@ impl<W: Work> Driver for Ops<W> {
                 .ring
                 .take::<W::Op>(&c)
                 .map_err(|e| format!("redeeming a completion: {e}"))?;
-            let slot = c.tag as u32;
+            let slot = c.tag() as u32;
             done(slot, self.work.finish(slot, out));
             n += 1;
         }

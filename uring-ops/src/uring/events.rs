@@ -29,7 +29,7 @@ use uring_core::deadline_after;
 /// while seen.len() < 2 {
 ///     ring.wait_completions(Duration::MAX)?;
 ///     while let Some(c) = ring.next_completion() {
-///         seen.push(c.tag); // the outputs are gone with the detached tickets
+///         seen.push(c.tag()); // the outputs are gone with the detached tickets
 ///     }
 /// }
 /// assert_eq!(seen, [NOP, TIMER]);

@@ -29,7 +29,7 @@ impl Redeem for Completions<'_> {
 fn take_once<T: Submit>(r: &mut impl Redeem, c: &Completion) -> T::Output {
     let out = r
         .redeem::<T>(c)
-        .unwrap_or_else(|e| panic!("{c:?} ({:?}): take: {e}", kind_of(c.tag)));
+        .unwrap_or_else(|e| panic!("{c:?} ({:?}): take: {e}", kind_of(c.tag())));
     match r.redeem::<T>(c) {
         Err(Error::UnknownTicket) => out,
         Err(e) => panic!("{c:?}: a second take gave {e}"),
@@ -43,29 +43,29 @@ fn errno<T>(r: &io::Result<T>) -> Option<i32> {
 
 /// Counts record `c` (exactly once) and checks its op's output.
 pub(crate) fn check(st: &State, c: &Completion, r: &mut impl Redeem) {
-    let kind = kind_of(c.tag);
+    let kind = kind_of(c.tag());
     assert!(
-        st.outstanding.lock().unwrap().remove(&c.tag),
+        st.outstanding.lock().unwrap().remove(&c.tag()),
         "{c:?} ({kind:?}): reported twice, or never pushed"
     );
-    assert!(!c.more, "{c:?}: an item record from a single-shot op");
-    let targeted = c.tag & TARGETED != 0;
+    assert!(!c.more(), "{c:?}: an item record from a single-shot op");
+    let targeted = c.tag() & TARGETED != 0;
     // A targeted op ended by its cancel (`ECANCELED`) or normally, as checked below.
     let mut cancelled = false;
     match kind {
         Kind::Nop => {
             assert_eq!(take_once::<Nop>(r, c).unwrap(), 0, "{c:?}");
-            assert_eq!(c.res, 0, "{c:?}");
+            assert_eq!(c.res(), 0, "{c:?}");
         }
         Kind::NopDetached => {
             assert!(
                 matches!(r.redeem::<Nop>(c), Err(Error::UnknownTicket)),
                 "{c:?}: a detached op left something to take"
             );
-            assert_eq!(c.res, 0, "{c:?}");
+            assert_eq!(c.res(), 0, "{c:?}");
         }
         Kind::Timeout => match take_once::<Timeout>(r, c) {
-            Ok(TimeoutFired::Expired) => assert_eq!(c.res, -libc::ETIME, "{c:?}"),
+            Ok(TimeoutFired::Expired) => assert_eq!(c.res(), -libc::ETIME, "{c:?}"),
             e if targeted && errno(&e) == Some(libc::ECANCELED) => cancelled = true,
             other => panic!("{c:?}: timeout: {other:?}"),
         },
@@ -73,8 +73,8 @@ pub(crate) fn check(st: &State, c: &Completion, r: &mut impl Redeem) {
             let (res, buf) = take_once::<Read<Vec<u8>>>(r, c);
             match res {
                 Ok(n) => {
-                    assert_eq!((n, &buf[..]), (LEN, &payload(c.tag)[..]), "{c:?}");
-                    assert_eq!(c.res, LEN as i32, "{c:?}");
+                    assert_eq!((n, &buf[..]), (LEN, &payload(c.tag())[..]), "{c:?}");
+                    assert_eq!(c.res(), LEN as i32, "{c:?}");
                 }
                 Err(e) if targeted && e.raw_os_error() == Some(libc::ECANCELED) => {
                     assert!(buf.is_empty(), "{c:?}: a cancelled read filled {buf:?}");
@@ -91,7 +91,7 @@ pub(crate) fn check(st: &State, c: &Completion, r: &mut impl Redeem) {
                 Err(e) if targeted && e.raw_os_error() == Some(libc::EPIPE) => {}
                 Err(e) => panic!("{c:?}: pipe write: {e}"),
             }
-            assert_eq!(buf, payload(previous(c.tag)), "{c:?}: the write's buffer");
+            assert_eq!(buf, payload(previous(c.tag())), "{c:?}: the write's buffer");
         }
         Kind::Cancel => {
             // Found and cancelled, already gone, or already running (then it ends on its own).
@@ -108,7 +108,7 @@ pub(crate) fn check(st: &State, c: &Completion, r: &mut impl Redeem) {
                 .unwrap_or_else(|| panic!("{c:?}: the write never ran"));
             assert_eq!(
                 (wres.unwrap(), &wbuf[..]),
-                (LEN, &payload(c.tag)[..]),
+                (LEN, &payload(c.tag())[..]),
                 "{c:?}"
             );
             let (rres, rbuf) = rd
@@ -116,7 +116,7 @@ pub(crate) fn check(st: &State, c: &Completion, r: &mut impl Redeem) {
                 .unwrap_or_else(|| panic!("{c:?}: the read never ran"));
             assert_eq!(
                 (rres.unwrap(), &rbuf[..]),
-                (LEN, &payload(c.tag)[..]),
+                (LEN, &payload(c.tag())[..]),
                 "{c:?}"
             );
         }
