@@ -31,6 +31,8 @@
 
 mod addr;
 mod as_ring;
+#[cfg(feature = "async")]
+pub mod awaitable;
 mod buf;
 mod chain;
 mod completion;
@@ -49,10 +51,14 @@ mod push;
 mod raw;
 mod shared_buf;
 mod slab;
+#[cfg(feature = "async")]
+mod sync;
 mod uring;
 
 pub use addr::SockAddr;
 pub use as_ring::AsRing;
+#[cfg(feature = "async")]
+pub use awaitable::{LocalRing, SharedRing};
 pub use buf::{IoBuf, IoBufMut};
 pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]
