@@ -1,15 +1,15 @@
-//! The synchronisation primitives of the async layer's hand-offs ([`crate::awaitable`]): `std`'s,
-//! or loom's under `cfg(loom)`, so that `tests/loom.rs` explores every interleaving of the
-//! code that runs, not of a copy of it.
+//! The synchronisation primitives of the async layer's hand-offs ([`crate::awaitable`]):
+//! `std`'s, or loom's under `cfg(uring_ops_loom)`, so that `tests/loom.rs` explores every
+//! interleaving of the code that runs, not of a copy of it.
 
-#[cfg(loom)]
+#[cfg(uring_ops_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
-#[cfg(loom)]
+#[cfg(uring_ops_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
-#[cfg(not(loom))]
+#[cfg(not(uring_ops_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(uring_ops_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 /// Locks `m`, ignoring poisoning: the hand-offs' critical sections only move wakers and flags,

@@ -47,6 +47,10 @@ pub use drive::{Driver, Reactor, Thread};
 pub use local::LocalRing;
 pub use run::{Items, Run};
 pub use shared::SharedRing;
+/// The hand-offs, for the loom model (`tests/loom.rs`) only.
+#[cfg(uring_ops_loom)]
+#[doc(hidden)]
+pub use waiters::{Notify, Waiters};
 
 use crate::completion::Outcome;
 use crate::error::{PushError, Result};

@@ -26,6 +26,10 @@
 //! push that woke, or will wake, the driver, or before the driver's first poll, which is still
 //! to come); either way a poll of the driver follows whose clear reads the push's swap or a
 //! later one, and so sees what the push queued.
+//!
+//! Both are modelled with loom in `tests/loom.rs` (a push against the driver's polls; a
+//! future's check-and-store against the driver's mark-and-take), on the code here: under
+//! `cfg(uring_ops_loom)` the atomics and locks are loom's (`crate::sync`).
 
 use crate::slab::slot_index;
 use crate::sync::{lock, AtomicBool, Mutex, Ordering};
@@ -36,7 +40,7 @@ use std::task::Waker;
 /// One waker per op in flight, by slot index. See the module documentation for the rule that
 /// keeps it free of lost wake-ups.
 #[derive(Default)]
-pub(crate) struct Waiters {
+pub struct Waiters {
     /// By slot index: the key of the op the waker awaits, and the waker. Grows with the slab,
     /// never shrinks.
     wakers: Vec<Option<(u64, Waker)>>,
@@ -55,7 +59,7 @@ impl Waiters {
     /// Stores `w` as the waker of the op keyed `key` (cloned only if it would not wake the
     /// same task as the one already stored).
     #[inline]
-    pub(crate) fn set(&mut self, key: u64, w: &Waker) {
+    pub fn set(&mut self, key: u64, w: &Waker) {
         let i = slot_index(key);
         if i >= self.wakers.len() {
             self.grow(i);
@@ -76,7 +80,7 @@ impl Waiters {
 
     /// Takes the waker stored for the op keyed `key`, if there is one.
     #[inline]
-    pub(crate) fn take(&mut self, key: u64) -> Option<Waker> {
+    pub fn take(&mut self, key: u64) -> Option<Waker> {
         let slot = self.wakers.get_mut(slot_index(key))?;
         match slot {
             Some((k, _)) if *k == key => slot.take().map(|(_, w)| w),
@@ -88,7 +92,7 @@ impl Waiters {
 /// The driver's notification, for a ring shared between threads: pushes on any thread, the
 /// driver polled on any thread. See the module documentation for why no push is missed.
 #[derive(Default)]
-pub(crate) struct Notify {
+pub struct Notify {
     /// Set by a push since the driver last cleared it.
     notified: AtomicBool,
     /// The driver's waker, stored at each of its polls, taken by the push that sets the flag.
@@ -107,7 +111,7 @@ impl Notify {
     /// After queueing work: makes sure the driver is polled after this call. One atomic swap
     /// when a notification is already pending; otherwise also a lock and a wake.
     #[inline]
-    pub(crate) fn notify(&self) {
+    pub fn notify(&self) {
         // AcqRel: Release publishes the work queued before this call to the driver's clear
         // that reads this value (or a later one of this read-modify-write chain); Acquire
         // orders the waker taken below after the driver's store of it.
@@ -124,7 +128,7 @@ impl Notify {
     /// was set (work was queued since the last clear). Work queued by a push whose swap this
     /// clear reads is visible after it; a later push wakes the waker stored here.
     #[inline]
-    pub(crate) fn register(&self, w: &Waker) -> bool {
+    pub fn register(&self, w: &Waker) -> bool {
         {
             let mut slot = lock(&self.waker);
             match &*slot {
