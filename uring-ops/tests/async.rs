@@ -302,6 +302,28 @@ fn setup_flags_an_async_ring_cannot_use_are_refused() {
         ),
         "{e}"
     );
-    let ring = LocalRing::new(8).unwrap();
-    drop(ring);
+    let e =
+        LocalRing::with_builder(&uring_ops::core::Builder::new(8).iopoll()).expect_err("IOPOLL");
+    assert!(
+        matches!(e, Error::AsyncSetupFlag { flag: "IOPOLL", .. }),
+        "{e}"
+    );
+    // A ring made first, then handed over, is checked the same way.
+    match uring_ops::Uring::with_builder(&b) {
+        Ok(uring) => {
+            let e = LocalRing::from_uring(uring).expect_err("DEFER_TASKRUN");
+            assert!(
+                matches!(
+                    e,
+                    Error::AsyncSetupFlag {
+                        flag: "DEFER_TASKRUN",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+        Err(e) => common::skip(format_args!("a DEFER_TASKRUN ring: {e}")),
+    }
+    assert!(LocalRing::from_uring(uring_ops::Uring::new(8).unwrap()).is_ok());
 }

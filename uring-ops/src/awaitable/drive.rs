@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
-use uring_core::{Builder, SetupFlags};
+use uring_core::SetupFlags;
 
 /// How many turns a driver makes in one poll before it yields to the executor's other tasks
 /// (it asks to be polled again).
@@ -91,7 +91,16 @@ impl<G: AsyncRing + Unpin, R: Reactor> Future for Driver<G, R> {
             if this.ring.orphaned() {
                 return Poll::Ready(Ok(()));
             }
-            this.ring.turn()?;
+            match this.ring.turn() {
+                Ok(_) => {}
+                // The kernel pushes back (`EBUSY`/`EAGAIN`: completions it cannot post yet):
+                // not the ring's end; look again soon.
+                Err(Error::Core(uring_core::Error::Busy(_))) => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
             match this.reactor.poll_ready(cx) {
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(e)) => {
@@ -116,10 +125,13 @@ impl<G: AsyncRing, R: Reactor> Drop for Driver<G, R> {
 }
 
 /// Refuses the setup flags an async ring cannot be driven with.
-pub(super) fn check_setup(builder: &Builder) -> Result<()> {
-    let f = builder.setup_flags();
+pub(super) fn check_setup(f: SetupFlags) -> Result<()> {
     if f.contains(SetupFlags::DEFER_TASKRUN) {
-        return Err(defer_taskrun());
+        return Err(Error::AsyncSetupFlag {
+            flag: "DEFER_TASKRUN",
+            why: "its completions are posted only when the ring's thread asks for them, which \
+                  a reactor watching the ring's fd does not",
+        });
     }
     if f.intersects(SetupFlags::IOPOLL | SetupFlags::HYBRID_IOPOLL) {
         return Err(Error::AsyncSetupFlag {
@@ -129,14 +141,6 @@ pub(super) fn check_setup(builder: &Builder) -> Result<()> {
         });
     }
     Ok(())
-}
-
-pub(super) fn defer_taskrun() -> Error {
-    Error::AsyncSetupFlag {
-        flag: "DEFER_TASKRUN",
-        why: "its completions are posted only when the ring's thread asks for them, which a \
-              reactor watching the ring's fd does not",
-    }
 }
 
 /// Queues a cancel for each user data in `cancels` through `push` (which detaches it), from

@@ -1,6 +1,6 @@
 //! [`LocalRing`]: a ring for the tasks of one thread, awaited from any executor.
 
-use super::drive::{check_setup, defer_taskrun, flush_cancels};
+use super::drive::{check_setup, flush_cancels};
 use super::waiters::{LocalNotify, Waiters};
 use super::{sqes, AsyncRing, Items, Polled, Pushed, Run};
 use crate::completion::Outcome;
@@ -105,7 +105,7 @@ impl LocalRing {
     /// only when the ring's thread asks, which a reactor waiting on the ring's fd does not)
     /// and `IORING_SETUP_IOPOLL` (its fd never becomes readable); otherwise as for [`Uring::with_builder`].
     pub fn with_builder(builder: &Builder) -> Result<Self> {
-        check_setup(builder)?;
+        check_setup(builder.setup_flags())?;
         Ok(Self::from_uring_unchecked(Uring::with_builder(builder)?))
     }
 
@@ -115,15 +115,10 @@ impl LocalRing {
     ///
     /// # Errors
     ///
-    /// [`Error::AsyncSetupFlag`] for a ring set up with `IORING_SETUP_DEFER_TASKRUN`.
+    /// [`Error::AsyncSetupFlag`] for a ring set up with `IORING_SETUP_DEFER_TASKRUN` or
+    /// `IORING_SETUP_IOPOLL` (see [`LocalRing::with_builder`]).
     pub fn from_uring(uring: Uring) -> Result<Self> {
-        if uring
-            .info()
-            .flags
-            .contains(uring_core::SetupFlags::DEFER_TASKRUN)
-        {
-            return Err(defer_taskrun());
-        }
+        check_setup(uring.info().flags)?;
         Ok(Self::from_uring_unchecked(uring))
     }
 
@@ -281,6 +276,11 @@ impl AsyncRing for LocalRing {
                 // again; the driver routes what that reaped.
                 match st.uring.submit() {
                     Ok(_) => st.uring.push_tagged(op, 0),
+                    // The kernel pushes back: as a full SQ (retried once the driver reaped).
+                    Err(Error::Core(uring_core::Error::Busy(_))) => Err(PushError {
+                        error: Error::QueueFull { needed: n, free: 0 },
+                        op,
+                    }),
                     Err(error) => Err(PushError { error, op }),
                 }
             }
