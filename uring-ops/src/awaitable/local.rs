@@ -199,6 +199,55 @@ impl LocalRing {
         Ok(f(st.uring.ring()))
     }
 
+    /// The rest of a push the ring refused: a full SQ is handed to the kernel (the one case
+    /// where a future enters the kernel) and the push tried again.
+    #[cold]
+    #[inline(never)]
+    fn push_refused<T: Submit>(
+        &self,
+        mut st: RefMut<'_, State>,
+        e: PushError<T>,
+        n: u32,
+        w: &Waker,
+    ) -> Pushed<T> {
+        let pushed = match e {
+            PushError {
+                error: Error::QueueFull { .. },
+                op,
+            } => match st.uring.submit() {
+                // The SQ was full of what the futures pushed since the driver last ran.
+                Ok(_) => st.uring.push_tagged(op, 0),
+                // The kernel pushes back: as a full SQ (retried once the driver reaped).
+                Err(Error::Core(uring_core::Error::Busy(_))) => Err(PushError {
+                    error: Error::QueueFull { needed: n, free: 0 },
+                    op,
+                }),
+                Err(error) => Err(PushError { error, op }),
+            },
+            e => Err(e),
+        };
+        let pushed = match pushed {
+            Ok(t) => {
+                st.waiters.set(t.key, w);
+                Pushed::Queued(t, n)
+            }
+            // Still full: the kernel did not take the SQEs (it pushes back while completions
+            // overflow). Try again once the driver has reaped.
+            Err(PushError {
+                error: Error::QueueFull { .. },
+                op,
+            }) => {
+                w.wake_by_ref();
+                Pushed::Retry(op)
+            }
+            Err(e) => Pushed::Refused(e),
+        };
+        drop(st);
+        // The submit may have reaped: the driver must look at the records.
+        self.inner.notify.notify();
+        pushed
+    }
+
     fn borrow(&self) -> Result<RefMut<'_, State>> {
         self.inner
             .state
@@ -266,45 +315,15 @@ impl AsyncRing for LocalRing {
             });
         };
         let (op, n) = sqes(op);
-        let pushed = match st.uring.push_tagged(op, 0) {
-            Err(PushError {
-                error: Error::QueueFull { .. },
-                op,
-            }) => {
-                // The SQ is full of what the futures pushed since the driver last ran: hand it
-                // to the kernel now (the one case where a future enters the kernel), and push
-                // again; the driver routes what that reaped.
-                match st.uring.submit() {
-                    Ok(_) => st.uring.push_tagged(op, 0),
-                    // The kernel pushes back: as a full SQ (retried once the driver reaped).
-                    Err(Error::Core(uring_core::Error::Busy(_))) => Err(PushError {
-                        error: Error::QueueFull { needed: n, free: 0 },
-                        op,
-                    }),
-                    Err(error) => Err(PushError { error, op }),
-                }
-            }
-            other => other,
-        };
-        let pushed = match pushed {
+        match st.uring.push_tagged(op, 0) {
             Ok(t) => {
                 st.waiters.set(t.key, w);
+                drop(st);
+                self.inner.notify.notify();
                 Pushed::Queued(t, n)
             }
-            // Still full: the kernel did not take the SQEs (it pushes back while completions
-            // overflow). Try again once the driver has reaped.
-            Err(PushError {
-                error: Error::QueueFull { .. },
-                op,
-            }) => {
-                w.wake_by_ref();
-                Pushed::Retry(op)
-            }
-            Err(e) => Pushed::Refused(e),
-        };
-        drop(st);
-        self.inner.notify.notify();
-        pushed
+            Err(e) => self.push_refused(st, e, n, w),
+        }
     }
 
     #[inline]

@@ -140,6 +140,10 @@ pub trait AsyncRing: sealed::Sealed {
 /// The number of SQEs `op` takes (a chain: one per link), with the op back.
 #[inline]
 fn sqes<T: Submit>(op: T) -> (T, u32) {
+    if <T::Entry as Entry>::SINGLE {
+        // One SQE by definition: no need to move the op through its entry form.
+        return (op, 1);
+    }
     let e = op.into_entry();
     let n = e.sqe_count();
     (T::from_entry(e), n)

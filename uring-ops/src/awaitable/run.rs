@@ -24,16 +24,11 @@ use std::task::{Context, Poll};
 #[must_use = "a future does nothing unless polled: the op is pushed at its first poll"]
 pub struct Run<'a, G: AsyncRing, T: Submit> {
     ring: &'a G,
-    state: State<T>,
-}
-
-enum State<T: Submit> {
-    /// Not pushed yet.
-    New(T),
-    /// In the ring: its ticket, and how many SQEs to cancel if the future is dropped.
-    InFlight(Ticket<T>, u32),
-    /// Resolved (or refused).
-    Finished,
+    /// The op, until its push (kept apart from the ticket, so that a poll in flight moves
+    /// only the ticket, never the op).
+    op: Option<T>,
+    /// Once pushed: its ticket, and how many SQEs to cancel if the future is dropped.
+    ticket: Option<(Ticket<T>, u32)>,
 }
 
 // The op is moved out of the future at its first poll, never pinned.
@@ -41,10 +36,10 @@ impl<G: AsyncRing, T: Submit> Unpin for Run<'_, G, T> {}
 
 impl<G: AsyncRing, T: Submit> fmt::Debug for Run<'_, G, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::New(_) => "new",
-            State::InFlight(..) => "in flight",
-            State::Finished => "finished",
+        let state = match (&self.op, &self.ticket) {
+            (Some(_), _) => "new",
+            (None, Some(_)) => "in flight",
+            (None, None) => "finished",
         };
         f.debug_struct("Run").field("state", &state).finish()
     }
@@ -54,7 +49,8 @@ impl<'a, G: AsyncRing, T: Submit> Run<'a, G, T> {
     pub(crate) fn new(ring: &'a G, op: T) -> Self {
         Run {
             ring,
-            state: State::New(op),
+            op: Some(op),
+            ticket: None,
         }
     }
 }
@@ -65,37 +61,39 @@ impl<G: AsyncRing, T: Submit> Future for Run<'_, G, T> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match std::mem::replace(&mut this.state, State::Finished) {
-            State::InFlight(t, sqes) => match this.ring.poll_ticket(t, cx.waker()) {
+        if let Some((t, sqes)) = this.ticket.take() {
+            return match this.ring.poll_ticket(t, cx.waker()) {
                 Ok(Outcome::Done(out)) => Poll::Ready(Ok(out)),
                 Ok(Outcome::Pending(t)) => {
-                    this.state = State::InFlight(t, sqes);
+                    this.ticket = Some((t, sqes));
                     Poll::Pending
                 }
                 // The ring refused to look (a forked child's copy of a shared ring): the op
                 // stays in the ring, as if the future were forgotten; this future never
                 // resolves.
                 Err(_) => Poll::Pending,
-            },
-            State::New(op) => match this.ring.push_waking(op, cx.waker()) {
-                Pushed::Queued(t, sqes) => {
-                    this.state = State::InFlight(t, sqes);
-                    Poll::Pending
-                }
-                Pushed::Retry(op) => {
-                    this.state = State::New(op);
-                    Poll::Pending
-                }
-                Pushed::Refused(e) => Poll::Ready(Err(e)),
-            },
-            State::Finished => panic!("a uring_ops::Run polled after it resolved"),
+            };
+        }
+        let Some(op) = this.op.take() else {
+            panic!("a uring_ops::Run polled after it resolved");
+        };
+        match this.ring.push_waking(op, cx.waker()) {
+            Pushed::Queued(t, sqes) => {
+                this.ticket = Some((t, sqes));
+                Poll::Pending
+            }
+            Pushed::Retry(op) => {
+                this.op = Some(op);
+                Poll::Pending
+            }
+            Pushed::Refused(e) => Poll::Ready(Err(e)),
         }
     }
 }
 
 impl<G: AsyncRing, T: Submit> Drop for Run<'_, G, T> {
     fn drop(&mut self) {
-        if let State::InFlight(t, sqes) = std::mem::replace(&mut self.state, State::Finished) {
+        if let Some((t, sqes)) = self.ticket.take() {
             self.ring.abandon(t, sqes);
         }
     }
