@@ -104,6 +104,26 @@ async fn items_ended_after_cancel<G: AnyRing>(ring: &G, rx: &Fd) -> bool {
     true
 }
 
+/// A multishot op the kernel ends at once (a poll of no file): the stream ends with no item,
+/// and gives the op's last completion.
+async fn stream_end<G: AnyRing>(ring: &G) {
+    let mut items = ring.items(PollAdd::new(common::bad_fd(), PollEvents::IN).multishot());
+    assert!(
+        next(&mut items).await.is_none(),
+        "a poll of no file makes no item"
+    );
+    let last = items
+        .take_end()
+        .expect("the stream ended")
+        .expect("it was pushed");
+    assert_eq!(last.map_err(|e| e.raw_os_error()), Err(Some(libc::EBADF)));
+    assert!(items.take_end().is_none(), "given once");
+    assert!(
+        next(&mut items).await.is_none(),
+        "an ended stream stays ended"
+    );
+}
+
 /// A read dropped after its push is cancelled: it takes nothing the pipe receives later, and
 /// nothing stays in flight.
 async fn dropped_read<G: AnyRing>(ring: &G) {
@@ -144,6 +164,7 @@ async fn scenarios<G: AnyRing>(ring: &G, name: &str) {
     reads(ring, &src.fd, &data).await;
     chain(ring, &src.fd, &data, &format!("async-dst-{name}")).await;
     poll_stream(ring).await;
+    stream_end(ring).await;
     dropped_read(ring).await;
     refused(ring).await;
     settle(ring, SETTLE).await;
