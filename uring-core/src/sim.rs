@@ -13,8 +13,8 @@
 //! `IOSQE_CQE_SKIP_SUCCESS` suppresses successful completions.
 //!
 //! Work is consumed when the ring enters the "kernel" ([`crate::Backend::enter`]) or, in
-//! [`SimConfig::manual`] mode, when another thread calls [`Sim::service`] (get that thread a
-//! handle with [`crate::Ring::sim_handle`]). In manual mode a wait does not fail: it yields
+//! [`crate::sim::SimConfig::manual`] mode, when another thread calls
+//! [`crate::sim::Sim::service`] (get that thread a handle with [`crate::Ring::sim_handle`]). In manual mode a wait does not fail: it yields
 //! until the kernel thread has posted enough, as a real wait blocks.
 //!
 //! # Memory

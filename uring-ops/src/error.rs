@@ -220,6 +220,18 @@ pub enum Error {
         /// The alignment given.
         align: usize,
     },
+    /// An async ring (module `awaitable`, feature `async`) was asked for a second driver while
+    /// one runs: one driver submits and reaps for all of a ring's futures. `EBUSY`.
+    #[error("the async ring already has a driver: spawn one per ring")]
+    DriverRunning,
+    /// A setup flag an async ring (module `awaitable`) cannot be driven with. `EINVAL`.
+    #[error("an async ring cannot use IORING_SETUP_{flag}: {why}")]
+    AsyncSetupFlag {
+        /// The flag's name (`DEFER_TASKRUN`).
+        flag: &'static str,
+        /// Why.
+        why: &'static str,
+    },
     /// The ring layer failed.
     #[error(transparent)]
     Core(#[from] uring_core::Error),
@@ -234,7 +246,8 @@ impl Error {
             Error::QueueFull { .. }
             | Error::TooManyOps { .. }
             | Error::RingNotQuiet { .. }
-            | Error::NotFinished => libc::EBUSY,
+            | Error::NotFinished
+            | Error::DriverRunning => libc::EBUSY,
             Error::FixedFileNotAccepted { .. } => libc::EBADF,
             Error::UnknownTicket
             | Error::WrongType { .. }
@@ -248,6 +261,7 @@ impl Error {
             | Error::SkipSuccess
             | Error::NotAnErrno { .. }
             | Error::ContextSetupFlag { .. }
+            | Error::AsyncSetupFlag { .. }
             | Error::FixedBufShape { .. }
             | Error::BadSockAddr { .. }
             | Error::BadArgument { .. }

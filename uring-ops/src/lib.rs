@@ -34,6 +34,8 @@
 mod addr;
 mod aligned;
 mod as_ring;
+#[cfg(feature = "async")]
+pub mod awaitable;
 mod buf;
 mod chain;
 mod completion;
@@ -52,11 +54,15 @@ mod push;
 mod raw;
 mod shared_buf;
 mod slab;
+#[cfg(feature = "async")]
+mod sync;
 mod uring;
 
 pub use addr::SockAddr;
 pub use aligned::{AlignedBuf, DioAlign, DioSource, DIO_FALLBACK_ALIGN};
 pub use as_ring::AsRing;
+#[cfg(feature = "async")]
+pub use awaitable::{LocalRing, SharedRing};
 pub use buf::{IoBuf, IoBufMut};
 pub use chain::{Chain, Linked, MAX_LINKS};
 #[doc(hidden)]

@@ -1,7 +1,8 @@
 //! `cargo xtask kernel-matrix`: the workspace's test binaries, booted under qemu on each kernel
 //! the project supports.
 //!
-//! 1. Builds the test binaries (`cargo test --workspace --no-run`, debug).
+//! 1. Builds the test binaries (`cargo test --workspace --no-run`, debug, with uring-ops'
+//!    async features so that its async tests run too).
 //! 2. Resolves each kernel from Debian's package lists (the candidate of `linux-image-amd64` in
 //!    the kernel's suite), downloads and unpacks it under `target/kernel-matrix/`, once per
 //!    version.
@@ -194,13 +195,15 @@ fn parse_args(args: &[String]) -> Result<Options> {
     })
 }
 
-/// `cargo test --workspace --no-run` (debug): the test executables it reports but xtask's, and
+/// `cargo test --workspace --no-run` (debug; with uring-ops' async features, whose tests are
+/// empty without them): the test executables it reports but xtask's, and
 /// the examples (which tests run, from `../examples/` beside their own executable).
 fn build_test_binaries(root: &Path) -> Result<(Vec<TestBinary>, Vec<PathBuf>)> {
     println!("building the test binaries (cargo test --workspace --no-run)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["test", "--workspace", "--no-run"])
+        .args(["--features", "uring-ops/tokio,uring-ops/async-io"])
         .arg("--message-format=json-render-diagnostics")
         .current_dir(root)
         .stderr(Stdio::inherit())

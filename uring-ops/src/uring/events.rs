@@ -134,6 +134,30 @@ impl Uring {
     }
 }
 
+/// For event loops that wait on the ring's fd (the async drivers).
+impl Uring {
+    /// Reaps what is ready, and first, if the kernel holds completions back (an overflowed CQ,
+    /// or task work it flagged with `IORING_SQ_TASKRUN`), enters the kernel without waiting to
+    /// bring them in. Returns how many CQEs were processed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Core`] with the kernel's errno (not for `EBUSY`/`EAGAIN`: a later call
+    /// retries).
+    #[cfg(feature = "async")]
+    pub(crate) fn reap_all(&mut self) -> Result<usize> {
+        let mut n = self.reap();
+        if self.ring.cq().kernel_has_more() {
+            match self.ring.cq().wait(0) {
+                Ok(_) | Err(uring_core::Error::Busy(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            n += self.reap();
+        }
+        Ok(n)
+    }
+}
+
 /// Multishot ops: reading their items while they stay in flight.
 impl Uring {
     /// Takes the items a multishot op has produced so far (after reaping what is ready),
