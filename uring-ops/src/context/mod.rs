@@ -64,7 +64,7 @@ use crate::op::{OpCheck, OpSet, Submit};
 use crate::push;
 use crate::slab::Slab;
 use crate::uring::{cancel_all, next_ring_id, Ticket, DROP_DRAIN_TIMEOUT, WAKE};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::AtomicBool;
@@ -77,40 +77,59 @@ use uring_core::{
 const BUSY_RETRIES: u32 = 16;
 
 thread_local! {
-    /// The ids of the contexts whose locks the thread holds through a [`Batch`] or a
-    /// [`crate::Completions`], one entry per hold (usually none or one).
-    static HELD: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// The id of a context whose locks the thread holds through a [`Batch`] or a
+    /// [`crate::Completions`] (0: none). Every call to a context checks it: a `Cell` without
+    /// drop glue costs a load.
+    static HELD: Cell<u64> = const { Cell::new(0) };
+    /// How many holds [`MORE_HELD`] lists: holds of other contexts while `HELD` is taken.
+    static MORE_COUNT: Cell<usize> = const { Cell::new(0) };
+    /// The ids of those further holds (rare: a thread holding two contexts at once).
+    static MORE_HELD: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A thread's hold of a context's locks, for as long as a [`Batch`] or a
 /// [`crate::Completions`] lives: calling the context again from that thread would deadlock,
 /// so the calls check it first ([`Context::check_process`]). Holds of several contexts may
-/// end in any order: each removes its own entry.
+/// end in any order: each clears its own record.
 #[derive(Debug)]
 pub(crate) struct Held {
     id: u64,
+    /// Recorded in `HELD` (else in `MORE_HELD`).
+    first: bool,
 }
 
 impl Held {
     pub(crate) fn enter(id: u64) -> Self {
-        HELD.with(|h| h.borrow_mut().push(id));
-        Held { id }
+        if HELD.with(Cell::get) == 0 {
+            HELD.with(|h| h.set(id));
+            return Held { id, first: true };
+        }
+        MORE_HELD.with(|m| m.borrow_mut().push(id));
+        MORE_COUNT.with(|n| n.set(n.get() + 1));
+        Held { id, first: false }
     }
 
     #[inline]
     fn by_this_thread(id: u64) -> bool {
-        HELD.with(|h| h.borrow().contains(&id))
+        HELD.with(Cell::get) == id
+            || (MORE_COUNT.with(Cell::get) > 0
+                && MORE_HELD.with(|m| m.borrow().contains(&id)))
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        HELD.with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some(i) = h.iter().rposition(|&x| x == self.id) {
-                h.swap_remove(i);
+        if self.first {
+            HELD.with(|h| h.set(0));
+            return;
+        }
+        MORE_HELD.with(|m| {
+            let mut m = m.borrow_mut();
+            if let Some(i) = m.iter().rposition(|&x| x == self.id) {
+                m.swap_remove(i);
             }
         });
+        MORE_COUNT.with(|n| n.set(n.get() - 1));
     }
 }
 
