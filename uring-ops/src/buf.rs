@@ -9,6 +9,10 @@
 /// value exists and is not accessed through `&mut` — in particular after the value is moved
 /// (heap memory, not memory inside the value). A registered buffer ([`IoBuf::FIXED`]) returns
 /// from [`IoBuf::fixed_index`] the index of the registration that covers that memory.
+///
+/// Dropping the buffer must not use the ring its op was pushed on: an op nobody redeems is
+/// dropped while the ring routes completions, under the locks of a [`crate::Context`] (a
+/// call back into it deadlocks or fails with [`crate::Error::Reentrant`]).
 pub unsafe trait IoBuf: Send + 'static {
     /// Whether the buffer is registered memory ([`crate::FixedBuf`]): ops then use their
     /// `_FIXED` opcode with its [`IoBuf::fixed_index`] (`Read<FixedBuf>` is `READ_FIXED`).

@@ -228,6 +228,18 @@ fn tokio_reactor_outside_a_runtime_is_an_error() {
     block_on_local_thread_driver(&ring);
 }
 
+#[test]
+fn tokio_reactor_in_a_runtime_without_io_is_an_error() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ring = LocalRing::new(8).unwrap();
+    // Tokio's registration panics there; the driver refuses with an error instead.
+    let e = rt.block_on(async { ring.driver::<Tokio>().expect_err("no I/O driver") });
+    assert!(e.to_string().contains("enable_io"), "{e}");
+    block_on_local_thread_driver(&ring);
+}
+
 fn block_on_local_thread_driver(ring: &LocalRing) {
     let ex = smol::LocalExecutor::new();
     smol::future::block_on(ex.run(async {

@@ -1,5 +1,8 @@
-//! loom models of the async layer's waker hand-offs (`src/awaitable/waiters.rs`), on the
-//! code itself: under `cfg(uring_ops_loom)` its atomics and locks are loom's.
+//! loom models of the async layer's waker hand-offs (`src/awaitable/waiters.rs`). The first
+//! runs the library's `Notify` itself (under `cfg(uring_ops_loom)` its atomics are loom's);
+//! the second runs the library's `Waiters` table (`set`, `take`) inside a model of the
+//! protocol around it (a future's check-then-store and the driver's mark-then-take, written
+//! here after `SharedRing`'s code, not that code itself).
 //!
 //! Run (release mode, bounded preemptions, a separate target directory):
 //!

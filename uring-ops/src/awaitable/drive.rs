@@ -321,17 +321,23 @@ pub struct Tokio {
 #[cfg(feature = "tokio")]
 impl Reactor for Tokio {
     unsafe fn new(fd: RawFd) -> io::Result<Self> {
-        // Registration panics outside a runtime: refuse with an error instead.
+        // Registration panics outside a runtime, and in a runtime built without I/O: refuse
+        // with an error instead.
         tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
-        // SAFETY: `fd` stays open, naming the same file, while the `AsyncFd` lives (`new`'s
-        // contract), and `RingFd::as_raw_fd` always returns it.
-        let fd = unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(
-                RingFd(fd),
-                tokio::io::Interest::READABLE,
-            )
-        }
-        .map_err(|e| e.into_parts().1)?;
+        let registered = std::panic::catch_unwind(|| {
+            // SAFETY: `fd` stays open, naming the same file, while the `AsyncFd` lives
+            // (`new`'s contract), and `RingFd::as_raw_fd` always returns it.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    RingFd(fd),
+                    tokio::io::Interest::READABLE,
+                )
+            }
+        })
+        .map_err(|_| {
+            io::Error::other("the tokio runtime has no I/O driver (build it with enable_io)")
+        })?;
+        let fd = registered.map_err(|e| e.into_parts().1)?;
         Ok(Tokio { fd })
     }
 

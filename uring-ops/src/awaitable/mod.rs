@@ -24,6 +24,26 @@
 //! completion arrives. `mem::forget` of a future leaves the op in the ring until the ring is
 //! dropped (which cancels it and waits for it, as a [`crate::Uring`] does).
 //!
+//! The cancel is a request: the op may still complete (the kernel may have started it, or
+//! finish it before the cancel is seen). A dropped read may so have consumed data, which is
+//! dropped with its buffer; a dropped write may still land. Racing a read of a stream against
+//! a timer in a loop (`select!`, `timeout`) can therefore lose data: keep the read's future
+//! across iterations instead of dropping it.
+//!
+//! # When the driver ends
+//!
+//! The futures of a ring resolve only while its driver runs. If the driver ends — it returned
+//! an error, it panicked (a panic in the `Drop` of an op it disposes of unwinds through it),
+//! or its task was aborted — the futures wait, pending, until another driver is spawned for
+//! the ring, which picks them up. Handle the driver's result: log it and spawn a new driver,
+//! or shut down. (A future of a forked child's copy of a ring never resolves either.)
+//!
+//! # Re-entrancy
+//!
+//! An op nobody redeems (its future was dropped) is dropped by the driver as its completion
+//! arrives, under the ring's locks on a [`crate::SharedRing`]: its `Drop` (a buffer type of
+//! your own, with an `unsafe impl IoBuf`) must not use the same ring (see [`crate::IoBuf`]).
+//!
 //! # Implementation notes
 //!
 //! The futures use the ring's public completion path: an op is pushed with a tag

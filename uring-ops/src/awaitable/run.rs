@@ -19,8 +19,13 @@ use std::task::{Context, Poll};
 ///
 /// The op is pushed at the first poll. Dropping the future before the op completes detaches
 /// it: it stays in the ring until its completion (the kernel is asked to cancel it), and is
-/// dropped then; nothing the kernel may touch is freed before. `mem::forget` leaves the op in
-/// the ring until the ring is dropped.
+/// dropped then; nothing the kernel may touch is freed before (the op may still complete:
+/// see "Dropping a future" in the module docs). `mem::forget` leaves the op in the ring until
+/// the ring is dropped.
+///
+/// # Panics
+///
+/// Polled again after it resolved (as most futures do).
 #[must_use = "a future does nothing unless polled: the op is pushed at its first poll"]
 pub struct Run<'a, G: AsyncRing, T: Submit> {
     ring: &'a G,

@@ -271,8 +271,11 @@ impl AsyncRing for SharedRing {
             flush_cancels(&mut cancels, |c| ctx.push(c).map(|t| ctx.detach(t)));
             if !cancels.is_empty() {
                 lock(&self.inner.turn).cancels.append(&mut cancels);
-                self.inner.notify.notify();
             }
+            // Always: a push that met a full CQ reaps (records queued, CQ emptied) while the
+            // driver's own reap may have found the CQ taken, so the reactor may see nothing
+            // new; the driver must look at the records.
+            self.inner.notify.notify();
         }
     }
 

@@ -27,9 +27,10 @@
 //! to come); either way a poll of the driver follows whose clear reads the push's swap or a
 //! later one, and so sees what the push queued.
 //!
-//! Both are modelled with loom in `tests/loom.rs` (a push against the driver's polls; a
-//! future's check-and-store against the driver's mark-and-take), on the code here: under
-//! `cfg(uring_ops_loom)` the atomics and locks are loom's (`crate::sync`).
+//! Both are modelled with loom in `tests/loom.rs` (a push against the driver's polls, on
+//! `Notify` itself; a future's check-and-store against the driver's mark-and-take, on
+//! `Waiters` inside a copy of the protocol around it): under `cfg(uring_ops_loom)` the
+//! atomics and locks here are loom's (`crate::sync`).
 
 use crate::slab::slot_index;
 use crate::sync::{lock, AtomicBool, Mutex, Ordering};

@@ -112,8 +112,7 @@ impl Held {
     #[inline]
     fn by_this_thread(id: u64) -> bool {
         HELD.with(Cell::get) == id
-            || (MORE_COUNT.with(Cell::get) > 0
-                && MORE_HELD.with(|m| m.borrow().contains(&id)))
+            || (MORE_COUNT.with(Cell::get) > 0 && MORE_HELD.with(|m| m.borrow().contains(&id)))
     }
 }
 
