@@ -65,9 +65,10 @@ pub(crate) fn probe(ring: &Ring<Kernel>) -> Result<OpSet> {
 /// owns, in the ring until the ring is dropped; [`Uring::detach`] ([`crate::Context::detach`]) frees it at completion
 /// instead. The key carries the ring's id (64-bit, never reused) and the slot's index and
 /// generation. Tickets are neither `Clone` nor constructible outside this crate, and redeeming
-/// or detaching one consumes it; since a slot is only freed through its ticket, the slot a
-/// ticket names holds that ticket's op for as long as the ticket exists, so a ticket can never
-/// redeem another op.
+/// or detaching one consumes it. A slot is freed through its ticket or, for a tagged
+/// submission, its completion record ([`Uring::take`]); the generation then moves on, and a
+/// slot whose generation would wrap is retired, never reused, so a ticket never names another
+/// op: it redeems its own, or nothing ([`Error::UnknownTicket`]).
 #[must_use = "an op's result and buffers come back only through its ticket (or detach it)"]
 pub struct Ticket<T> {
     /// The slot's key: generation and index, as in the user data of the op's first SQE.
@@ -114,7 +115,8 @@ impl<T> Ticket<T> {
 /// positions and keys are the parent's: used, its completions would be taken for the parent's
 /// ops. So at the fork the child's view of the ring memory becomes a private copy, and every
 /// step that would reach the kernel is refused with [`uring_core::Error::ForkedChild`]
-/// (`EPERM`, as [`Error::Core`]): [`Uring::submit`], the waits, [`crate::FixedBufs::register`];
+/// (`EPERM`, as [`Error::Core`]): [`Uring::submit`], the waits, registration
+/// ([`Uring::register`], [`crate::FixedBufs::register`]);
 /// [`Uring::cancel_all`] cancels nothing. [`Uring::push`] checks nothing (it is the hot path):
 /// in a child it queues the op in the child's copy, where it never reaches the kernel, and the
 /// next submit or wait fails. Dropping the ring in the child cancels nothing and waits
