@@ -227,9 +227,15 @@ fn a_slot_freed_by_record_at_the_last_generation_is_retired() {
         "untyped: refused by record"
     );
     assert!(slab.detach::<Single<Nop>>(old));
-    for _ in 0..2 * CHUNK {
-        let (k, _) = slab.insert(Nop::new().into_entry()).ok().unwrap();
-        assert_ne!(slot_index(k), slot_index(key));
+    // Every other slot of its chunk and of a new one is handed out; it is not.
+    let keys: Vec<u64> = (0..2 * CHUNK)
+        .map(|_| slab.insert(Nop::new().into_entry()).ok().unwrap().0)
+        .collect();
+    assert!(keys.iter().all(|&k| slot_index(k) != slot_index(key)));
+    // Finished and taken, so that the slab frees its chunks when dropped.
+    for k in keys {
+        assert_eq!(slab.complete(k, 0, 0), Completed::Done);
+        assert_eq!(slab.take::<Single<Nop>>(k).ok().unwrap().unwrap(), 0);
     }
 }
 
