@@ -191,9 +191,9 @@ unsafe impl Send for AlignedBuf {}
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
-    /// The largest alignment [`AlignedBuf::new`] takes: 1 GiB, the largest huge page (no file
-    /// system asks for more than a page).
-    pub const MAX_ALIGN: usize = 1 << 30;
+    /// The largest alignment [`AlignedBuf::new`] takes: 2 MiB, a huge page (no file system
+    /// asks for more than a page).
+    pub const MAX_ALIGN: usize = 1 << 21;
 
     /// An empty buffer (length 0) of `capacity` zeroed bytes whose start is a multiple of
     /// `align`.

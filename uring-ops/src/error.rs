@@ -215,7 +215,7 @@ pub enum Error {
     },
     /// A buffer alignment that is not a power of two (0 included), or above
     /// [`crate::AlignedBuf::MAX_ALIGN`] ([`crate::AlignedBuf::new`]). `EINVAL`.
-    #[error("alignment {align} is not a power of two of at most 1 GiB")]
+    #[error("alignment {align} is not a power of two of at most 2 MiB")]
     BadAlignment {
         /// The alignment given.
         align: usize,
