@@ -25,7 +25,9 @@
 //! reference to the chunk, so that the addresses kept in the free list and the table stay
 //! valid while other slots of the chunk are used.
 
+mod checked;
 mod key;
+mod records;
 mod storage;
 mod vacant;
 
@@ -37,8 +39,6 @@ mod tests;
 pub(crate) use key::{is_internal, key_of, slot_index, INTERNAL_INDEX, MAX_ENTRIES, SUB_BITS};
 pub(crate) use vacant::Vacant;
 
-use crate::completion::Completion;
-use crate::error::Error;
 use crate::op::{Entry, Progress};
 use crate::uring::WAKE;
 use key::*;
@@ -65,7 +65,7 @@ pub(crate) struct Slab {
     to_cancel: Vec<u64>,
     /// The records of tagged entries' completions, oldest first, until handed out
     /// ([`Slab::next_completion`]). Reused: it allocates only to grow.
-    done: Records,
+    done: records::Records,
     /// The id of the ring the slab belongs to, which its records carry.
     ring: u64,
     /// Completions with the user data [`WAKE`] seen (wrapping): a context's wake-ups.
@@ -97,48 +97,6 @@ pub(crate) enum Completed {
     Freed,
     /// No live entry has this key.
     Stale,
-}
-
-/// The completion records not handed out yet, oldest first: a `Vec` read from `head` on, emptied
-/// (keeping its memory) when the last is read. Cheaper per record than a `VecDeque`, whose
-/// indices wrap; records are handed out soon after they are queued, so the queue rarely grows
-/// past a batch.
-#[derive(Default)]
-struct Records {
-    queue: Vec<Completion>,
-    head: usize,
-}
-
-impl Records {
-    #[inline]
-    fn push(&mut self, c: Completion) {
-        self.queue.push(c);
-    }
-
-    #[inline]
-    fn pop(&mut self) -> Option<Completion> {
-        let c = *self.queue.get(self.head)?;
-        self.head += 1;
-        if self.head == self.queue.len() {
-            self.queue.clear();
-            self.head = 0;
-        }
-        Some(c)
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        self.queue.len() - self.head
-    }
-
-    /// Moves every record to the end of `into`; returns how many.
-    fn move_into(&mut self, into: &mut Vec<Completion>) -> usize {
-        let n = self.len();
-        into.extend_from_slice(&self.queue[self.head..]);
-        self.queue.clear();
-        self.head = 0;
-        n
-    }
 }
 
 /// Moves the `E` out of a live slot keyed `key`; the caller frees the slot at once
@@ -195,7 +153,7 @@ impl Slab {
             in_flight: 0,
             max_chunks: MAX_CHUNKS,
             to_cancel: Vec::new(),
-            done: Records::default(),
+            done: records::Records::default(),
             ring,
             wakes: 0,
         }
@@ -207,34 +165,10 @@ impl Slab {
         self.ring
     }
 
-    /// The oldest completion record not handed out yet.
-    #[inline]
-    pub(crate) fn next_completion(&mut self) -> Option<Completion> {
-        self.done.pop()
-    }
-
-    /// How many completion records wait to be handed out.
-    #[inline]
-    pub(crate) fn completions_queued(&self) -> usize {
-        self.done.len()
-    }
-
-    /// Moves every queued record to the end of `into`. Returns how many.
-    pub(crate) fn move_completions(&mut self, into: &mut Vec<Completion>) -> usize {
-        self.done.move_into(into)
-    }
-
     /// Wake-up completions ([`WAKE`]) seen so far (wrapping).
     #[inline]
     pub(crate) fn wakes(&self) -> u64 {
         self.wakes
-    }
-
-    /// Queues the record of a tagged entry's completion.
-    #[inline]
-    fn record(&mut self, key: u64, tag: u64, res: i32, flags: u32, item: Option<u32>) {
-        self.done
-            .push(Completion::new(self.ring, key, tag, res, flags, item));
     }
 
     /// Whether SQEs wait to be cancelled ([`Slab::take_links_to_cancel`]).
@@ -420,8 +354,7 @@ impl Slab {
                     // SAFETY: the slot held a tagged entry in flight (`QUIET` clear): its
                     // link is the tag.
                     let tag = unsafe { slot.link.tag };
-                    self.done
-                        .push(Completion::new(self.ring, ud, tag, res, flags, None));
+                    self.record(ud, tag, res, flags, None);
                     continue;
                 }
             }
@@ -611,85 +544,6 @@ impl Slab {
         // SAFETY: the slot is live and holds an `E` (the key's invariant), not otherwise
         // borrowed.
         Some(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
-    }
-
-    /// The slot of live key `key` (in flight or finished, not detached) if it surely holds an
-    /// `E`: for keys that come with no proof of their type (a completion record, which the
-    /// caller may have altered, or taken to another ring).
-    fn checked_slot<E: Entry>(&mut self, key: u64) -> Result<&mut Slot, Error> {
-        if !self.is_live(key) {
-            return Err(Error::UnknownTicket);
-        }
-        // SAFETY: a slot of a live chunk (`is_live` found it); `&mut self` excludes every
-        // other access to it.
-        let slot = unsafe { &mut *self.slot_ptr(key).ok_or(Error::UnknownTicket)? };
-        if !surely_holds::<E>(slot) {
-            return Err(wrong_type::<E>(slot));
-        }
-        Ok(slot)
-    }
-
-    /// Takes the finished entry keyed `key` if it is an `E` (checked at run time, so `key` may
-    /// come from anywhere).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownTicket`] if `key` names no live entry; [`Error::NotFinished`] if it is
-    /// in flight; [`Error::WrongType`] if it is not an `E` (or may not be: one recorded
-    /// without its type, which only untagged entries are).
-    #[inline]
-    pub(crate) fn take_checked<E: Entry>(&mut self, key: u64) -> Result<E::Output, Error> {
-        // The common case in one compare of the tag and one of the vtable: a finished entry
-        // of type `E` keyed exactly `key` (with no SQE number or state bits, which would make
-        // the sum name another tag).
-        if let Some(p) = self.slot_ptr(key) {
-            // SAFETY: a slot of a live chunk (bounds-checked); `&mut self` excludes every
-            // other access to it.
-            let slot = unsafe { &mut *p };
-            if key_of(key) == key
-                && slot.tag
-                    == key.wrapping_add(QUIET | if E::SINGLE { SINGLE | DONE } else { DONE })
-                && is_vtable_of::<E>(slot)
-            {
-                let (e, res, flags) = read_out_slot::<E>(slot, key);
-                self.release(p, slot, key);
-                return Ok(if E::SINGLE {
-                    e.finish_with(res, flags)
-                } else {
-                    e.finish()
-                });
-            }
-        }
-        self.take_checked_slow::<E>(key)
-    }
-
-    /// [`Slab::take_checked`] for every case but the common one: the errors, and a type told
-    /// by its `TypeId` (the vtable's address may differ between codegen units).
-    #[inline(never)]
-    fn take_checked_slow<E: Entry>(&mut self, key: u64) -> Result<E::Output, Error> {
-        let slot = self.checked_slot::<E>(key)?;
-        if slot.tag & STATE_MASK != DONE {
-            return Err(Error::NotFinished);
-        }
-        // SAFETY: the key is this slab's (it names a live slot, found above with the bounds
-        // check), and the slot holds an `E` (checked), which is what `take_issued` relies on.
-        match unsafe { self.take_issued::<E>(key) } {
-            Ok(out) => Ok(out),
-            Err(_) => unreachable!("a finished entry of the right type is taken"),
-        }
-    }
-
-    /// The live entry (in flight or finished, not detached) keyed `key`, if it is an `E`
-    /// (checked at run time; as for [`Slab::get_mut`], the kernel may still use an in-flight
-    /// entry's owned memory).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownTicket`] or [`Error::WrongType`], as for [`Slab::take_checked`].
-    pub(crate) fn get_checked<E: Entry>(&mut self, key: u64) -> Result<&mut E, Error> {
-        let slot = self.checked_slot::<E>(key)?;
-        // SAFETY: the slot is live and holds an `E` (checked), not otherwise borrowed.
-        Ok(unsafe { &mut *entry_ptr::<E>(&mut slot.storage) })
     }
 
     /// Gives up on redeeming `key` (an `E`): a finished entry is discarded
